@@ -1,0 +1,89 @@
+"""Argument checks shared by every layer: each names the argument, what was expected and what came.
+
+Never `assert` on user input (python -O strips asserts); raise TypeError for a wrong kind of
+value and ValueError for a wrong value or shape.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import Tensor
+
+BACKENDS = ("auto", "native", "reference", "compiled")
+
+
+def check_positive_int(owner: str, name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an int; got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive integer; got {value}")
+
+
+def check_bool(owner: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"{owner}: {name} must be True or False; got {type(value).__name__} {value!r}"
+        )
+
+
+def check_dropout(owner: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(
+            f"{owner}: dropout must be a probability in [0, 1] (the chance of zeroing an element "
+            f"between layers); got {value!r}"
+        )
+
+
+def check_proj_size(owner: str, proj_size, hidden_size: int) -> None:
+    if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+        raise TypeError(f"{owner}: proj_size must be an int; got {type(proj_size).__name__}")
+    if proj_size < 0 or proj_size >= hidden_size:
+        raise ValueError(
+            f"{owner}: proj_size must be 0 (no projection) or in 1..hidden_size-1 = "
+            f"1..{hidden_size - 1}; got proj_size={proj_size} with hidden_size={hidden_size}"
+        )
+
+
+def check_backend(owner: str, backend) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"{owner}: backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
+        )
+    if backend == "compiled":
+        raise NotImplementedError(
+            f"{owner}: backend='compiled' (fused CPU kernels) is not built yet; it arrives with "
+            "the compiled-kernels issue. Use backend='auto', 'native' or 'reference'."
+        )
+    return backend
+
+
+def describe(value) -> str:
+    """A short description of a value for error messages: type, and shape for tensors."""
+    if isinstance(value, Tensor):
+        return f"Tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def check_tensor_matches(owner: str, name: str, tensor: Tensor, reference: Tensor) -> None:
+    """`tensor` must share dtype and device with the layer's weights (`reference`)."""
+    if tensor.dtype != reference.dtype:
+        raise ValueError(
+            f"{owner}: {name} has dtype {tensor.dtype} but the layer's weights are "
+            f"{reference.dtype}; convert with {name}.to({reference.dtype}) or the layer with "
+            f".to({tensor.dtype})"
+        )
+    if tensor.device != reference.device:
+        raise ValueError(
+            f"{owner}: {name} is on device {tensor.device} but the layer's weights are on "
+            f"{reference.device}; move one of them with .to(device)"
+        )
+
+
+def check_floating(owner: str, name: str, tensor: Tensor) -> None:
+    if not torch.is_floating_point(tensor):
+        raise TypeError(
+            f"{owner}: {name} must be a floating-point tensor; got dtype {tensor.dtype} "
+            f"(convert with {name}.float())"
+        )

@@ -1,0 +1,194 @@
+"""Normalizing a layer call once, for every layer and backend.
+
+A recurrent layer can be called with a padded batch (T, B, I) or (B, T, I) with batch_first, an
+unbatched sequence (T, I), or a PackedSequence, and with or without initial states. `check_call`
+validates all of it with one-line messages; `to_packed_layout` turns it into the engine's single
+layout (packed data + batch sizes, states sorted like the data); `from_packed_layout` turns the
+engine's results back into what torch.nn would return for the same call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
+from ._checks import check_floating, check_tensor_matches, describe
+
+
+class LayerSpec(Protocol):
+    """What the plumbing needs to know about a layer."""
+
+    input_size: int
+    num_layers: int
+    batch_first: bool
+    bidirectional: bool
+
+    @property
+    def state_names(self) -> tuple[str, ...]: ...  # ("h_0",), ("h_0", "c_0"), ("y_0",)
+
+    def state_sizes(self) -> tuple[int, ...]: ...  # feature width of each state
+
+    def reference_weight(self) -> Tensor: ...  # any weight: its dtype and device rule the call
+
+
+@dataclass
+class Call:
+    """One normalized call: the input in packed layout and how to give results back."""
+
+    data: Tensor  # (N, I) packed layout
+    batch_sizes: tuple[int, ...]  # (T,) rows active per step, non-increasing
+    states: tuple[Tensor, ...]  # each (L * D, B, width), rows in the data's (sorted) order
+    packed: PackedSequence | None  # the original PackedSequence, if one came
+    unbatched: bool
+    batch_first: bool
+    batch: int
+
+
+def _owner(layer) -> str:
+    return type(layer).__name__
+
+
+def _hx_tuple(layer: LayerSpec, hx) -> tuple[Tensor, ...] | None:
+    """hx as a tuple of tensors, checked for kind: a tuple for multi-state layers, else a tensor."""
+    if hx is None:
+        return None
+    names = layer.state_names
+    if len(names) == 1:
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"{_owner(layer)}: hx must be a Tensor {names[0]}; got {describe(hx)}")
+        return (hx,)
+    if (
+        not isinstance(hx, tuple | list)
+        or len(hx) != len(names)
+        or not all(isinstance(h, Tensor) for h in hx)
+    ):
+        raise TypeError(
+            f"{_owner(layer)}: hx must be a tuple ({', '.join(names)}) of {len(names)} tensors; "
+            f"got {describe(hx) if not isinstance(hx, tuple | list) else [describe(h) for h in hx]}"
+        )
+    return tuple(hx)
+
+
+def check_call(layer: LayerSpec, input, hx) -> None:
+    """Validate a layer call; raises TypeError/ValueError naming the argument and the fix."""
+    owner = _owner(layer)
+    weight = layer.reference_weight()
+    states = _hx_tuple(layer, hx)
+    if isinstance(input, PackedSequence):
+        data, batch_sizes = input.data, input.batch_sizes
+        if data.dim() != 2:
+            raise ValueError(
+                f"{owner}: PackedSequence data must be 2-D (N, input_size); got shape "
+                f"{tuple(data.shape)}"
+            )
+        sizes = batch_sizes.tolist()
+        if any(b < a for a, b in zip(sizes[1:], sizes, strict=False)):
+            raise ValueError(
+                f"{owner}: PackedSequence batch_sizes must be non-increasing (sequences sorted "
+                f"longest first); got {sizes}. Build it with pack_padded_sequence(..., "
+                "enforce_sorted=False) to sort unsorted lengths"
+            )
+        batch = sizes[0] if sizes else 0
+        unbatched = False
+        time_steps = len(sizes)
+        shape_note = "PackedSequence data (N, input_size)"
+    elif isinstance(input, Tensor):
+        data = input
+        layout = "(B, T, input_size)" if layer.batch_first else "(T, B, input_size)"
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{owner}: input must be 3-D {layout} or 2-D (T, input_size) unbatched; got "
+                f"{input.dim()}-D shape {tuple(input.shape)}"
+            )
+        unbatched = input.dim() == 2
+        if unbatched:
+            batch, time_steps = 1, input.shape[0]
+        elif layer.batch_first:
+            batch, time_steps = input.shape[0], input.shape[1]
+        else:
+            time_steps, batch = input.shape[0], input.shape[1]
+        shape_note = layout
+    else:
+        raise TypeError(f"{owner}: input must be a Tensor or PackedSequence; got {describe(input)}")
+
+    check_floating(owner, "input", data)
+    if data.shape[-1] != layer.input_size:
+        raise ValueError(
+            f"{owner}: input's last dimension must equal input_size={layer.input_size}; got "
+            f"{data.shape[-1]} (input shape {tuple(data.shape)}, expected {shape_note})"
+        )
+    if time_steps == 0:
+        raise ValueError(
+            f"{owner}: input has zero time steps (shape {tuple(data.shape)}); every sequence "
+            "needs at least one step"
+        )
+    check_tensor_matches(owner, "input", data, weight)
+
+    if states is None:
+        return
+    layers_dirs = layer.num_layers * (2 if layer.bidirectional else 1)
+    for name, state, width in zip(layer.state_names, states, layer.state_sizes(), strict=True):
+        expected = (layers_dirs, width) if unbatched else (layers_dirs, batch, width)
+        if tuple(state.shape) != expected:
+            form = "(num_layers * num_directions, " + ("" if unbatched else "batch, ")
+            raise ValueError(
+                f"{owner}: {name} must have shape {expected} = {form}{_WIDTH_NAMES[name]}) for "
+                f"this input; got {tuple(state.shape)}"
+            )
+        check_tensor_matches(owner, name, state, weight)
+
+
+_WIDTH_NAMES = {"h_0": "hidden width", "c_0": "hidden_size", "y_0": "output_size"}
+
+
+def to_packed_layout(layer: LayerSpec, input, hx) -> Call:
+    """The checked call in the engine's layout. Call `check_call` first."""
+    states = _hx_tuple(layer, hx)
+    packed = input if isinstance(input, PackedSequence) else None
+    unbatched = packed is None and input.dim() == 2
+    if packed is not None:
+        data, batch_sizes = packed.data, tuple(packed.batch_sizes.tolist())
+        batch = batch_sizes[0]
+    else:
+        x = input.unsqueeze(1) if unbatched else input
+        if layer.batch_first and not unbatched:
+            x = x.transpose(0, 1)
+        T, batch = x.shape[0], x.shape[1]
+        data = x.reshape(T * batch, x.shape[2])  # (T * B, I)
+        batch_sizes = (batch,) * T
+
+    if states is None:
+        layers_dirs = layer.num_layers * (2 if layer.bidirectional else 1)
+        states = tuple(data.new_zeros((layers_dirs, batch, width)) for width in layer.state_sizes())
+    else:
+        if unbatched:
+            states = tuple(s.unsqueeze(1) for s in states)
+        if packed is not None and packed.sorted_indices is not None:
+            # Each row of hx belongs to the sequence the caller put there; the data is sorted.
+            states = tuple(s.index_select(1, packed.sorted_indices) for s in states)
+    return Call(data, batch_sizes, states, packed, unbatched, layer.batch_first, batch)
+
+
+def from_packed_layout(call: Call, output: Tensor, finals: tuple[Tensor, ...]):
+    """(output, finals) in the caller's layout: PackedSequence, padded or unbatched."""
+    if call.packed is not None:
+        packed = call.packed
+        out = PackedSequence(
+            output, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        )
+        if packed.unsorted_indices is not None:
+            finals = tuple(f.index_select(1, packed.unsorted_indices) for f in finals)
+        return out, finals
+    T = len(call.batch_sizes)
+    out = output.view(T, call.batch, output.shape[-1])  # (T, B, D * R)
+    if call.unbatched:
+        return out.squeeze(1), tuple(f.squeeze(1) for f in finals)
+    if call.batch_first:
+        out = out.transpose(0, 1)  # (B, T, D * R)
+    return out, finals
+
+
+__all__ = ["Call", "LayerSpec", "check_call", "from_packed_layout", "to_packed_layout"]

@@ -1,0 +1,39 @@
+"""Elman cell (seeds 000, 001, 003): the hidden state is fed back.
+
+    h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   f in {tanh, relu}
+
+Parameter layout (torch.nn.RNN's): weight_ih (H, I), weight_hh (H, H), bias_ih (H), bias_hh (H).
+Backward, from the saved output h_t (seed 003's rnn_cell_backward):
+
+    dL/da_t = dL/dh_t * f'(a_t),  with tanh' = 1 - h_t², relu' = [h_t > 0]
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..activations import get_activation
+from .base import Cell, StepBackward, StepForward
+
+__all__ = ["ElmanCell"]
+
+
+class ElmanCell(Cell):
+    num_gates = 1
+
+    def __init__(self, nonlinearity: str = "tanh") -> None:
+        self.activation = get_activation(nonlinearity, allowed=("tanh", "relu"))
+
+    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev) -> StepForward:
+        h = self.activation.forward(gates)  # (n, H)
+        return h, (), h
+
+    def step_backward(
+        self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
+    ) -> StepBackward:
+        h = saved
+        grad_gates_out.copy_(self.activation.backward(grad_m, h))
+        return None, ()
+
+    def extra_repr(self) -> str:
+        return f"nonlinearity={self.activation.name!r}"

@@ -1,0 +1,33 @@
+"""Jordan cell (seed 002): the network's output, not its hidden state, is fed back.
+
+    h_t = f(W_x x_t + W_r y_{t-1} + b)
+    y_t = g(W_y h_t + b_y),        y_0 = 0 unless given
+
+The hidden step is an Elman step whose recurrent input is y; the output layer is the engine's
+output projection, so the recurrent vector r is y (width O) and nothing else is carried.
+Parameter layout (rnnkit.JordanRNN): weight_ih (H, I) = W_x, weight_yh (H, O) = W_r,
+bias_h (H) = b, weight_hy (O, H) = W_y, bias_y (O) = b_y.
+"""
+
+from __future__ import annotations
+
+from ..activations import get_activation
+from .elman import ElmanCell
+
+__all__ = ["JordanCell"]
+
+
+class JordanCell(ElmanCell):
+    def __init__(self, nonlinearity: str = "tanh", output_nonlinearity: str = "tanh") -> None:
+        super().__init__(nonlinearity)
+        self.output_activation = get_activation(
+            output_nonlinearity,
+            argument="output_nonlinearity",
+            allowed=("tanh", "relu", "sigmoid", "identity"),
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"nonlinearity={self.activation.name!r}, "
+            f"output_nonlinearity={self.output_activation.name!r}"
+        )

@@ -1,0 +1,219 @@
+"""The reference engine: runs any cell over a sequence in plain torch ops, forward and backward.
+
+One call sweeps one layer in one direction. The sequence arrives in packed layout, as torch's
+PackedSequence holds it: `data` (N, I) is the time steps one after another, step t holding the
+first `batch_sizes[t]` rows of the batch (sequences sorted longest first), N = sum(batch_sizes).
+A padded batch is the special case batch_sizes = [B] * T, so one code path serves both.
+
+Rows that are not active at a step keep their state untouched. Forward in time, a sequence's
+state therefore stops changing after its last step, which makes the buffer's final contents the
+final states torch returns; in reverse, a sequence starts from its initial state at its own last
+step, because its row is not touched before then.
+
+The forward pass hoists the input projection out of the loop (one GEMM), the backward pass
+sweeps through time with the cells' hand-derived step backward and forms every weight gradient
+as one GEMM after the sweep. No autograd runs inside; the whole sweep is one
+torch.autograd.Function so autograd composes with everything around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..cells.base import Cell
+
+__all__ = ["SweepSpec", "sweep"]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep needs besides tensors: the cell, the time layout and the direction."""
+
+    cell: Cell
+    batch_sizes: tuple[int, ...]
+    reverse: bool = False
+
+    def steps(self) -> list[tuple[int, int]]:
+        """(row offset, active rows) per time step, in the order the forward pass visits them."""
+        offsets, start = [], 0
+        for n in self.batch_sizes:
+            offsets.append((start, n))
+            start += n
+        return offsets[::-1] if self.reverse else offsets
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+
+
+def _merge_rows(new: Tensor, old: Tensor, n: int, batch: int) -> Tensor:
+    """The state after a step where only the first n of `batch` rows were active."""
+    return new if n == batch else torch.cat((new, old[n:]))
+
+
+class _Sweep(torch.autograd.Function):
+    """Forward: (data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
+    (outputs (N, R), r_final (B, R), *carried_final). Absent biases and projection are None."""
+
+    @staticmethod
+    def forward(ctx, spec: SweepSpec, data, r0, *rest):
+        cell = spec.cell
+        k = cell.num_carried
+        carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k:]
+        separate = cell.separate_hidden
+        projection = cell.output_activation
+
+        # Input projection for all steps at once; b_hh joins it unless the cell needs gh alone.
+        input_bias = b_ih
+        if not separate and b_hh is not None:
+            input_bias = b_hh if b_ih is None else b_ih + b_hh
+        gates_all = _linear(data, w_ih, input_bias)  # (N, G)
+
+        N, B = data.shape[0], r0.shape[0]
+        # States are replaced, never written in place: cells keep views of them for backward.
+        r, carried = r0, tuple(carried0)
+        outputs = data.new_empty((N, r0.shape[1]))  # (N, R)
+        r_prev_all = data.new_empty((N, r0.shape[1]))  # (N, R) r_{t-1} per active row
+        m_all = data.new_empty((N, w_out.shape[1])) if projection else None  # (N, H)
+        saved = []
+        for start, n in spec.steps():
+            rows = slice(start, start + n)
+            r_prev = r[:n]
+            r_prev_all[rows] = r_prev
+            if separate:
+                gates = gates_all[rows]
+                hidden_gates = _linear(r_prev, w_hh, b_hh)  # (n, G)
+            else:
+                gates = torch.addmm(gates_all[rows], r_prev, w_hh.t())  # (n, G)
+                hidden_gates = None
+            m, new_carried, step_saved = cell.step(
+                gates, hidden_gates, r_prev, tuple(c[:n] for c in carried)
+            )
+            saved.append(step_saved)
+            if projection:
+                m_all[rows] = m
+                out = projection.forward(_linear(m, w_out, b_out))
+            else:
+                out = m
+            outputs[rows] = out
+            r = _merge_rows(out, r, n, B)
+            carried = tuple(
+                _merge_rows(c, old, n, B) for c, old in zip(new_carried, carried, strict=True)
+            )
+
+        ctx.spec = spec
+        ctx.carried_shapes = [c.shape for c in carried0]
+        ctx.r0_shape = r0.shape
+        ctx.step_saved = saved
+        ctx.save_for_backward(
+            data, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out
+        )
+        # Copies: the finals may be views of what backward reads, and callers may edit them.
+        return (outputs, r.clone(), *(c.clone() for c in carried))
+
+    @staticmethod
+    def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "rnnkit's reference engine does not support double backward "
+                "(create_graph=True through a recurrent layer); use backend='native' for "
+                "second derivatives of RNN, LSTM and GRU"
+            )
+        spec: SweepSpec = ctx.spec
+        cell = spec.cell
+        data, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out = ctx.saved_tensors
+        separate = cell.separate_hidden
+        projection = cell.output_activation
+        N = data.shape[0]
+
+        if grad_outputs is None:
+            grad_outputs = torch.zeros_like(outputs)
+        if grad_r_final is not None:
+            grad_r = grad_r_final.clone()
+        else:
+            grad_r = outputs.new_zeros(ctx.r0_shape)
+        grad_carried = [
+            g.clone() if g is not None else outputs.new_zeros(shape)
+            for g, shape in zip(grad_carried_final, ctx.carried_shapes, strict=True)
+        ]
+
+        G = w_ih.shape[0]
+        grad_gates_all = data.new_empty((N, G))  # dL/dgi for every step
+        grad_hidden_all = data.new_empty((N, G)) if separate else None  # dL/dgh (GRU)
+        grad_pre_out_all = data.new_empty((N, w_out.shape[0])) if projection else None
+
+        for (start, n), step_saved in zip(
+            reversed(spec.steps()), reversed(ctx.step_saved), strict=True
+        ):
+            rows = slice(start, start + n)
+            grad_out = grad_outputs[rows] + grad_r[:n]  # (n, R) dL/dr_t
+            if projection:
+                grad_pre_out = projection.backward(grad_out, outputs[rows])
+                grad_pre_out_all[rows] = grad_pre_out
+                grad_m = grad_pre_out @ w_out  # (n, H)
+            else:
+                grad_m = grad_out
+            grad_gates = grad_gates_all[rows]
+            grad_hidden = grad_hidden_all[rows] if separate else None
+            grad_r_direct, grad_carried_prev = cell.step_backward(
+                grad_m, tuple(g[:n] for g in grad_carried), step_saved, grad_gates, grad_hidden
+            )
+            recurrent_grad = grad_hidden if separate else grad_gates
+            if grad_r_direct is None:
+                torch.mm(recurrent_grad, w_hh, out=grad_r[:n])
+            else:
+                torch.addmm(grad_r_direct, recurrent_grad, w_hh, out=grad_r[:n])
+            for buffer, value in zip(grad_carried, grad_carried_prev, strict=True):
+                buffer[:n] = value
+        ctx.step_saved = None  # free the per-step tensors as soon as possible
+
+        # Weight gradients as single GEMMs over all steps.
+        needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
+        k = cell.num_carried
+        need_w = needs[3 + k :]
+        grad_hidden_all = grad_hidden_all if separate else grad_gates_all
+        grad_data = grad_gates_all @ w_ih if needs[1] else None  # (N, I)
+        grad_w_ih = grad_gates_all.t() @ data if need_w[0] else None
+        grad_w_hh = grad_hidden_all.t() @ r_prev_all if need_w[1] else None
+        grad_b_ih = grad_gates_all.sum(0) if b_ih is not None and need_w[2] else None
+        grad_b_hh = grad_hidden_all.sum(0) if b_hh is not None and need_w[3] else None
+        grad_w_out = grad_b_out = None
+        if projection:
+            grad_w_out = grad_pre_out_all.t() @ m_all if need_w[4] else None
+            grad_b_out = grad_pre_out_all.sum(0) if b_out is not None and need_w[5] else None
+        return (
+            None,
+            grad_data,
+            grad_r,
+            *grad_carried,
+            grad_w_ih,
+            grad_w_hh,
+            grad_b_ih,
+            grad_b_hh,
+            grad_w_out,
+            grad_b_out,
+        )
+
+
+def sweep(
+    spec: SweepSpec,
+    data: Tensor,
+    r0: Tensor,
+    carried0: tuple[Tensor, ...],
+    weights: tuple[Tensor | None, ...],
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """Run `spec.cell` over the packed sequence `data` (N, I) from the states r0 (B, R) and
+    carried0, with weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out).
+
+    Returns the outputs (N, R) in packed layout, the final recurrent vector (B, R) and the final
+    carried states.
+    """
+    if len(weights) != 6:
+        raise ValueError(
+            f"weights must be (w_ih, w_hh, b_ih, b_hh, w_out, b_out); got {len(weights)}"
+        )
+    outputs, r_final, *carried_final = _Sweep.apply(spec, data, r0, *carried0, *weights)
+    return outputs, r_final, tuple(carried_final)

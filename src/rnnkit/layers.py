@@ -1,0 +1,425 @@
+"""Recurrent layers: drop-in RNN, LSTM and GRU, and JordanRNN, over rnnkit's engine.
+
+`RNN`, `LSTM` and `GRU` subclass torch.nn's classes and change only dispatch: the constructor
+arguments, parameter names, init and state_dict are torch's, plus `backend=`:
+
+    "native"     torch's own fused kernel
+    "reference"  rnnkit's engine in plain torch ops, every step and gradient explicit
+    "compiled"   rnnkit's fused CPU kernels (not built yet: asking for them raises)
+    "auto"       the fastest backend that serves the layer (today: native where torch has the
+                 cell, reference otherwise)
+
+Shapes: T time steps, B batch, I input_size, H hidden_size, D = 2 if bidirectional else 1,
+L num_layers, R the recurrent width (H, or proj_size for a projected LSTM, or output_size for
+Jordan).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import (
+    check_backend,
+    check_bool,
+    check_dropout,
+    check_positive_int,
+    check_proj_size,
+)
+from ._inputs import check_call, from_packed_layout, to_packed_layout
+from .activations import get_activation
+from .cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
+from .engine import run_stack
+
+__all__ = ["GRU", "LSTM", "RNN", "JordanRNN"]
+
+
+def _check_common(
+    owner, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, backend
+) -> None:
+    check_positive_int(owner, "input_size", input_size)
+    check_positive_int(owner, "hidden_size", hidden_size)
+    check_positive_int(owner, "num_layers", num_layers)
+    check_bool(owner, "bias", bias)
+    check_bool(owner, "batch_first", batch_first)
+    check_bool(owner, "bidirectional", bidirectional)
+    check_dropout(owner, dropout)
+    check_backend(owner, backend)
+
+
+class _EngineDispatch:
+    """The one forward shared by every layer: validate, then run the chosen backend.
+
+    A layer supplies `_cell()`, `state_names`, `state_sizes()`, `_weights_for(layer, direction)`
+    and, when torch has a kernel for it, `_native_forward(input, hx)`.
+    """
+
+    _has_native = False
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        check_backend(type(self).__name__, value)
+        if value == "native" and not self._has_native:
+            raise ValueError(
+                f"{type(self).__name__}: backend='native' is not available, torch has no kernel "
+                "for this cell; use backend='auto' or 'reference'"
+            )
+        self._backend = value
+
+    @property
+    def resolved_backend(self) -> str:
+        """The backend a forward call runs now."""
+        if self._backend == "auto":
+            return "native" if self._has_native else "reference"
+        return self._backend
+
+    def explain(self) -> str:
+        """Which backend runs and why."""
+        chosen = self.resolved_backend
+        if self._backend != "auto":
+            return f"backend={chosen!r}: asked for explicitly"
+        if chosen == "native":
+            return (
+                "backend='auto' -> 'native': torch's fused kernel is the fastest available "
+                "for this cell (compiled kernels are not built yet)"
+            )
+        return (
+            "backend='auto' -> 'reference': torch has no kernel for this cell and compiled "
+            "kernels are not built yet"
+        )
+
+    def reference_weight(self) -> Tensor:
+        return next(iter(self.parameters()))
+
+    def forward(self, input, hx=None):
+        check_call(self, input, hx)
+        if self.resolved_backend == "native":
+            return self._native_forward(input, hx)
+        call = to_packed_layout(self, input, hx)
+        output, finals = run_stack(
+            self._cell(),
+            self._weights_for,
+            call.data,
+            call.batch_sizes,
+            call.states,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout=float(self.dropout),
+            training=self.training,
+        )
+        output, finals = from_packed_layout(call, output, finals)
+        return output, (finals if len(finals) > 1 else finals[0])
+
+
+class _TorchLayer(_EngineDispatch):
+    """Glue for the torch.nn subclasses: their parameters, named as torch names them."""
+
+    _has_native = True
+
+    def _weights_for(self, layer: int, direction: int):
+        suffix = "_reverse" if direction == 1 else ""
+        get = lambda name: getattr(self, f"{name}_l{layer}{suffix}", None)  # noqa: E731
+        b_ih, b_hh = (get("bias_ih"), get("bias_hh")) if self.bias else (None, None)
+        return (get("weight_ih"), get("weight_hh"), b_ih, b_hh, get("weight_hr"), None)
+
+    def _native_forward(self, input, hx):
+        if isinstance(hx, list):
+            hx = tuple(hx)
+        # Skip _EngineDispatch in the MRO: this reaches torch.nn's own forward.
+        return super(_EngineDispatch, self).forward(input, hx)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self._backend == "auto" else f"{s}, backend={self._backend!r}"
+
+
+class RNN(_TorchLayer, nn.RNN):
+    """Elman RNN, drop-in for torch.nn.RNN: h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    Call: (input, h_0=None) -> (output (T, B, D*H), h_n (L*D, B, H)).
+    """
+
+    state_names = ("h_0",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        _check_common(
+            "RNN",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            backend,
+        )
+        get_activation(nonlinearity, allowed=("tanh", "relu"))
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            nonlinearity,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+        self.backend = backend
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    def _cell(self) -> Cell:
+        return ElmanCell(self.nonlinearity)
+
+
+class LSTM(_TorchLayer, nn.LSTM):
+    """LSTM, drop-in for torch.nn.LSTM (gate order i, f, g, o; optional proj_size).
+
+    Call: (input, (h_0, c_0)=None) -> (output (T, B, D*R), (h_n (L*D, B, R), c_n (L*D, B, H)))
+    with R = proj_size or H.
+    """
+
+    state_names = ("h_0", "c_0")
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        _check_common(
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            backend,
+        )
+        check_proj_size("LSTM", proj_size, hidden_size)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device=device,
+            dtype=dtype,
+        )
+        self.backend = backend
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.proj_size or self.hidden_size, self.hidden_size)
+
+    def _cell(self) -> Cell:
+        return LSTMCell(projected=self.proj_size > 0)
+
+
+class GRU(_TorchLayer, nn.GRU):
+    """GRU, drop-in for torch.nn.GRU (gate order r, z, n; reset applied to W_hn h + b_hn).
+
+    Call: (input, h_0=None) -> (output (T, B, D*H), h_n (L*D, B, H)).
+    """
+
+    state_names = ("h_0",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        _check_common(
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            backend,
+        )
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
+        self.backend = backend
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    def _cell(self) -> Cell:
+        return GRUCell()
+
+
+class JordanRNN(_EngineDispatch, nn.Module):
+    """Jordan network (seed 002): the output, not the hidden state, is fed back.
+
+        h_t = f(W_x x_t + W_r y_{t-1} + b)
+        y_t = g(W_y h_t + b_y),        y_0 = 0 unless given
+
+    Call: (input, y_0=None) -> (y (T, B, D*O), y_last (L*D, B, O)); input as for torch.nn.RNN
+    (padded, batch_first, unbatched or PackedSequence). Stacked layers read the previous layer's
+    y. Parameters per layer k (suffix _reverse for the backward direction):
+    weight_ih_l{k} (H, I_k) = W_x, weight_yh_l{k} (H, O) = W_r, bias_h_l{k} (H) = b,
+    weight_hy_l{k} (O, H) = W_y, bias_y_l{k} (O) = b_y; all start uniform in ±1/sqrt(H).
+    """
+
+    state_names = ("y_0",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        nonlinearity: str = "tanh",
+        output_nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        backend: str = "auto",
+        *,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ) -> None:
+        _check_common(
+            "JordanRNN",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            backend,
+        )
+        check_positive_int("JordanRNN", "output_size", output_size)
+        JordanCell(nonlinearity, output_nonlinearity)  # validates both names
+        super().__init__()
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.nonlinearity, self.output_nonlinearity = nonlinearity, output_nonlinearity
+        self.bias, self.batch_first = bias, batch_first
+        self.num_layers, self.dropout, self.bidirectional = (
+            num_layers,
+            float(dropout),
+            bidirectional,
+        )
+        factory = {"device": device, "dtype": dtype}
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else output_size * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {
+                    "weight_ih": (hidden_size, layer_input),
+                    "weight_yh": (hidden_size, output_size),
+                    "weight_hy": (output_size, hidden_size),
+                }
+                if bias:
+                    shapes.update(bias_h=(hidden_size,), bias_y=(output_size,))
+                for name, shape in shapes.items():
+                    self.register_parameter(
+                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
+                    )
+        self.reset_parameters()
+        self.backend = backend
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.output_size,)
+
+    def _cell(self) -> Cell:
+        return JordanCell(self.nonlinearity, self.output_nonlinearity)
+
+    def _weights_for(self, layer: int, direction: int):
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        get = lambda name: getattr(self, name + suffix, None)  # noqa: E731
+        return (
+            get("weight_ih"),
+            get("weight_yh"),
+            get("bias_h"),
+            None,
+            get("weight_hy"),
+            get("bias_y"),
+        )
+
+    def forward(self, input, y_0=None):
+        return super().forward(input, y_0)
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
+            f"nonlinearity={self.nonlinearity!r}, output_nonlinearity={self.output_nonlinearity!r}"
+        )
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self._backend != "auto":
+            s += f", backend={self._backend!r}"
+        return s
