@@ -38,7 +38,10 @@ def check_dropout(owner: str, value) -> None:
 
 def check_proj_size(owner: str, proj_size, hidden_size: int) -> None:
     if isinstance(proj_size, bool) or not isinstance(proj_size, int):
-        raise TypeError(f"{owner}: proj_size must be an int; got {type(proj_size).__name__}")
+        raise TypeError(
+            f"{owner}: proj_size must be an int (0 for no projection); got "
+            f"{type(proj_size).__name__} {proj_size!r}"
+        )
     if proj_size < 0 or proj_size >= hidden_size:
         raise ValueError(
             f"{owner}: proj_size must be 0 (no projection) or in 1..hidden_size-1 = "
@@ -81,9 +84,11 @@ def check_tensor_matches(owner: str, name: str, tensor: Tensor, reference: Tenso
         )
 
 
-def check_floating(owner: str, name: str, tensor: Tensor) -> None:
+def check_floating(owner: str, name: str, tensor: Tensor, target: torch.dtype | None = None) -> None:
+    """`tensor` must be floating point; `target` (the layer's dtype) names the conversion."""
     if not torch.is_floating_point(tensor):
+        fix = f"{name}.to({target})" if target is not None else f"{name}.float()"
         raise TypeError(
             f"{owner}: {name} must be a floating-point tensor; got dtype {tensor.dtype} "
-            f"(convert with {name}.float())"
+            f"(convert with {fix})"
         )

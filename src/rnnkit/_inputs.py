@@ -51,23 +51,50 @@ def _owner(layer) -> str:
     return type(layer).__name__
 
 
+def _state_argument(layer: LayerSpec) -> str:
+    """The call's name for the initial state(s): `hx` for torch's layers, `y_0` for Jordan."""
+    names = layer.state_names
+    return names[0] if names == ("y_0",) else "hx"
+
+
+def _state_labels(layer: LayerSpec) -> tuple[str, ...]:
+    """How messages name each state: "hx (h_0)", "hx[1] (c_0)", "y_0"."""
+    names, argument = layer.state_names, _state_argument(layer)
+    if argument == names[0]:
+        return names
+    if len(names) == 1:
+        return (f"{argument} ({names[0]})",)
+    return tuple(f"{argument}[{i}] ({name})" for i, name in enumerate(names))
+
+
+def _describe_sequence(value) -> str:
+    """'tuple of 3: (Tensor of shape (1, 2, 3), int, ...)' for error messages."""
+    items = ", ".join(describe(v) for v in value)
+    return f"{type(value).__name__} of {len(value)}: ({items})"
+
+
 def _hx_tuple(layer: LayerSpec, hx) -> tuple[Tensor, ...] | None:
     """hx as a tuple of tensors, checked for kind: a tuple for multi-state layers, else a tensor."""
     if hx is None:
         return None
-    names = layer.state_names
+    names, argument = layer.state_names, _state_argument(layer)
     if len(names) == 1:
         if not isinstance(hx, Tensor):
-            raise TypeError(f"{_owner(layer)}: hx must be a Tensor {names[0]}; got {describe(hx)}")
+            got = _describe_sequence(hx) if isinstance(hx, tuple | list) else describe(hx)
+            raise TypeError(
+                f"{_owner(layer)}: {argument} must be a single Tensor {names[0]} (only LSTM "
+                f"takes a tuple (h_0, c_0)); got {got}"
+            )
         return (hx,)
     if (
         not isinstance(hx, tuple | list)
         or len(hx) != len(names)
         or not all(isinstance(h, Tensor) for h in hx)
     ):
+        got = _describe_sequence(hx) if isinstance(hx, tuple | list) else describe(hx)
         raise TypeError(
-            f"{_owner(layer)}: hx must be a tuple ({', '.join(names)}) of {len(names)} tensors; "
-            f"got {describe(hx) if not isinstance(hx, tuple | list) else [describe(h) for h in hx]}"
+            f"{_owner(layer)}: {argument} must be a tuple ({', '.join(names)}) of {len(names)} "
+            f"tensors; got {got}"
         )
     return tuple(hx)
 
@@ -85,6 +112,12 @@ def check_call(layer: LayerSpec, input, hx) -> None:
                 f"{tuple(data.shape)}"
             )
         sizes = batch_sizes.tolist()
+        if data.shape[0] != sum(sizes):
+            raise ValueError(
+                f"{owner}: PackedSequence data has {data.shape[0]} rows but its batch_sizes "
+                f"{sizes} sum to {sum(sizes)}; build it with pack_padded_sequence or "
+                "pack_sequence rather than by hand"
+            )
         if any(b < a for a, b in zip(sizes[1:], sizes, strict=False)):
             raise ValueError(
                 f"{owner}: PackedSequence batch_sizes must be non-increasing (sequences sorted "
@@ -114,7 +147,7 @@ def check_call(layer: LayerSpec, input, hx) -> None:
     else:
         raise TypeError(f"{owner}: input must be a Tensor or PackedSequence; got {describe(input)}")
 
-    check_floating(owner, "input", data)
+    check_floating(owner, "input", data, weight.dtype)
     if data.shape[-1] != layer.input_size:
         raise ValueError(
             f"{owner}: input's last dimension must equal input_size={layer.input_size}; got "
@@ -129,19 +162,31 @@ def check_call(layer: LayerSpec, input, hx) -> None:
 
     if states is None:
         return
-    layers_dirs = layer.num_layers * (2 if layer.bidirectional else 1)
-    for name, state, width in zip(layer.state_names, states, layer.state_sizes(), strict=True):
+    directions = 2 if layer.bidirectional else 1
+    layers_dirs = layer.num_layers * directions
+    for label, name, state, width in zip(
+        _state_labels(layer), layer.state_names, states, layer.state_sizes(), strict=True
+    ):
         expected = (layers_dirs, width) if unbatched else (layers_dirs, batch, width)
         if tuple(state.shape) != expected:
-            form = "(num_layers * num_directions, " + ("" if unbatched else "batch, ")
+            parts = [f"num_layers * num_directions = {layer.num_layers} * {directions}"]
+            if not unbatched:
+                parts.append(f"batch = {batch}")
+            parts.append(f"{_width_name(layer, name)} = {width}")
+            kind = "unbatched 2-D" if unbatched else "3-D"
             raise ValueError(
-                f"{owner}: {name} must have shape {expected} = {form}{_WIDTH_NAMES[name]}) for "
-                f"this input; got {tuple(state.shape)}"
+                f"{owner}: {label} must have shape {expected} = ({', '.join(parts)}) for this "
+                f"{kind} input; got {state.dim()}-D shape {tuple(state.shape)}"
             )
         check_tensor_matches(owner, name, state, weight)
 
 
-_WIDTH_NAMES = {"h_0": "hidden width", "c_0": "hidden_size", "y_0": "output_size"}
+def _width_name(layer: LayerSpec, state_name: str) -> str:
+    if state_name == "y_0":
+        return "output_size"
+    if state_name == "h_0" and getattr(layer, "proj_size", 0):
+        return "proj_size"
+    return "hidden_size"
 
 
 def to_packed_layout(layer: LayerSpec, input, hx) -> Call:

@@ -168,7 +168,6 @@ class _Sweep(torch.autograd.Function):
                 torch.addmm(grad_r_direct, recurrent_grad, w_hh, out=grad_r[:n])
             for buffer, value in zip(grad_carried, grad_carried_prev, strict=True):
                 buffer[:n] = value
-        ctx.step_saved = None  # free the per-step tensors as soon as possible
 
         # Weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
