@@ -27,11 +27,11 @@ class MinimalGatedCell(Cell):
 
     num_gates = 2
 
-    def step(self, gates, hidden_gates, r_prev, carried_prev):
+    def step(self, gates, hidden_gates, r_prev, carried_prev, m_out):
         z = SIGMOID.forward(gates[:, :H])
         a = TANH.forward(gates[:, H:])
-        h = r_prev + z * (a - r_prev)
-        return h, (), (z, a, r_prev)
+        torch.addcmul(r_prev, z, a - r_prev, out=m_out)
+        return (), (z, a, r_prev)
 
     def step_backward(self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_out):
         z, a, h_prev = saved
@@ -59,8 +59,9 @@ def _weights(cell: Cell, R: int, out_width, bias: bool, generator):
     G = cell.num_gates * H
 
     def param(*shape):
-        return (torch.randn(*shape, dtype=torch.float64, generator=generator) * 0.5
-                ).requires_grad_()
+        return (
+            torch.randn(*shape, dtype=torch.float64, generator=generator) * 0.5
+        ).requires_grad_()
 
     w_ih, w_hh = param(G, I), param(G, R)
     b_ih, b_hh = (param(G), param(G)) if bias else (None, None)
@@ -118,8 +119,9 @@ def test_engine_matches_hand_written_loop_for_toy_cell():
     h0 = torch.randn(B, H, dtype=torch.float64, generator=generator)
     w_ih, w_hh, b_ih, b_hh, _, _ = _weights(cell, H, None, True, generator)
 
-    outputs, h_final, _ = sweep(SweepSpec(cell, (B,) * T), x.reshape(T * B, I), h0, (),
-                                (w_ih, w_hh, b_ih, b_hh, None, None))
+    outputs, h_final, _ = sweep(
+        SweepSpec(cell, (B,) * T), x.reshape(T * B, I), h0, (), (w_ih, w_hh, b_ih, b_hh, None, None)
+    )
 
     h, expected = h0, []
     for t in range(T):
@@ -142,19 +144,18 @@ def test_engine_matches_hand_written_loop_for_toy_cell():
 def test_jordan_layer_matches_its_equations(output_nonlinearity):
     """JordanRNN equals h_t = f(W_x x_t + W_r y_{t-1} + b), y_t = g(W_y h_t + b_y), y_0 given."""
     torch.manual_seed(2)
-    layer = rnnkit.JordanRNN(I, H, O, output_nonlinearity=output_nonlinearity,
-                             dtype=torch.float64)
+    layer = rnnkit.JordanRNN(I, H, O, output_nonlinearity=output_nonlinearity, dtype=torch.float64)
     T, B = 6, 2
     x = torch.randn(T, B, I, dtype=torch.float64)
     y0 = torch.randn(1, B, O, dtype=torch.float64)
     y, y_last = layer(x, y0)
 
-    g = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
-         "identity": lambda v: v}[output_nonlinearity]
+    g = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "identity": lambda v: v}[
+        output_nonlinearity
+    ]
     prev, expected = y0[0], []
     for t in range(T):
-        h = torch.tanh(x[t] @ layer.weight_ih_l0.T + prev @ layer.weight_yh_l0.T
-                       + layer.bias_h_l0)
+        h = torch.tanh(x[t] @ layer.weight_ih_l0.T + prev @ layer.weight_yh_l0.T + layer.bias_h_l0)
         prev = g(h @ layer.weight_hy_l0.T + layer.bias_y_l0)
         expected.append(prev)
     expected = torch.stack(expected)
@@ -177,8 +178,15 @@ def test_layer_gradcheck_stacked_bidirectional_packed(kind):
         widths = [O]
     else:
         extra = {"proj_size": 2} if kind == "LSTM" else {}
-        layer = getattr(rnnkit, kind)(I, H, num_layers=2, bidirectional=True,
-                                      dtype=torch.float64, backend="reference", **extra)
+        layer = getattr(rnnkit, kind)(
+            I,
+            H,
+            num_layers=2,
+            bidirectional=True,
+            dtype=torch.float64,
+            backend="reference",
+            **extra,
+        )
         widths = [2, H] if kind == "LSTM" else [H]
     sequences = [torch.randn(n, I, dtype=torch.float64) for n in (3, 4, 1)]
     states = [torch.randn(4, 3, w, dtype=torch.float64, requires_grad=True) for w in widths]
@@ -186,7 +194,7 @@ def test_layer_gradcheck_stacked_bidirectional_packed(kind):
     names = [name for name, _ in layer.named_parameters()]
 
     def run(*tensors):
-        seqs, hx, weights = tensors[:3], tensors[3:3 + len(states)], tensors[3 + len(states):]
+        seqs, hx, weights = tensors[:3], tensors[3 : 3 + len(states)], tensors[3 + len(states) :]
         packed = pack_sequence(list(seqs), enforce_sorted=False)
         hx = tuple(hx) if kind == "LSTM" else hx[0]
         output, finals = torch.func.functional_call(
@@ -195,7 +203,9 @@ def test_layer_gradcheck_stacked_bidirectional_packed(kind):
         finals = finals if isinstance(finals, tuple) else (finals,)
         return (output.data, *finals)
 
-    inputs = [s.requires_grad_() for s in sequences] + states + [
-        p.detach().clone().requires_grad_() for p in params
-    ]
+    inputs = (
+        [s.requires_grad_() for s in sequences]
+        + states
+        + [p.detach().clone().requires_grad_() for p in params]
+    )
     assert gradcheck(run, tuple(inputs), eps=1e-6, atol=1e-7)

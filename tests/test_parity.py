@@ -87,8 +87,7 @@ def _make_input(case: Case, layer: nn.RNNBase, generator: torch.Generator):
     if case.input_form == "packed":
         lengths = torch.randint(1, case.T + 1, (case.B,), generator=generator)
         lengths[torch.randint(0, case.B, (1,), generator=generator)] = case.T
-        return pack_padded_sequence(x, lengths, batch_first=layer.batch_first,
-                                    enforce_sorted=False)
+        return pack_padded_sequence(x, lengths, batch_first=layer.batch_first, enforce_sorted=False)
     return x
 
 
@@ -124,8 +123,7 @@ def _requires_grad(value):
         return None
     if isinstance(value, PackedSequence):
         data = value.data.detach().clone().requires_grad_()
-        return PackedSequence(data, value.batch_sizes, value.sorted_indices,
-                              value.unsorted_indices)
+        return PackedSequence(data, value.batch_sizes, value.sorted_indices, value.unsorted_indices)
     if isinstance(value, torch.Tensor):
         return value.detach().clone().requires_grad_()
     return tuple(_requires_grad(v) for v in value)
@@ -151,8 +149,10 @@ def test_reference_matches_torch(case: Case):
 
     with torch.no_grad():
         expected_output, expected_finals = torch_layer(x, hx)
-    projections = [torch.randn(t.shape, dtype=torch.float64, generator=generator)
-                   for t in _leaves(expected_output) + _leaves(expected_finals)]
+    projections = [
+        torch.randn(t.shape, dtype=torch.float64, generator=generator)
+        for t in _leaves(expected_output) + _leaves(expected_finals)
+    ]
 
     expected, expected_grads, expected_raw = _run(torch_layer, x, hx, projections)
     actual, actual_grads, actual_raw = _run(ours, x, hx, projections)
@@ -180,8 +180,7 @@ def test_backends_agree_after_switching(kind):
         grads = torch.autograd.grad(output.square().sum(), list(layer.parameters()))
         results[backend] = (output.detach(), grads)
     for backend in ("reference", "auto"):
-        torch.testing.assert_close(results[backend][0], results["native"][0],
-                                   atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(results[backend][0], results["native"][0], atol=1e-5, rtol=1e-4)
         for a, e in zip(results[backend][1], results["native"][1], strict=True):
             torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-3)
 
@@ -191,8 +190,9 @@ def test_dropout_between_layers_matches_torch_in_training(kind):
     """With the same random stream, dropout between layers drops the same elements as torch."""
     torch.manual_seed(5)
     torch_layer = getattr(nn, kind)(3, 6, num_layers=3, dropout=0.5, dtype=torch.float64)
-    ours = getattr(rnnkit, kind)(3, 6, num_layers=3, dropout=0.5, dtype=torch.float64,
-                                 backend="reference")
+    ours = getattr(rnnkit, kind)(
+        3, 6, num_layers=3, dropout=0.5, dtype=torch.float64, backend="reference"
+    )
     ours.load_state_dict(torch_layer.state_dict())
     x = torch.randn(7, 4, 3, dtype=torch.float64)
     torch.manual_seed(11)

@@ -84,7 +84,9 @@ def check_tensor_matches(owner: str, name: str, tensor: Tensor, reference: Tenso
         )
 
 
-def check_floating(owner: str, name: str, tensor: Tensor, target: torch.dtype | None = None) -> None:
+def check_floating(
+    owner: str, name: str, tensor: Tensor, target: torch.dtype | None = None
+) -> None:
     """`tensor` must be floating point; `target` (the layer's dtype) names the conversion."""
     if not torch.is_floating_point(tensor):
         fix = f"{name}.to({target})" if target is not None else f"{name}.float()"

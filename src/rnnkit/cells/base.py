@@ -5,7 +5,7 @@ The engine (rnnkit.engine) owns everything that is the same for every recurrence
 
     gi_t = W_ih x_t + b_ih                       one GEMM over all steps, before the loop
     gh_t = W_hh r_{t-1} + b_hh                   one GEMM per step (the recurrence)
-    m_t, carried_t = cell.step(gi_t, gh_t, r_{t-1}, carried_{t-1})
+    carried_t = cell.step(gi_t, gh_t, r_{t-1}, carried_{t-1}, m_t)   (the cell writes m_t)
     r_t = g(W_out m_t + b_out)                   only for cells with an output projection
                                                  (LSTM proj_size, Jordan's output layer)
 
@@ -33,8 +33,8 @@ from ..activations import Activation
 
 __all__ = ["Cell", "StepBackward", "StepForward"]
 
-# step forward returns (m (n, H), carried tuple, saved for backward)
-StepForward = tuple[Tensor, tuple[Tensor, ...], Any]
+# step forward returns (carried tuple, saved for backward); m_t is written into the given buffer
+StepForward = tuple[tuple[Tensor, ...], Any]
 # step backward returns (d_r_prev_direct or None, d_carried_prev tuple)
 StepBackward = tuple[Tensor | None, tuple[Tensor, ...]]
 
@@ -68,13 +68,16 @@ class Cell(ABC):
         hidden_gates: Tensor | None,
         r_prev: Tensor,
         carried_prev: tuple[Tensor, ...],
+        m_out: Tensor,
     ) -> StepForward:
         """One step forward.
 
         gates: (n, G) = gi_t, plus gh_t when not `separate_hidden`.
         hidden_gates: (n, G) = gh_t when `separate_hidden`, else None.
         r_prev: (n, R) the previous recurrent vector. carried_prev: the cell's own states.
-        Returns m_t (n, H), the new carried states and what step_backward needs.
+        m_out: (n, H) where to write m_t (a row block of the engine's output buffer, so the
+            step's result lands in place; it is not written again, so the cell may save it).
+        Returns the new carried states and what step_backward needs. Inputs are not modified.
         """
 
     @abstractmethod

@@ -24,15 +24,15 @@ class ElmanCell(Cell):
     def __init__(self, nonlinearity: str = "tanh") -> None:
         self.activation = get_activation(nonlinearity, allowed=("tanh", "relu"))
 
-    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev) -> StepForward:
-        h = self.activation.forward(gates)  # (n, H)
-        return h, (), h
+    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
+        h = self.activation.forward(gates, out=m_out)  # (n, H)
+        return (), h
 
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
     ) -> StepBackward:
         h = saved
-        grad_gates_out.copy_(self.activation.backward(grad_m, h))
+        self.activation.backward(grad_m, h, out=grad_gates_out)
         return None, ()
 
     def extra_repr(self) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..activations import SIGMOID, TANH
 from .base import Cell, StepBackward, StepForward
 
 __all__ = ["GRUCell"]
@@ -31,15 +32,15 @@ class GRUCell(Cell):
     separate_hidden = True
 
     def step(
-        self, gates: Tensor, hidden_gates: Tensor, r_prev: Tensor, carried_prev
+        self, gates: Tensor, hidden_gates: Tensor, r_prev: Tensor, carried_prev, m_out
     ) -> StepForward:
         H = r_prev.shape[1]
         rz = torch.sigmoid(gates[:, : 2 * H] + hidden_gates[:, : 2 * H])  # (n, 2H) [r|z]
         reset, update = rz[:, :H], rz[:, H:]
         hidden_n = hidden_gates[:, 2 * H :]  # W_hn h + b_hn
         n = torch.tanh(torch.addcmul(gates[:, 2 * H :], reset, hidden_n))
-        h = torch.addcmul(n, update, r_prev - n)  # n + z * (h_prev - n)
-        return h, (), (rz, n, hidden_n, r_prev)
+        torch.addcmul(n, update, r_prev - n, out=m_out)  # h = n + z * (h_prev - n)
+        return (), (rz, n, hidden_n, r_prev)
 
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
@@ -49,11 +50,11 @@ class GRUCell(Cell):
         reset, update = rz[:, :H], rz[:, H:]
         grad_rz = grad_gates_out[:, : 2 * H]
         grad_a_n = grad_gates_out[:, 2 * H :]
-        # dn = dh * (1 - z);  da_n = dn * (1 - n²)
-        torch.mul(grad_m - grad_m * update, 1.0 - n * n, out=grad_a_n)
+        grad_direct = grad_m * update  # dh * z, straight to h_prev
+        TANH.backward(grad_m - grad_direct, n, out=grad_a_n)  # dn = dh * (1 - z), through tanh
         torch.mul(grad_a_n, hidden_n, out=grad_rz[:, :H])  # d reset
         torch.mul(grad_m, h_prev - n, out=grad_rz[:, H:])  # d update
-        grad_rz.mul_(rz - rz * rz)
+        SIGMOID.backward(grad_rz, rz, out=grad_rz)
         grad_hidden_gates_out[:, : 2 * H] = grad_rz
         torch.mul(grad_a_n, reset, out=grad_hidden_gates_out[:, 2 * H :])
-        return grad_m * update, ()
+        return grad_direct, ()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..activations import IDENTITY
+from ..activations import IDENTITY, SIGMOID, TANH
 from .base import Cell, StepBackward, StepForward
 
 __all__ = ["LSTMCell"]
@@ -38,18 +38,18 @@ class LSTMCell(Cell):
         # h = W_hr m: a projection without bias or nonlinearity.
         self.output_activation = IDENTITY if projected else None
 
-    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev) -> StepForward:
+    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev
         H = c_prev.shape[1]
         act = torch.empty_like(gates)  # (n, 4H) activated gates [i|f|g|o]
         torch.sigmoid(gates[:, : 2 * H], out=act[:, : 2 * H])
         torch.tanh(gates[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
         torch.sigmoid(gates[:, 3 * H :], out=act[:, 3 * H :])
-        i, f, g, o = act.split(H, dim=1)
+        i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
         c = torch.addcmul(f * c_prev, i, g)  # f * c_prev + i * g
         tanh_c = torch.tanh(c)
-        m = o * tanh_c
-        return m, (c,), (act, c_prev, tanh_c)
+        torch.mul(o, tanh_c, out=m_out)  # m = o * tanh(c)
+        return (c,), (act, c_prev, tanh_c)
 
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
@@ -57,18 +57,18 @@ class LSTMCell(Cell):
         act, c_prev, tanh_c = saved
         (grad_c_next,) = grad_carried
         H = c_prev.shape[1]
-        i, f, g, o = act.split(H, dim=1)
+        i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
         # dc = dc_next + dm * o * (1 - tanh_c²)
-        dc = torch.addcmul(grad_c_next, grad_m * o, 1.0 - tanh_c * tanh_c)
-        di, df, dg, do = grad_gates_out.split(H, dim=1)
-        torch.mul(dc, g, out=di)
-        torch.mul(dc, c_prev, out=df)
-        torch.mul(dc, i, out=dg)
-        torch.mul(grad_m, tanh_c, out=do)
-        # Derivatives from the gate values: σ' = y(1 - y) for i, f, o and tanh' = 1 - y² for g.
-        derivative = act - act * act  # (n, 4H), right for the sigmoid gates
-        derivative[:, 2 * H : 3 * H] = 1.0 - g * g
-        grad_gates_out.mul_(derivative)
+        dc = TANH.backward(grad_m * o, tanh_c).add_(grad_c_next)
+        out = grad_gates_out  # (n, 4H): first dL/d(gate value), then dL/d(pre-activation)
+        torch.mul(dc, g, out=out[:, :H])  # di
+        torch.mul(dc, c_prev, out=out[:, H : 2 * H])  # df
+        torch.mul(dc, i, out=out[:, 2 * H : 3 * H])  # dg
+        torch.mul(grad_m, tanh_c, out=out[:, 3 * H :])  # do
+        # Through the activations, in place, from the gate values: σ' for i, f, o; tanh' for g.
+        SIGMOID.backward(out[:, : 2 * H], act[:, : 2 * H], out=out[:, : 2 * H])
+        TANH.backward(out[:, 2 * H : 3 * H], g, out=out[:, 2 * H : 3 * H])
+        SIGMOID.backward(out[:, 3 * H :], o, out=out[:, 3 * H :])
         return None, (dc * f,)
 
     def extra_repr(self) -> str:

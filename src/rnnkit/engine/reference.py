@@ -45,17 +45,31 @@ class SweepSpec:
         return offsets[::-1] if self.reverse else offsets
 
 
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    return torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias, written into `out` when given."""
+    if bias is None:
+        return torch.mm(x, weight.t(), out=out) if out is not None else x @ weight.t()
+    if out is not None:
+        return torch.addmm(bias, x, weight.t(), out=out)
+    return torch.addmm(bias, x, weight.t())
 
 
-def _merge_rows(new: Tensor, old: Tensor, n: int, batch: int) -> Tensor:
-    """The state after a step where only the first n of `batch` rows were active."""
-    return new if n == batch else torch.cat((new, old[n:]))
+def _merge_rows(new: Tensor, old: Tensor, n: int) -> Tensor:
+    """The state after a step where only the first n rows were active (new has n rows)."""
+    return new if n == old.shape[0] else torch.cat((new, old[n:]))
+
+
+def _recurrent_weight_grad(grad_hidden: Tensor, outputs: Tensor, r0: Tensor, reverse: bool):
+    """dW_hh = sum_t dgh_t^T r_{t-1} for a batch whose every step has all B rows: r_{t-1} is the
+    previous step's output block (or r0), so two GEMMs replace a per-step copy of r_{t-1}."""
+    B = r0.shape[0]
+    if reverse:  # visited last block first: block j reads block j + 1, the last block reads r0
+        return grad_hidden[:-B].t() @ outputs[B:] + grad_hidden[-B:].t() @ r0
+    return grad_hidden[B:].t() @ outputs[:-B] + grad_hidden[:B].t() @ r0
 
 
 class _Sweep(torch.autograd.Function):
-    """Forward: (data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
+    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
     (outputs (N, R), r_final (B, R), *carried_final). Absent biases and projection are None."""
 
     @staticmethod
@@ -65,6 +79,7 @@ class _Sweep(torch.autograd.Function):
         carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k:]
         separate = cell.separate_hidden
         projection = cell.output_activation
+        uniform = len(set(spec.batch_sizes)) <= 1  # every step has all B rows
 
         # Input projection for all steps at once; b_hh joins it unless the cell needs gh alone.
         input_bias = b_ih
@@ -72,44 +87,46 @@ class _Sweep(torch.autograd.Function):
             input_bias = b_hh if b_ih is None else b_ih + b_hh
         gates_all = _linear(data, w_ih, input_bias)  # (N, G)
 
-        N, B = data.shape[0], r0.shape[0]
+        N, R = data.shape[0], r0.shape[1]
+        outputs = data.new_empty((N, R))  # r_t for every step and row, packed layout
+        m_all = data.new_empty((N, w_out.shape[1])) if projection else None  # (N, H)
+        # With packed sequences r_{t-1} is not one block of `outputs`: keep a copy per step.
+        r_prev_all = None if uniform else data.new_empty((N, R))
         # States are replaced, never written in place: cells keep views of them for backward.
         r, carried = r0, tuple(carried0)
-        outputs = data.new_empty((N, r0.shape[1]))  # (N, R)
-        r_prev_all = data.new_empty((N, r0.shape[1]))  # (N, R) r_{t-1} per active row
-        m_all = data.new_empty((N, w_out.shape[1])) if projection else None  # (N, H)
         saved = []
         for start, n in spec.steps():
             rows = slice(start, start + n)
             r_prev = r[:n]
-            r_prev_all[rows] = r_prev
+            if r_prev_all is not None:
+                r_prev_all[rows] = r_prev
             if separate:
                 gates = gates_all[rows]
                 hidden_gates = _linear(r_prev, w_hh, b_hh)  # (n, G)
             else:
                 gates = torch.addmm(gates_all[rows], r_prev, w_hh.t())  # (n, G)
                 hidden_gates = None
-            m, new_carried, step_saved = cell.step(
-                gates, hidden_gates, r_prev, tuple(c[:n] for c in carried)
+            out = outputs[rows]
+            m = m_all[rows] if projection else out
+            new_carried, step_saved = cell.step(
+                gates, hidden_gates, r_prev, tuple(c[:n] for c in carried), m
             )
-            saved.append(step_saved)
             if projection:
-                m_all[rows] = m
-                out = projection.forward(_linear(m, w_out, b_out))
-            else:
-                out = m
-            outputs[rows] = out
-            r = _merge_rows(out, r, n, B)
+                _linear(m, w_out, b_out, out=out)
+                if not projection.is_identity:
+                    projection.forward(out, out=out)
+            saved.append(step_saved)
+            r = _merge_rows(out, r, n)
             carried = tuple(
-                _merge_rows(c, old, n, B) for c, old in zip(new_carried, carried, strict=True)
+                _merge_rows(c, old, n) for c, old in zip(new_carried, carried, strict=True)
             )
 
         ctx.spec = spec
-        ctx.carried_shapes = [c.shape for c in carried0]
-        ctx.r0_shape = r0.shape
+        ctx.uniform = uniform
         ctx.step_saved = saved
+        ctx.carried_shapes = [c.shape for c in carried0]
         ctx.save_for_backward(
-            data, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out
+            data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out
         )
         # Copies: the finals may be views of what backward reads, and callers may edit them.
         return (outputs, r.clone(), *(c.clone() for c in carried))
@@ -124,59 +141,68 @@ class _Sweep(torch.autograd.Function):
             )
         spec: SweepSpec = ctx.spec
         cell = spec.cell
-        data, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out = ctx.saved_tensors
+        (data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out) = (
+            ctx.saved_tensors
+        )
         separate = cell.separate_hidden
         projection = cell.output_activation
         N = data.shape[0]
 
         if grad_outputs is None:
             grad_outputs = torch.zeros_like(outputs)
-        if grad_r_final is not None:
-            grad_r = grad_r_final.clone()
-        else:
-            grad_r = outputs.new_zeros(ctx.r0_shape)
-        grad_carried = [
-            g.clone() if g is not None else outputs.new_zeros(shape)
+        grad_r = grad_r_final if grad_r_final is not None else torch.zeros_like(r0)
+        grad_carried = tuple(
+            g if g is not None else outputs.new_zeros(shape)
             for g, shape in zip(grad_carried_final, ctx.carried_shapes, strict=True)
-        ]
+        )
 
         G = w_ih.shape[0]
         grad_gates_all = data.new_empty((N, G))  # dL/dgi for every step
-        grad_hidden_all = data.new_empty((N, G)) if separate else None  # dL/dgh (GRU)
+        grad_hidden_all = data.new_empty((N, G)) if separate else grad_gates_all  # dL/dgh
         grad_pre_out_all = data.new_empty((N, w_out.shape[0])) if projection else None
 
         for (start, n), step_saved in zip(
             reversed(spec.steps()), reversed(ctx.step_saved), strict=True
         ):
             rows = slice(start, start + n)
-            grad_out = grad_outputs[rows] + grad_r[:n]  # (n, R) dL/dr_t
             if projection:
-                grad_pre_out = projection.backward(grad_out, outputs[rows])
-                grad_pre_out_all[rows] = grad_pre_out
-                grad_m = grad_pre_out @ w_out  # (n, H)
+                # dL/dr_t, then through r = g(pre): dL/dpre, kept for dW_out
+                grad_pre = torch.add(grad_outputs[rows], grad_r[:n], out=grad_pre_out_all[rows])
+                if not projection.is_identity:
+                    projection.backward(grad_pre, outputs[rows], out=grad_pre)
+                grad_m = grad_pre @ w_out  # (n, H)
             else:
-                grad_m = grad_out
-            grad_gates = grad_gates_all[rows]
+                grad_m = grad_outputs[rows] + grad_r[:n]  # (n, R) dL/dr_t
             grad_hidden = grad_hidden_all[rows] if separate else None
             grad_r_direct, grad_carried_prev = cell.step_backward(
-                grad_m, tuple(g[:n] for g in grad_carried), step_saved, grad_gates, grad_hidden
+                grad_m,
+                tuple(g[:n] for g in grad_carried),
+                step_saved,
+                grad_gates_all[rows],
+                grad_hidden,
             )
-            recurrent_grad = grad_hidden if separate else grad_gates
+            recurrent_grad = grad_hidden_all[rows]
             if grad_r_direct is None:
-                torch.mm(recurrent_grad, w_hh, out=grad_r[:n])
+                new_grad_r = torch.mm(recurrent_grad, w_hh)
             else:
-                torch.addmm(grad_r_direct, recurrent_grad, w_hh, out=grad_r[:n])
-            for buffer, value in zip(grad_carried, grad_carried_prev, strict=True):
-                buffer[:n] = value
+                new_grad_r = torch.addmm(grad_r_direct, recurrent_grad, w_hh)
+            grad_r = _merge_rows(new_grad_r, grad_r, n)
+            grad_carried = tuple(
+                _merge_rows(g, old, n)
+                for g, old in zip(grad_carried_prev, grad_carried, strict=True)
+            )
 
         # Weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
-        k = cell.num_carried
-        need_w = needs[3 + k :]
-        grad_hidden_all = grad_hidden_all if separate else grad_gates_all
+        need_w = needs[3 + cell.num_carried :]
         grad_data = grad_gates_all @ w_ih if needs[1] else None  # (N, I)
         grad_w_ih = grad_gates_all.t() @ data if need_w[0] else None
-        grad_w_hh = grad_hidden_all.t() @ r_prev_all if need_w[1] else None
+        grad_w_hh = None
+        if need_w[1]:
+            if ctx.uniform:
+                grad_w_hh = _recurrent_weight_grad(grad_hidden_all, outputs, r0, spec.reverse)
+            else:
+                grad_w_hh = grad_hidden_all.t() @ r_prev_all
         grad_b_ih = grad_gates_all.sum(0) if b_ih is not None and need_w[2] else None
         grad_b_hh = grad_hidden_all.sum(0) if b_hh is not None and need_w[3] else None
         grad_w_out = grad_b_out = None
