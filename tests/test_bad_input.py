@@ -293,6 +293,16 @@ def test_hx_dtype_differs_from_weights(kind, backend):
         layer(x, hx)
 
 
+@pytest.mark.parametrize(("kind", "backend"), LAYER_BACKENDS)
+def test_integer_hx(kind, backend):
+    layer = make(kind, backend)
+    hx = states(kind, (1, B, width(kind)), dtype=torch.int64)
+    pattern = r"(h_0|y_0) has dtype torch\.int64 .*; convert with (h_0|y_0)\.to\(torch\.float32\)$"
+    # No advice to convert the layer to an integer dtype: weights must stay floating point.
+    with raises(ValueError, match=pattern):
+        layer(torch.randn(T, B, IN), hx)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lstm_c0_dtype_differs_from_weights(backend):
     layer = make("LSTM", backend, dtype=torch.float64)
@@ -474,18 +484,25 @@ def test_flag_not_a_bool(kind, name, value):
 
 
 def test_rnn_unknown_nonlinearity():
-    with raises(ValueError, match=r"nonlinearity must be one of 'tanh', 'relu'; got 'sigmoid'"):
+    with raises(
+        ValueError, match=r"^RNN: nonlinearity must be one of 'tanh', 'relu'; got 'sigmoid'"
+    ):
         rnnkit.RNN(IN, H, nonlinearity="sigmoid")
 
 
 def test_jordan_unknown_output_nonlinearity():
-    pattern = r"output_nonlinearity must be one of 'tanh', 'relu', 'sigmoid', 'identity'; got 'foo'"
+    pattern = (
+        r"^JordanRNN: output_nonlinearity must be one of "
+        r"'tanh', 'relu', 'sigmoid', 'identity'; got 'foo'"
+    )
     with raises(ValueError, match=pattern):
         rnnkit.JordanRNN(IN, H, OUT, output_nonlinearity="foo")
 
 
 def test_jordan_unknown_nonlinearity():
-    with raises(ValueError, match=r"nonlinearity must be one of 'tanh', 'relu'; got 'foo'"):
+    with raises(
+        ValueError, match=r"^JordanRNN: nonlinearity must be one of 'tanh', 'relu'; got 'foo'"
+    ):
         rnnkit.JordanRNN(IN, H, OUT, nonlinearity="foo")
 
 

@@ -12,14 +12,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
 
 TOL = {"atol": 1e-9, "rtol": 1e-9}
 F64 = torch.float64
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -217,6 +217,84 @@ def test_jordan_shapes(kwargs, call, packed):
     torch.testing.assert_close(y_last[(L - 1) * D], y[-1, :, :W], **TOL)
     if D == 2:
         torch.testing.assert_close(y_last[L * D - 1], y[0, :, W:], **TOL)
+
+
+ACTIVATIONS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda v: v,
+}
+
+
+def jordan_loop(layer, x, y_0):
+    """JordanRNN's documented equations as a plain loop: x (T, B, I), y_0 (L * D, B, O).
+
+    h_t = f(W_x x_t + W_r y_{t-1} + b), y_t = g(W_y h_t + b_y); layer k reads layer k-1's y.
+    Returns y (T, B, D * O) and y_last (L * D, B, O).
+    """
+    f, g = ACTIVATIONS[layer.nonlinearity], ACTIVATIONS[layer.output_nonlinearity]
+    D = 2 if layer.bidirectional else 1
+    T = x.shape[0]
+    layer_input, finals = x, []
+    for k in range(layer.num_layers):
+        outputs = []
+        for direction in range(D):
+            suffix = f"_l{k}" + ("_reverse" if direction else "")
+            w_x, w_r, w_y = (
+                getattr(layer, n + suffix) for n in ("weight_ih", "weight_yh", "weight_hy")
+            )
+            b = getattr(layer, "bias_h" + suffix, None)
+            b_y = getattr(layer, "bias_y" + suffix, None)
+            y, ys = y_0[k * D + direction], [None] * T
+            for t in reversed(range(T)) if direction else range(T):
+                h = f(layer_input[t] @ w_x.T + y @ w_r.T + (0 if b is None else b))
+                y = g(h @ w_y.T + (0 if b_y is None else b_y))
+                ys[t] = y
+            outputs.append(torch.stack(ys))
+            finals.append(y)
+        layer_input = torch.cat(outputs, dim=-1)
+    return layer_input, torch.stack(finals)
+
+
+@SETTINGS
+@given(kwargs=jordan_configs(), call=calls, packed=st.booleans())
+def test_jordan_values_match_a_plain_loop(kwargs, call, packed):
+    torch.manual_seed(call["seed"])
+    layer = rnnkit.JordanRNN(**kwargs, dtype=F64)
+    T, B, W = call["steps"], call["batch"], kwargs["output_size"]
+    LD = kwargs["num_layers"] * (2 if kwargs["bidirectional"] else 1)
+    if packed:
+        call = {**call, "form": "padded"}
+    x, y_0 = make_input(kwargs, call), make_hx("JordanRNN", kwargs, call)
+    unbatched, batch_first = call["form"] == "unbatched", kwargs["batch_first"]
+
+    if not packed:
+        y, y_last = layer(x, y_0)
+        # The oracle's layout: (T, B, .) and (L * D, B, .).
+        x_tb = x.unsqueeze(1) if unbatched else (x.transpose(0, 1) if batch_first else x)
+        y_tb = y.unsqueeze(1) if unbatched else (y.transpose(0, 1) if batch_first else y)
+        if y_0 is None:
+            y_0_b = torch.zeros(LD, x_tb.shape[1], W, dtype=F64)
+        else:
+            y_0_b = y_0.unsqueeze(1) if unbatched else y_0
+        want_y, want_last = jordan_loop(layer, x_tb, y_0_b)
+        torch.testing.assert_close(y_tb, want_y, **TOL)
+        torch.testing.assert_close(y_last.unsqueeze(1) if unbatched else y_last, want_last, **TOL)
+        return
+
+    # Packed: every sequence must come out as if run alone over its own length.
+    lengths = torch.randint(1, T + 1, (B,))
+    y, y_last = layer(
+        pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False), y_0
+    )
+    padded, _ = pad_packed_sequence(y, total_length=T)  # (T, B, D * W)
+    x_tb = x.transpose(0, 1) if batch_first else x
+    for b, n in enumerate(lengths.tolist()):
+        start = torch.zeros(LD, 1, W, dtype=F64) if y_0 is None else y_0[:, b : b + 1]
+        want_y, want_last = jordan_loop(layer, x_tb[:n, b : b + 1], start)
+        torch.testing.assert_close(padded[:n, b : b + 1], want_y, **TOL)
+        torch.testing.assert_close(y_last[:, b : b + 1], want_last, **TOL)
 
 
 @SETTINGS

@@ -72,10 +72,12 @@ def describe(value) -> str:
 def check_tensor_matches(owner: str, name: str, tensor: Tensor, reference: Tensor) -> None:
     """`tensor` must share dtype and device with the layer's weights (`reference`)."""
     if tensor.dtype != reference.dtype:
+        fix = f"convert with {name}.to({reference.dtype})"
+        if torch.is_floating_point(tensor):  # a layer can only take a floating dtype
+            fix += f" or the layer with .to({tensor.dtype})"
         raise ValueError(
             f"{owner}: {name} has dtype {tensor.dtype} but the layer's weights are "
-            f"{reference.dtype}; convert with {name}.to({reference.dtype}) or the layer with "
-            f".to({tensor.dtype})"
+            f"{reference.dtype}; {fix}"
         )
     if tensor.device != reference.device:
         raise ValueError(

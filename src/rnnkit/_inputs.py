@@ -118,6 +118,11 @@ def check_call(layer: LayerSpec, input, hx) -> None:
                 f"{sizes} sum to {sum(sizes)}; build it with pack_padded_sequence or "
                 "pack_sequence rather than by hand"
             )
+        if any(size <= 0 for size in sizes):
+            raise ValueError(
+                f"{owner}: PackedSequence batch_sizes must all be positive (every step has at "
+                f"least one sequence); got {sizes}"
+            )
         if any(b < a for a, b in zip(sizes[1:], sizes, strict=False)):
             raise ValueError(
                 f"{owner}: PackedSequence batch_sizes must be non-increasing (sequences sorted "

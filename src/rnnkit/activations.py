@@ -82,9 +82,15 @@ IDENTITY = Activation("identity", _identity, None)
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (TANH, SIGMOID, RELU, IDENTITY)}
 
 
-def get_activation(name: str, *, argument: str = "nonlinearity", allowed=None) -> Activation:
-    """Look an activation up by name; unknown names raise a ValueError naming `argument`."""
+def get_activation(
+    name: str, *, argument: str = "nonlinearity", allowed=None, owner: str | None = None
+) -> Activation:
+    """Look an activation up by name; unknown names raise a ValueError naming `argument` (and
+    the layer `owner`, when given)."""
     choices = tuple(allowed) if allowed is not None else tuple(ACTIVATIONS)
     if not isinstance(name, str) or name not in choices:
-        raise ValueError(f"{argument} must be one of {', '.join(map(repr, choices))}; got {name!r}")
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}{argument} must be one of {', '.join(map(repr, choices))}; got {name!r}"
+        )
     return ACTIVATIONS[name]

@@ -173,7 +173,7 @@ class RNN(_TorchLayer, nn.RNN):
             bidirectional,
             backend,
         )
-        get_activation(nonlinearity, allowed=("tanh", "relu"))
+        get_activation(nonlinearity, allowed=("tanh", "relu"), owner="RNN")
         super().__init__(
             input_size,
             hidden_size,
@@ -349,7 +349,13 @@ class JordanRNN(_EngineDispatch, nn.Module):
             backend,
         )
         check_positive_int("JordanRNN", "output_size", output_size)
-        JordanCell(nonlinearity, output_nonlinearity)  # validates both names
+        get_activation(nonlinearity, allowed=("tanh", "relu"), owner="JordanRNN")
+        get_activation(
+            output_nonlinearity,
+            argument="output_nonlinearity",
+            allowed=JordanCell.output_activations,
+            owner="JordanRNN",
+        )
         super().__init__()
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.nonlinearity, self.output_nonlinearity = nonlinearity, output_nonlinearity

@@ -18,12 +18,14 @@ __all__ = ["JordanCell"]
 
 
 class JordanCell(ElmanCell):
+    output_activations = ("tanh", "relu", "sigmoid", "identity")
+
     def __init__(self, nonlinearity: str = "tanh", output_nonlinearity: str = "tanh") -> None:
         super().__init__(nonlinearity)
         self.output_activation = get_activation(
             output_nonlinearity,
             argument="output_nonlinearity",
-            allowed=("tanh", "relu", "sigmoid", "identity"),
+            allowed=self.output_activations,
         )
 
     def extra_repr(self) -> str:
