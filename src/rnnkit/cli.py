@@ -6,13 +6,241 @@ Errors are one line on stderr with exit code 2; `--debug` shows the traceback in
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import textwrap
 
 from . import __version__
 
+# The errors a user's input can cause; anything else is a bug and says so.
+USER_ERRORS = (ValueError, TypeError, OSError, NotImplementedError, FloatingPointError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `rnnkit train: error: ... (see rnnkit train --help)`."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Raw description and epilog; option help wrapped without breaking flags at hyphens."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+# ---------------------------------------------------------------- train
+
+
+TRAIN_DESCRIPTION = """\
+Train a language model on a text file (or the built-in corpus) and write the run to --out:
+  config.json, vocab.json   the run's settings and vocabulary
+  latest/, best/            checkpoints (latest for --resume; best by held-out loss)
+  log.jsonl                 one JSON line per evaluation
+  metrics.json              final figures: val_loss, train_loss, bpc, perplexity,
+                            tokens_per_s, steps, wall_time, train_time
+  loss_curve.png            training and held-out loss against the step
+The held-out part is the last --val-fraction of the text; its loss is the mean cross-entropy in
+nats per token over all of it. Training stops at --max-time seconds of training (evaluation and
+checkpointing not counted) or at --max-steps, whichever comes first.
+"""
+
+TRAIN_EPILOG = """\
+examples:
+  rnnkit train --out runs/pydoc --max-time 60
+  rnnkit train --data input.txt --out runs/ts --max-time 100
+  rnnkit train --out runs/ts --resume            continue a stopped run exactly
+  rnnkit generate --checkpoint runs/ts --prefix "ROMEO:"
+"""
+
+
+def _help_text(option: dict) -> str:
+    text = option["help"]
+    default = option["default"]
+    if default is not None and option["kind"] is not bool:
+        text += f" (default: {default})"
+    return text.replace("%", "%%")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every TrainConfig field as a flag; only the flags given reach the namespace."""
+    from .train.config import cli_options
+
+    for option in cli_options():
+        kwargs = {"dest": option["name"], "default": argparse.SUPPRESS, "help": _help_text(option)}
+        if option["name"] == "out":
+            kwargs["required"] = True
+        if option["kind"] is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = option["kind"]
+            kwargs["metavar"] = option["metavar"] or ("NAME" if option["choices"] else None)
+            if option["choices"]:
+                kwargs["choices"] = option["choices"]
+                kwargs["metavar"] = "{" + ",".join(option["choices"]) + "}"
+        parser.add_argument(option["flag"], **kwargs)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its latest/ checkpoint",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out (deleted only once the new settings and data check out)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no evaluation lines on stderr"
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, config_for_resume, train
+    from .train.config import cli_options
+
+    given = {o["name"]: getattr(args, o["name"]) for o in cli_options() if hasattr(args, o["name"])}
+    if args.resume and not args.force:  # (both together: train() says they exclude each other)
+        config = config_for_resume(args.out, given)
+    else:
+        config = TrainConfig(**given)
+    metrics = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="DIR",
+        help="a run directory (its best/ checkpoint is used) or a checkpoint directory in it",
+    )
+    parser.add_argument("--data", required=True, metavar="FILE", help="text file to score")
+    parser.add_argument(
+        "--encoding", default="utf-8", help="text encoding of --data (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        metavar="N",
+        help="chunks of the text scored side by side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=256,
+        metavar="N",
+        help="time steps per forward call; the state carries over (default: %(default)s)",
+    )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .data import read_text
+    from .train import evaluate_text, load_checkpoint
+
+    for name in ("batch_size", "seq_len"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be >= 1; got {getattr(args, name)}")
+    model, vocab, tokenizer, _ = load_checkpoint(args.checkpoint)
+    text = read_text(args.data, args.encoding)
+    result = evaluate_text(
+        model, vocab, tokenizer, text, batch_size=args.batch_size, seq_len=args.seq_len
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- generate
+
+
+def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="DIR",
+        help="a run directory (its best/ checkpoint is used) or a checkpoint directory in it",
+    )
+    parser.add_argument(
+        "--prefix", default="", metavar="TEXT", help="text that primes the model (default: none)"
+    )
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=200,
+        metavar="N",
+        help="tokens to generate; word models may stop early at <eos> (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="sample from softmax(logits / T): below 1 safer, above 1 wilder (default: "
+        "%(default)s)",
+    )
+    parser.add_argument(
+        "--top-k", type=int, metavar="K", help="sample only from the K most likely tokens"
+    )
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        metavar="P",
+        help="sample only from the most likely tokens whose probabilities sum to P",
+    )
+    parser.add_argument(
+        "--beam-size", type=int, metavar="B", help="beam search with B beams instead of sampling"
+    )
+    parser.add_argument("--greedy", action="store_true", help="take the most likely token")
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="seed for sampling: the same seed, the same text"
+    )
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from .generate import generate
+    from .train import load_checkpoint
+
+    model, vocab, tokenizer, _ = load_checkpoint(args.checkpoint)
+    text = generate(
+        model,
+        vocab,
+        tokenizer,
+        args.prefix,
+        args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        greedy=args.greedy,
+        beam_size=args.beam_size,
+        seed=args.seed,
+    )
+    print(args.prefix + text)
+    return 0
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rnnkit",
         description="Recurrent networks for PyTorch: layers with explicit, checked BPTT.",
     )
@@ -20,6 +248,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+
+    train = commands.add_parser(
+        "train",
+        help="train a language model on a text file",
+        description=TRAIN_DESCRIPTION,
+        epilog=TRAIN_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    add_train_arguments(train)
+    _add_debug(train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a text file with a trained language model",
+        description="Print JSON with the model's loss on the whole file: loss (mean "
+        "cross-entropy, nats per token), bpc (bits per character), perplexity, tokens "
+        "(predictions scored) and characters.",
+    )
+    add_evaluate_arguments(evaluate)
+    _add_debug(evaluate)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate text with a trained language model",
+        description="Print the prefix and its continuation on stdout. Sampling by default "
+        "(--temperature, --top-k, --top-p, --seed); --greedy or --beam-size for deterministic "
+        "text.",
+    )
+    add_generate_arguments(generate)
+    _add_debug(generate)
 
     from .bench import add_bench_arguments
 
@@ -33,21 +291,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "generate": run_generate,
+}
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    prog = f"rnnkit {args.command}"
     try:
         if args.command == "bench":
             from .bench import run_bench
 
             return run_bench(args)
-        parser.error(f"unknown command {args.command!r}")
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
+        hint = "; continue with --resume from the last save" if args.command == "train" else ""
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    return 0
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"{prog}: internal error: {type(error).__name__}: {_one_line(error)} (rerun with "
+            "--debug for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

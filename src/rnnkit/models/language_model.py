@@ -1,0 +1,157 @@
+"""A token-level language model: input encoding -> recurrent stack -> dropout -> linear head.
+
+Shapes: B batch, T time steps, V vocabulary size, E embedding_dim (V for one-hot input),
+H hidden_size, L num_layers.
+
+    ids (B, T) -> embedding (B, T, E) -> layers (B, T, H) -> dropout -> head -> logits (B, T, V)
+
+The recurrent stack is one rnnkit layer (`RNN`, `GRU`, `LSTM` or `JordanRNN`, batch_first) whose
+`num_layers` and `dropout` give stacking and dropout between layers. A Jordan network feeds back
+its output y_t, whose width is set to H, so every cell hands the head an H-wide feature.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import BACKENDS
+from ..data import OneHot
+from ..layers import GRU, LSTM, RNN, JordanRNN
+
+CELLS = ("rnn", "gru", "lstm", "jordan")
+
+State = Tensor | tuple[Tensor, ...]
+
+
+@dataclass
+class LanguageModelConfig:
+    """Architecture of a `LanguageModel`; everything needed to rebuild it before loading weights."""
+
+    vocab_size: int
+    cell: str = "lstm"  # one of CELLS: "rnn" (tanh Elman), "gru", "lstm", "jordan"
+    embedding_dim: int = 64  # learned embedding width; 0 feeds one-hot vectors (width V)
+    hidden_size: int = 256  # H: state width of every layer
+    num_layers: int = 1  # L: stacked layers
+    dropout: float = 0.0  # between stacked layers and before the head
+    tie_weights: bool = False  # share the embedding matrix with the head (needs E == H)
+    backend: str = "auto"  # rnnkit backend of the layers: "auto", "native", "reference"
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LanguageModelConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object; got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        if "vocab_size" not in data:
+            raise ValueError("model config lacks vocab_size")
+        return cls(**data)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"LanguageModel: {name} must be an int; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"LanguageModel: {name} must be >= {minimum}; got {value}")
+
+
+def _check_config(config: LanguageModelConfig) -> None:
+    _check_int("vocab_size", config.vocab_size, 1)
+    _check_int("embedding_dim", config.embedding_dim, 0)
+    _check_int("hidden_size", config.hidden_size, 1)
+    _check_int("num_layers", config.num_layers, 1)
+    if config.cell not in CELLS:
+        raise ValueError(
+            f"LanguageModel: cell must be one of {', '.join(CELLS)}; got {config.cell!r}"
+        )
+    dropout = config.dropout
+    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+        raise ValueError(f"LanguageModel: dropout must be in [0, 1); got {dropout!r}")
+    if not isinstance(config.tie_weights, bool):
+        raise TypeError("LanguageModel: tie_weights must be True or False")
+    if config.backend not in BACKENDS:
+        raise ValueError(
+            f"LanguageModel: backend must be one of {', '.join(BACKENDS)}; got {config.backend!r}"
+        )
+    if config.tie_weights and config.embedding_dim != config.hidden_size:
+        raise ValueError(
+            "LanguageModel: tie_weights needs embedding_dim == hidden_size (the head reads "
+            f"H-wide features into the embedding matrix); got embedding_dim="
+            f"{config.embedding_dim}, hidden_size={config.hidden_size}"
+        )
+
+
+def _make_layers(config: LanguageModelConfig, input_size: int) -> nn.Module:
+    """The recurrent stack, batch_first, with dropout between layers when there are several."""
+    between = float(config.dropout) if config.num_layers > 1 else 0.0
+    common = {
+        "num_layers": config.num_layers,
+        "batch_first": True,
+        "dropout": between,
+        "backend": config.backend,
+    }
+    if config.cell == "jordan":
+        return JordanRNN(input_size, config.hidden_size, config.hidden_size, **common)
+    layer = {"rnn": RNN, "gru": GRU, "lstm": LSTM}[config.cell]
+    return layer(input_size, config.hidden_size, **common)
+
+
+def _check_ids(ids) -> None:
+    if not isinstance(ids, Tensor):
+        raise TypeError(
+            f"LanguageModel: ids must be a (B, T) long tensor; got {type(ids).__name__}"
+        )
+    if ids.dim() != 2 or ids.dtype != torch.long:
+        raise ValueError(
+            "LanguageModel: ids must be a (B, T) long tensor; got "
+            f"{ids.dtype} tensor of shape {tuple(ids.shape)}"
+        )
+
+
+class LanguageModel(nn.Module):
+    """Predicts the next token at every position.
+
+    Call: (ids (B, T) long, state=None) -> (logits (B, T, V), state). `state` is the layer
+    stack's: (h, c) each (L, B, H) for LSTM, one (L, B, H) tensor for the other cells; None
+    starts from zeros. Carry it (detached) across consecutive windows for truncated BPTT.
+    """
+
+    def __init__(self, config: LanguageModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
+        self.embedding = nn.Embedding(V, E) if E > 0 else OneHot(V)
+        self.layers = _make_layers(config, E if E > 0 else V)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(H, V)
+        if config.tie_weights:
+            self.head.weight = self.embedding.weight  # (V, H) == (V, E)
+
+    @property
+    def tied(self) -> bool:
+        return self.config.tie_weights
+
+    def begin_state(self, batch_size: int, device=None) -> State:
+        """Zero initial state for `batch_size` sequences."""
+        weight = self.head.weight
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        zeros = lambda: torch.zeros(shape, dtype=weight.dtype, device=device or weight.device)  # noqa: E731
+        return (zeros(), zeros()) if self.config.cell == "lstm" else zeros()
+
+    def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        _check_ids(ids)
+        features = self.embedding(ids)  # (B, T, E)
+        output, state = self.layers(features, state)  # (B, T, H)
+        logits = self.head(self.dropout(output))  # (B, T, V)
+        return logits, state

@@ -1,0 +1,265 @@
+"""`TrainConfig`: every option of `rnnkit train`, its default and its meaning, in one place.
+
+The command line is generated from these fields (`cli_options`), so a default changes here and
+nowhere else. Defaults are the measured quality-per-second recipe for a character model on a
+2-core CPU; `benchmarks/lm_sweep.py` is the sweep that chooses them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+
+from ..models import CELLS
+
+DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
+
+# Options a resumed run may change; every other one must match the stored run.
+RESUMABLE_OVERRIDES = (
+    "out",
+    "data",
+    "max_time",
+    "max_steps",
+    "eval_every",
+    "save_every",
+    "threads",
+)
+
+
+def _option(default, help: str, *, kind=None, choices=None, metavar=None):
+    """A dataclass field that also describes its command-line option."""
+    meta = {"help": help, "kind": kind or type(default), "choices": choices, "metavar": metavar}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one language-model training run (see `rnnkit train --help`)."""
+
+    # --- data
+    out: str | None = _option(
+        None,
+        "run directory to write (created; must not hold another run)",
+        kind=str,
+        metavar="DIR",
+    )
+    data: str | None = _option(
+        None,
+        "text file to train on; default: the built-in corpus (CPython's pydoc topics, "
+        "about 465 KB of English prose)",
+        kind=str,
+        metavar="FILE",
+    )
+    encoding: str = _option("utf-8", "text encoding of --data (e.g. latin-1)")
+    val_fraction: float = _option(
+        0.1,
+        "the last FRACTION of the file's characters is held out for evaluation",
+        metavar="FRACTION",
+    )
+    tokens: str = _option("char", "token unit: characters or words", choices=("char", "word"))
+    vocab_size: int | None = _option(
+        None,
+        "keep at most N tokens, most frequent first (the 4 specials count); "
+        "default: every token of the training part",
+        kind=int,
+        metavar="N",
+    )
+    min_freq: int = _option(
+        1, "drop tokens seen fewer than N times in the training part", metavar="N"
+    )
+    # --- model
+    cell: str = _option("lstm", "recurrent cell", choices=CELLS)
+    embedding_dim: int = _option(64, "input embedding width; 0 feeds one-hot vectors", metavar="N")
+    hidden_size: int = _option(256, "hidden units per layer", metavar="N")
+    num_layers: int = _option(1, "stacked recurrent layers", metavar="N")
+    dropout: float = _option(0.0, "dropout between layers and before the output layer", metavar="P")
+    tie_weights: bool = _option(
+        False,
+        "share the embedding matrix with the output layer (word models; needs "
+        "--embedding-dim equal to --hidden-size)",
+    )
+    word_vectors: str | None = _option(
+        None,
+        "initialize the embedding from GloVe or word2vec text vectors (FILE's width must "
+        "equal --embedding-dim)",
+        kind=str,
+        metavar="FILE",
+    )
+    backend: str = _option(
+        "auto", "rnnkit layer backend", choices=("auto", "native", "reference", "compiled")
+    )
+    # --- batches
+    batch_size: int = _option(32, "sequences per batch", metavar="N")
+    seq_len: int = _option(64, "time steps per batch (truncated BPTT length)", metavar="N")
+    batching: str = _option(
+        "sequential",
+        "sequential: each batch row continues the previous batch's row and the "
+        "state is carried (detached); random: random windows, state reset every batch",
+        choices=("sequential", "random"),
+    )
+    # --- optimizer and schedule
+    optimizer: str = _option("adamw", "optimizer", choices=("adamw", "sgd"))
+    lr: float = _option(6e-3, "peak learning rate", metavar="LR")
+    weight_decay: float = _option(0.01, "decoupled weight decay (AdamW) or L2 (SGD)", metavar="W")
+    momentum: float = _option(0.0, "SGD momentum", metavar="M")
+    warmup_steps: int = _option(100, "linear learning-rate warm-up steps", metavar="N")
+    schedule: str = _option(
+        "cosine",
+        "after warm-up: cosine decay to zero over the budget, or constant",
+        choices=("cosine", "constant"),
+    )
+    clip: float = _option(1.0, "clip gradients to this global L2 norm; 0 disables", metavar="NORM")
+    # --- budget, evaluation, checkpoints
+    max_time: float | None = _option(
+        None,
+        f"training budget in seconds, evaluation and checkpointing excluded; default "
+        f"{DEFAULT_MAX_TIME:g} when --max-steps is not given either",
+        kind=float,
+        metavar="SECONDS",
+    )
+    max_steps: int | None = _option(
+        None,
+        "training budget in optimizer steps (with --max-time too, whichever ends first)",
+        kind=int,
+        metavar="N",
+    )
+    eval_every: int = _option(
+        500, "evaluate on the held-out part every N steps (and always at the end)", metavar="N"
+    )
+    save_every: int = _option(
+        200, "save the latest/ checkpoint every N steps (and always at the end)", metavar="N"
+    )
+    seed: int = _option(0, "random seed (initialization, batch order, dropout)", metavar="N")
+    threads: int | None = _option(
+        None, "torch CPU threads; default: torch's choice (all cores)", kind=int, metavar="N"
+    )
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def budget(self) -> tuple[int | None, float | None]:
+        """(max_steps, max_time) with the default time budget filled in."""
+        if self.max_steps is None and self.max_time is None:
+            return None, DEFAULT_MAX_TIME
+        return self.max_steps, self.max_time
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ValueError(f"a train config must be a JSON object; got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def with_overrides(self, **changes) -> TrainConfig:
+        return replace(self, **changes)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def cli_options() -> list[dict]:
+    """One dict per option for the command line: name, flag, kind, default, help, choices."""
+    options = []
+    for f in fields(TrainConfig):
+        default = None if f.default is MISSING else f.default
+        options.append(
+            {"name": f.name, "flag": flag_name(f.name), "default": default, **f.metadata}
+        )
+    return options
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _fail(name: str, expected: str, value) -> ValueError:
+    return ValueError(f"{flag_name(name)} ({name}) must be {expected}; got {value!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _check_int(config, name: str, minimum: int, optional: bool = False) -> None:
+    value = getattr(config, name)
+    if optional and value is None:
+        return
+    if not _is_int(value) or value < minimum:
+        raise _fail(name, f"an integer >= {minimum}", value)
+
+
+def _check_real(config, name: str, low: float, *, strict_low: bool, optional=False) -> None:
+    value = getattr(config, name)
+    if optional and value is None:
+        return
+    if not _is_real(value) or value < low or (strict_low and value == low):
+        raise _fail(name, f"a number {'>' if strict_low else '>='} {low:g}", value)
+
+
+def _check_choice(config, name: str) -> None:
+    choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
+    value = getattr(config, name)
+    if value not in choices:
+        raise _fail(name, f"one of {', '.join(choices)}", value)
+
+
+def _check_path(config, name: str) -> None:
+    value = getattr(config, name)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise _fail(name, "a file path", value)
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise a one-line ValueError naming the first bad option (flag and field)."""
+    for name in ("data", "word_vectors", "out"):
+        _check_path(config, name)
+    for name in ("tokens", "cell", "backend", "batching", "optimizer", "schedule"):
+        _check_choice(config, name)
+    if not isinstance(config.encoding, str) or not config.encoding:
+        raise _fail("encoding", "a text encoding name", config.encoding)
+    vf = config.val_fraction
+    if not _is_real(vf) or not 0 < vf < 1:
+        raise _fail("val_fraction", "a fraction strictly between 0 and 1", vf)
+    _check_int(config, "vocab_size", 5, optional=True)
+    _check_int(config, "min_freq", 1)
+    _check_int(config, "embedding_dim", 0)
+    for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every"):
+        _check_int(config, name, 1)
+    _check_int(config, "save_every", 1)
+    _check_int(config, "warmup_steps", 0)
+    _check_int(config, "seed", 0)
+    _check_int(config, "max_steps", 1, optional=True)
+    _check_int(config, "threads", 1, optional=True)
+    _check_real(config, "lr", 0.0, strict_low=True)
+    _check_real(config, "max_time", 0.0, strict_low=True, optional=True)
+    for name in ("weight_decay", "clip", "momentum"):
+        _check_real(config, name, 0.0, strict_low=False)
+    if not _is_real(config.dropout) or not 0 <= config.dropout < 1:
+        raise _fail("dropout", "a probability in [0, 1)", config.dropout)
+    if not isinstance(config.tie_weights, bool):
+        raise _fail("tie_weights", "true or false", config.tie_weights)
+    if config.tie_weights and config.embedding_dim != config.hidden_size:
+        raise ValueError(
+            f"--tie-weights needs --embedding-dim equal to --hidden-size (the output layer "
+            f"reuses the embedding matrix); got --embedding-dim {config.embedding_dim} and "
+            f"--hidden-size {config.hidden_size}"
+        )
+    if config.word_vectors is not None and config.embedding_dim == 0:
+        raise ValueError("--word-vectors needs a learned embedding; got --embedding-dim 0")
+    if config.word_vectors is not None and config.tokens != "word":
+        raise ValueError("--word-vectors needs --tokens word")

@@ -1,0 +1,445 @@
+"""rnnkit.train: schedule, evaluation, the run directory, checkpoints and exact resume.
+
+Tiny models (hidden 16, sequence 16, batch 4) on a few KB of text written to tmp_path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnnkit.data import CharTokenizer, Vocab, WordTokenizer, split_train_val
+from rnnkit.models import LanguageModel, LanguageModelConfig
+from rnnkit.train import (
+    LRSchedule,
+    TrainConfig,
+    atomic,
+    evaluate_ids,
+    evaluate_text,
+    load_checkpoint,
+    metrics,
+    train,
+    train_step,
+)
+from rnnkit.train.checkpoint import resolve_checkpoint
+
+TINY = {
+    "hidden_size": 16,
+    "embedding_dim": 8,
+    "seq_len": 16,
+    "batch_size": 4,
+    "warmup_steps": 5,
+    "threads": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and the CI box is shared); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def prose(n_words: int = 1500, seed: int = 0) -> str:
+    """Seeded pseudo-English: learnable, not trivially periodic."""
+    words = ["the", "a", "time", "machine", "traveller", "said", "and", "of", "to", "in"]
+    rng = random.Random(seed)
+    lines, line = [], []
+    for i in range(n_words):
+        line.append(rng.choice(words))
+        if i % 12 == 11:
+            lines.append(" ".join(line) + ".")
+            line = []
+    return "\n".join(lines) + "\n"
+
+
+def write_text(tmp_path: Path, text: str, name: str = "text.txt") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def config(tmp_path: Path, out: str = "run", text: str | None = None, **changes) -> TrainConfig:
+    data = write_text(tmp_path, text if text is not None else prose())
+    settings = {**TINY, "data": data, "out": str(tmp_path / out), **changes}
+    return TrainConfig(**settings)
+
+
+def tree_digest(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+# ---------------------------------------------------------------- schedule
+
+
+def test_schedule_warms_up_then_decays_to_zero_over_steps():
+    schedule = LRSchedule(1.0, warmup_steps=10, max_steps=110)
+    rates = [schedule.lr(step, 0.0) for step in range(110)]
+    assert rates[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert rates[10] == pytest.approx(1.0)
+    assert rates[60] == pytest.approx(0.5)
+    assert rates[-1] < 1e-3
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
+
+
+def test_schedule_by_time_and_constant():
+    schedule = LRSchedule(2.0, warmup_steps=0, max_time=100.0)
+    assert schedule.lr(0, 0.0) == pytest.approx(2.0)  # warm-up ended at progress 0
+    assert schedule.lr(5, 50.0) == pytest.approx(1.0)  # halfway through the seconds
+    assert schedule.lr(6, 100.0) == pytest.approx(0.0)
+    both = LRSchedule(1.0, warmup_steps=0, max_steps=100, max_time=100.0)
+    assert both.progress(10, 80.0) == pytest.approx(0.8)  # whichever budget is further along
+    constant = LRSchedule(3.0, warmup_steps=2, kind="constant", max_steps=10)
+    assert [constant.lr(s, 0.0) for s in range(4)] == pytest.approx([1.5, 3.0, 3.0, 3.0])
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def char_model(vocab_size: int) -> LanguageModel:
+    torch.manual_seed(0)
+    return LanguageModel(
+        LanguageModelConfig(vocab_size=vocab_size, embedding_dim=8, hidden_size=16)
+    )
+
+
+def test_evaluate_scores_every_token_once(monkeypatch):
+    """With enough context every chunk sees its whole past: one pass over the text."""
+    monkeypatch.setattr(metrics, "MIN_CHUNK", 64)  # several chunks of a short text
+    text = prose(200)
+    vocab = Vocab.build(CharTokenizer().tokenize(text))
+    model = char_model(len(vocab)).eval()
+    ids = torch.tensor(vocab.encode(list(text)))
+    result = evaluate_ids(model, ids, batch_size=8, seq_len=100, context=len(ids))
+    assert metrics._chunks(ids, 8, 0)[0].shape[0] == 8
+    with torch.no_grad():
+        logits, _ = model(ids[None, :-1])
+        expected = torch.nn.functional.cross_entropy(logits[0], ids[1:]).item()
+    assert result["tokens"] == len(ids) - 1
+    assert result["loss"] == pytest.approx(expected, rel=1e-5)
+    assert result["bpc"] == pytest.approx(expected / math.log(2), rel=1e-5)
+    assert result["perplexity"] == pytest.approx(math.exp(expected), rel=1e-5)
+    # The default (short) context changes the figure only a little.
+    short = evaluate_ids(model, ids, batch_size=8)
+    assert short["loss"] == pytest.approx(expected, rel=0.02)
+
+
+def test_evaluate_text_word_bpc_counts_characters():
+    text = prose(300)
+    tokenizer = WordTokenizer()
+    vocab = Vocab.build(tokenizer.tokenize(text))
+    result = evaluate_text(char_model(len(vocab)), vocab, tokenizer, text)
+    total = result["loss"] * result["tokens"]
+    assert result["tokens"] == len(tokenizer.tokenize(text)) - 1
+    assert result["bpc"] == pytest.approx(total / math.log(2) / len(text))
+
+
+def test_train_step_reduces_loss_on_repetitive_text():
+    text = "the quick brown fox jumps over the lazy dog. " * 10
+    vocab = Vocab.build(list(text))
+    ids = torch.tensor(vocab.encode(list(text)))
+    model = char_model(len(vocab))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    x, y = ids[:400].reshape(4, 100), ids[1:401].reshape(4, 100)
+    losses = []
+    for _ in range(40):
+        loss, _ = train_step(model, optimizer, x, y, None, clip=1.0)
+        losses.append(loss)
+    assert losses[-1] < 0.3 * losses[0]
+
+
+# ---------------------------------------------------------------- a run
+
+
+def test_run_writes_every_output(tmp_path):
+    cfg = config(tmp_path, max_steps=40, eval_every=15, save_every=10, lr=0.01)
+    metrics = train(cfg, progress=False)
+    out = Path(cfg.out)
+    for name in ("config.json", "vocab.json", "log.jsonl", "metrics.json", "loss_curve.png"):
+        assert (out / name).is_file(), name
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    for key in ("val_loss", "train_loss", "bpc", "perplexity", "tokens_per_s", "steps"):
+        assert metrics[key] is not None and math.isfinite(metrics[key]), key
+    assert metrics["steps"] == 40
+    assert metrics["wall_time"] >= metrics["train_time"] > 0
+    assert metrics["tokens_per_s"] > 0
+    assert metrics["val_loss"] < math.log(metrics["vocab_size"])  # learned something
+    assert metrics["bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["val_loss"]))
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [15, 30, 40]
+    for row in rows:
+        assert {
+            "step",
+            "train_loss",
+            "val_loss",
+            "bpc",
+            "lr",
+            "tokens_per_s",
+            "elapsed",
+        } <= row.keys()
+    assert rows[-1]["val_loss"] == metrics["val_loss"]
+    assert rows[0]["elapsed"] < rows[-1]["elapsed"] == pytest.approx(metrics["train_time"])
+    for checkpoint in ("latest", "best"):
+        files = {p.name for p in (out / checkpoint).iterdir()}
+        assert {"checkpoint.json", "vocab.json", "weights.safetensors"} <= files
+    assert {"optimizer.safetensors", "optimizer.json", "trainer.json", "trainer.safetensors"} <= {
+        p.name for p in (out / "latest").iterdir()
+    }
+    assert json.loads((out / "latest" / "checkpoint.json").read_text())["step"] == 40
+    best = json.loads((out / "best" / "checkpoint.json").read_text())
+    assert best["val_loss"] == metrics["best_val_loss"] == min(row["val_loss"] for row in rows)
+    assert not list(out.glob(".*"))  # no temporary leftovers
+
+
+def test_best_checkpoint_reproduces_its_loss(tmp_path):
+    text = prose()
+    cfg = config(tmp_path, text=text, max_steps=25, eval_every=10)
+    metrics = train(cfg, progress=False)
+    model, vocab, tokenizer, loaded = load_checkpoint(cfg.out)  # the run dir -> best/
+    assert loaded == cfg
+    _, val_text = split_train_val(text, cfg.val_fraction)
+    result = evaluate_text(model, vocab, tokenizer, val_text)
+    assert result["loss"] == pytest.approx(metrics["best_val_loss"], rel=1e-6)
+    assert resolve_checkpoint(cfg.out) == Path(cfg.out) / "best"
+    assert resolve_checkpoint(Path(cfg.out) / "latest") == Path(cfg.out) / "latest"
+
+
+def test_time_budget_stops_the_run(tmp_path):
+    metrics = train(config(tmp_path, max_time=0.5), progress=False)
+    assert 0.5 <= metrics["train_time"] < 5
+    assert metrics["steps"] > 0
+
+
+def test_word_model_with_tied_weights_and_word_vectors(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("the 1 2 3 4 5 6 7 8\ntime 0 0 0 0 0 0 0 1\n", encoding="utf-8")
+    cfg = config(
+        tmp_path,
+        tokens="word",
+        embedding_dim=8,
+        hidden_size=8,
+        tie_weights=True,
+        word_vectors=str(vectors),
+        max_steps=1,
+        lr=1e-9,
+    )
+    metrics = train(cfg, progress=False)
+    assert metrics["bpc"] < metrics["val_loss"]  # several characters per word
+    weights = load_file(Path(cfg.out) / "latest" / "weights.safetensors")
+    assert "head.weight" not in weights  # stored once, as the embedding
+    model, vocab, tokenizer, _ = load_checkpoint(Path(cfg.out) / "latest")
+    assert tokenizer.kind == "word"
+    assert model.head.weight is model.embedding.weight
+    row = model.embedding.weight[vocab["the"]].detach()
+    torch.testing.assert_close(row, torch.arange(1.0, 9.0), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- resume
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "latest" / "weights.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+@pytest.mark.parametrize("stop", [20, 15], ids=["at-a-save", "between-saves"])
+def test_resume_is_exact(tmp_path, stop):
+    """Uninterrupted 30 steps == stopped at `stop` and resumed, bit for bit (dropout too)."""
+    settings = {"max_steps": 30, "save_every": 10, "eval_every": 7, "dropout": 0.2, "num_layers": 2}
+    whole = config(tmp_path, out="whole", **settings)
+    train(whole, progress=False)
+    parts = config(tmp_path, out="parts", **settings)
+    train(parts, progress=False, stop_at_step=stop)
+    assert json.loads((Path(parts.out) / "latest" / "checkpoint.json").read_text())["step"] == stop
+    train(parts, resume=True, progress=False)
+    assert_same_weights(Path(whole.out), Path(parts.out))
+    logs = [
+        [(r["step"], r["val_loss"], r["train_loss"]) for r in map(json.loads, lines)]
+        for lines in (
+            (Path(run.out) / "log.jsonl").read_text().splitlines() for run in (whole, parts)
+        )
+    ]
+    assert logs[0] == logs[1]
+
+
+def test_resume_from_a_kill_mid_checkpoint_swap(tmp_path):
+    """A kill between moving latest/ aside and renaming the new one in: the old one is used."""
+    settings = {"max_steps": 20, "save_every": 10, "eval_every": 100}
+    whole = config(tmp_path, out="whole", **settings)
+    train(whole, progress=False)
+    parts = config(tmp_path, out="parts", **settings)
+    train(parts, progress=False, stop_at_step=10)
+    out = Path(parts.out)
+    (out / "latest").rename(out / ".latest.old")  # what a kill inside replace_dir leaves
+    (out / ".latest.abc.tmp").mkdir()  # and a half-written new checkpoint
+    assert resolve_checkpoint(out / ".latest.old") == out / ".latest.old"
+    train(parts, resume=True, progress=False)
+    assert_same_weights(Path(whole.out), out)
+    assert not list(out.glob(".latest*"))
+
+
+def test_resume_before_the_first_save_starts_over_identically(tmp_path):
+    settings = {"max_steps": 12, "save_every": 100, "eval_every": 100}
+    whole = config(tmp_path, out="whole", **settings)
+    train(whole, progress=False)
+    parts = config(tmp_path, out="parts", **settings)
+    Path(parts.out).mkdir()
+    (Path(parts.out) / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="not an rnnkit run config"):
+        train(parts, resume=True, progress=False)
+    atomic.write_json(
+        Path(parts.out) / "config.json",
+        json.loads((Path(whole.out) / "config.json").read_text()),
+    )
+    atomic.write_json(
+        Path(parts.out) / "vocab.json", json.loads((Path(whole.out) / "vocab.json").read_text())
+    )
+    train(parts, resume=True, progress=False)
+    assert_same_weights(Path(whole.out), Path(parts.out))
+
+
+def test_resume_keeps_settings_but_may_extend_the_budget(tmp_path):
+    cfg = config(tmp_path, max_steps=10)
+    train(cfg, progress=False)
+    with pytest.raises(ValueError, match=r"--hidden-size is 32 but the run was started with 16"):
+        train(cfg.with_overrides(hidden_size=32), resume=True, progress=False)
+    metrics = train(cfg.with_overrides(max_steps=15), resume=True, progress=False)
+    assert metrics["steps"] == 15
+
+
+def test_resume_from_a_damaged_checkpoint_fails_cleanly(tmp_path):
+    cfg = config(tmp_path, max_steps=10, save_every=5)
+    train(cfg, progress=False, stop_at_step=5)
+    out = Path(cfg.out)
+    assert not (out / "metrics.json").exists()  # the run has not finished
+    optimizer = out / "latest" / "optimizer.safetensors"
+    optimizer.write_bytes(optimizer.read_bytes()[:50])
+    before = tree_digest(out)
+    with pytest.raises(ValueError, match=r"optimizer\.safetensors is not a readable"):
+        train(cfg, resume=True, progress=False)
+    assert tree_digest(out) == before
+
+
+def test_resume_refuses_other_text(tmp_path):
+    cfg = config(tmp_path, max_steps=5)
+    train(cfg, progress=False)
+    Path(cfg.data).write_text(prose(seed=1), encoding="utf-8")
+    with pytest.raises(ValueError, match="differs from the text the run started on"):
+        train(cfg, resume=True, progress=False)
+
+
+# ---------------------------------------------------------------- the run directory
+
+
+def test_existing_run_is_refused_and_left_untouched(tmp_path):
+    cfg = config(tmp_path, max_steps=5)
+    train(cfg, progress=False)
+    before = tree_digest(Path(cfg.out))
+    with pytest.raises(ValueError, match=r"already holds a run; pass --resume .* or --force"):
+        train(cfg, progress=False)
+    # --force with text too short for one batch: checked before anything is deleted
+    short = write_text(tmp_path, "x" * 60, "short.txt")
+    with pytest.raises(ValueError, match="at least 65 needed for --batch-size 4 --seq-len 16"):
+        train(cfg.with_overrides(data=short), force=True, progress=False)
+    assert tree_digest(Path(cfg.out)) == before
+    metrics = train(cfg.with_overrides(max_steps=3), force=True, progress=False)
+    assert metrics["steps"] == 3
+
+
+def test_non_run_directory_is_never_touched(tmp_path):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    cfg = config(tmp_path, out="notes", max_steps=2)
+    for force in (False, True):
+        with pytest.raises(ValueError, match="holds no rnnkit run"):
+            train(cfg, force=force, progress=False)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+def test_invalid_config_creates_no_directory(tmp_path):
+    cfg = config(tmp_path, out="never", max_steps=2, batch_size=64, seq_len=512)
+    with pytest.raises(ValueError, match="at least"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "never").exists()
+
+
+# ---------------------------------------------------------------- damaged checkpoints
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("finished")
+    cfg = config(tmp_path, max_steps=3)
+    train(cfg, progress=False)
+    return Path(cfg.out)
+
+
+def copy_checkpoint(run: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "ckpt"
+    target.mkdir()
+    for f in (run / "best").iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+    return target
+
+
+def test_truncated_weights(finished_run, tmp_path):
+    ckpt = copy_checkpoint(finished_run, tmp_path)
+    data = (ckpt / "weights.safetensors").read_bytes()
+    (ckpt / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_checkpoint(ckpt)
+
+
+def test_bad_json(finished_run, tmp_path):
+    ckpt = copy_checkpoint(finished_run, tmp_path)
+    (ckpt / "checkpoint.json").write_text('{"format": "rnnkit.lang')
+    with pytest.raises(ValueError, match=r"checkpoint\.json: checkpoint description is not valid"):
+        load_checkpoint(ckpt)
+
+
+def test_mismatched_weights(finished_run, tmp_path):
+    ckpt = copy_checkpoint(finished_run, tmp_path)
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    meta["model"]["hidden_size"] = 32
+    (ckpt / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        ValueError, match=r"has shape \(64, 8\) but the config .*hidden_size=32.* needs \(128, 8\)"
+    ):
+        load_checkpoint(ckpt)
+
+
+def test_nothing_there(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing")
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_no_pickle_anywhere(finished_run):
+    """Every file of a run is JSON, JSON lines, PNG or safetensors."""
+    for path in finished_run.rglob("*"):
+        if path.is_file():
+            assert path.suffix in {".json", ".jsonl", ".png", ".safetensors"}, path
