@@ -16,12 +16,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rnnkit import _atomic as atomic
 from rnnkit.data import CharTokenizer, Vocab, WordTokenizer, split_train_val
 from rnnkit.models import LanguageModel, LanguageModelConfig
 from rnnkit.train import (
     LRSchedule,
     TrainConfig,
-    atomic,
     evaluate_ids,
     evaluate_text,
     load_checkpoint,

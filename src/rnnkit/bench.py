@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +64,7 @@ CONTENDERS = ("reference", "native", "naive")
 DEFAULT_REPEATS, QUICK_REPEATS = 30, 5
 DEFAULT_WARMUP, QUICK_WARMUP = 3, 1
 AGREEMENT_TOLERANCE = 1e-3  # largest relative difference accepted between contenders
+BUSY_SHARE = 0.10  # other processes using more than this share of the CPUs flag a row
 
 
 # --------------------------------------------------------------------------- configurations
@@ -332,6 +334,11 @@ class BenchResult:
     suite: str
     timings: dict[str, Timing]
     max_relative_difference: dict[str, float] = field(default_factory=dict)
+    others_cpu_share: float | None = None  # CPU share other processes used while timing
+
+    @property
+    def busy(self) -> bool:
+        return self.others_cpu_share is not None and self.others_cpu_share > BUSY_SHARE
 
     def speedup(self, other: str) -> tuple[float, float, float] | None:
         """rnnkit reference vs `other`: median and quartiles of the per-round ratios
@@ -362,6 +369,7 @@ class BenchResult:
             "timings": {name: t.to_dict() for name, t in self.timings.items()},
             "speedup": speedups,
             "max_relative_difference": self.max_relative_difference,
+            "others_cpu_share": self.others_cpu_share,
             "agrees": self.agrees,
         }
 
@@ -380,8 +388,32 @@ def benchmark(
     with torch.no_grad():
         grads = _fixed_grads(contenders[0].forward(), seed)
     differences = check_agreement(contenders, x, grads)
+    before = _cpu_ticks()
     timings = time_interleaved(contenders, _runner(suite, grads), x, repeats, warmup)
-    return BenchResult(config, suite, timings, differences)
+    return BenchResult(config, suite, timings, differences, _others_share(before, _cpu_ticks()))
+
+
+def _cpu_ticks() -> tuple[int, int, int] | None:
+    """(busy ticks of all CPUs, ticks of all CPUs, ticks of this process) from /proc, or None
+    off Linux. Two readings tell how much CPU other processes took in between."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        with open("/proc/self/stat", encoding="ascii") as own:
+            after_name = own.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+    return total - idle, total, int(after_name[11]) + int(after_name[12])  # utime + stime
+
+
+def _others_share(before, after) -> float | None:
+    """Share of all CPUs' time that other processes used between two `_cpu_ticks()`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before, strict=True))
+    return max(0.0, (busy - own) / total)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -400,6 +432,7 @@ class Machine:
     python: str
     platform: str
     rnnkit_version: str
+    source: str  # git commit of the rnnkit checkout, "+modified" when src/ has local changes
     date: str
     load_average: float | None  # 1-minute load before the run: other work skews the figures
 
@@ -418,6 +451,7 @@ class Machine:
             python=platform.python_version(),
             platform=platform.platform(),
             rnnkit_version=__version__,
+            source=_source_revision(),
             date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         )
@@ -427,7 +461,7 @@ class Machine:
             f"machine : {self.cpu}, {self.logical_cpus} logical CPUs "
             f"({self.usable_cpus} usable), {self.platform}",
             f"software: torch {self.torch_version} ({self.torch_threads} threads; {self.blas}), "
-            f"Python {self.python}, rnnkit {self.rnnkit_version}",
+            f"Python {self.python}, rnnkit {self.rnnkit_version} ({self.source})",
             f"date    : {self.date}, load average {self.load_average:.2f} before the run"
             if self.load_average is not None
             else f"date    : {self.date}",
@@ -444,6 +478,28 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _source_revision() -> str:
+    """The git commit rnnkit runs from, marked when its sources differ; figures of an engine
+    under work are only comparable with the code they measured."""
+    package = Path(__file__).resolve().parent
+
+    def git(*command: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(package), *command],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        modified = git("status", "--porcelain", "--", str(package))
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return f"git {commit}" + ("+modified" if modified else "")
 
 
 def _math_libraries() -> str:
@@ -487,6 +543,7 @@ def table_rows(results: Sequence[BenchResult]) -> list[tuple[str, ...]]:
     rows = []
     for result in results:
         label = result.config.label + ("" if result.agrees else " (!)")
+        label += " (busy)" if result.busy else ""
         rows.append(
             (
                 label,
@@ -520,6 +577,11 @@ def _notes(results: Sequence[BenchResult]) -> list[str]:
         "naive loop: nn.LSTMCell / nn.RNNCell / nn.GRUCell called per step with autograd; for "
         "Jordan a hand-written autograd loop (torch has no Jordan kernel, hence no native column).",
     ]
+    if any(r.busy for r in results):
+        notes.append(
+            f"(busy): other processes used more than {BUSY_SHARE:.0%} of the CPUs while this "
+            "row was timed; its figures are unreliable, run again on a quiet machine."
+        )
     if not all(r.agrees for r in results):
         notes.append(
             f"(!): some contender differs from the reference by more than "
@@ -554,6 +616,18 @@ def results_json(machine: Machine, settings: dict, results: Sequence[BenchResult
         "settings": settings,
         "results": [r.to_dict() for r in results],
     }
+
+
+def _check_writable(path: str) -> None:
+    """Fail before timing, not after, when an output file cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name")
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write {path}: {parent} is not writable")
 
 
 def _write(path: str, text: str) -> None:
@@ -671,6 +745,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run the suite the parsed `args` ask for; print the table; write the files asked for."""
+    for path in (args.json, args.markdown):
+        if path:
+            _check_writable(path)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     configs = QUICK_CONFIGS if args.quick else FULL_CONFIGS

@@ -11,8 +11,9 @@ import codecs
 import functools
 import numbers
 import os
-import tempfile
 from pathlib import Path
+
+from .. import _atomic
 
 __all__ = ["builtin_corpus", "read_text", "split_train_val", "write_text_atomic"]
 
@@ -83,41 +84,14 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
-    """Write `text` to `path` so that a reader sees either the old file or the whole new one.
-
-    The text goes to a temporary file in the same directory (os.replace is only atomic within one
-    file system), is flushed and fsynced, then renamed over `path`. A crash leaves at most a stray
-    `.*.tmp` file, never a truncated `path`.
-    """
+    """Write `text` to `path` so that a reader sees either the old file or the whole new one
+    (a temporary file in the same directory, fsync, os.replace: see rnnkit._atomic)."""
     path = _as_path("write_text_atomic", path)
-    directory = path.parent
-    if not directory.is_dir():
-        raise ValueError(f"{directory} does not exist; create the directory before writing {path}")
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable on POSIX; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"{path.parent} does not exist; create the directory before writing {path}"
+        )
+    _atomic.write_text(path, text, encoding)
 
 
 @functools.cache

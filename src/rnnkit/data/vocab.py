@@ -336,8 +336,9 @@ class Vocab:
             ) from None
         try:
             return cls.from_dict(data)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            detail = " ".join(str(error).split())
+            raise ValueError(f"{path} is not a valid vocabulary ({detail})") from None
 
 
 def _describe(value) -> str:

@@ -29,9 +29,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from .. import _atomic as atomic
 from ..data import Vocab, make_tokenizer
 from ..models import LanguageModel, LanguageModelConfig
-from . import atomic
 from .config import TrainConfig
 
 FORMAT = "rnnkit.language_model"
@@ -251,12 +251,7 @@ def _rebuild(directory: Path, meta: dict) -> tuple[LanguageModel, Vocab, TrainCo
     except (KeyError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())
         raise ValueError(f"{directory / META} has a bad config ({detail})") from None
-    vocab_data = atomic.read_json(directory / VOCAB, "vocabulary")
-    try:
-        vocab = Vocab.from_dict(vocab_data)
-    except (KeyError, TypeError, ValueError) as error:
-        detail = " ".join(str(error).split())
-        raise ValueError(f"{directory / VOCAB} is not a valid vocabulary ({detail})") from None
+    vocab = Vocab.load(directory / VOCAB)
     if len(vocab) != model_config.vocab_size:
         raise ValueError(
             f"{directory}: vocab.json has {len(vocab)} tokens but the model config says "

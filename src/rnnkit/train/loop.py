@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import _atomic as atomic
 from ..data import LMBatchStream, detach_state, load_word_vectors
 from ..models import LanguageModel, LanguageModelConfig
-from . import atomic, rundir
+from . import rundir
 from .checkpoint import TrainingState, load_training_state, save_checkpoint
 from .config import TrainConfig
 from .corpus import Corpus, load_corpus

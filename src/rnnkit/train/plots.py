@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 
-from . import atomic
+from .. import _atomic as atomic
 
 
 def plot_loss_curve(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import atomic
+from .. import _atomic as atomic
 
 REFRESH_SECONDS = 0.25  # redraw the bar at most this often
 

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _atomic as atomic
 from ..data import Vocab
-from . import atomic
 from .config import RESUMABLE_OVERRIDES, TrainConfig, flag_name
 
 RUN_FORMAT = "rnnkit.run"
@@ -73,12 +73,7 @@ def read_run(out: Path) -> StoredRun:
     except (KeyError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())
         raise ValueError(f"{out / CONFIG} has a bad train config ({detail})") from None
-    vocab_data = atomic.read_json(out / VOCAB, "vocabulary")
-    try:
-        vocab = Vocab.from_dict(vocab_data)
-    except (KeyError, TypeError, ValueError) as error:
-        detail = " ".join(str(error).split())
-        raise ValueError(f"{out / VOCAB} is not a valid vocabulary ({detail})") from None
+    vocab = Vocab.load(out / VOCAB)
     return StoredRun(config=config, vocab=vocab, source=data.get("data", {}))
 
 

@@ -30,9 +30,15 @@ DIR_MODE = 0o777 & ~_UMASK
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    """Make a rename in `path` durable; best effort, since not every platform opens directories."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -55,8 +61,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
+    write_bytes(path, text.encode(encoding))
 
 
 def _json_safe(value):
