@@ -77,7 +77,9 @@ class Cell(ABC):
         r_prev: (n, R) the previous recurrent vector. carried_prev: the cell's own states.
         m_out: (n, H) where to write m_t (a row block of the engine's output buffer, so the
             step's result lands in place; it is not written again, so the cell may save it).
-        Returns the new carried states and what step_backward needs. Inputs are not modified.
+        `gates` and `hidden_gates` belong to this step: the cell may overwrite them (activate in
+        place and save them). r_prev and carried_prev must not be modified.
+        Returns the new carried states and what step_backward needs.
         """
 
     @abstractmethod
@@ -94,8 +96,8 @@ class Cell(ABC):
         grad_m: (n, H) dL/dm_t. grad_carried: dL/dcarried_t.
         Writes dL/dgi_t into grad_gates_out (n, G) and, for `separate_hidden` cells, dL/dgh_t
         into grad_hidden_gates_out (n, G); for the others dL/dgh_t equals dL/dgi_t.
-        Returns the gradient reaching r_{t-1} other than through W_hh (or None) and
-        dL/dcarried_{t-1}.
+        Returns the gradient reaching r_{t-1} other than through W_hh (or None; a fresh tensor
+        the engine adds the W_hh path into) and dL/dcarried_{t-1}.
         """
 
     def extra_repr(self) -> str:

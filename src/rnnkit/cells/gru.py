@@ -35,11 +35,12 @@ class GRUCell(Cell):
         self, gates: Tensor, hidden_gates: Tensor, r_prev: Tensor, carried_prev, m_out
     ) -> StepForward:
         H = r_prev.shape[1]
-        rz = torch.sigmoid(gates[:, : 2 * H] + hidden_gates[:, : 2 * H])  # (n, 2H) [r|z]
+        # gates (gi) is this step's own: activate it in place.
+        rz = gates[:, : 2 * H].add_(hidden_gates[:, : 2 * H]).sigmoid_()  # (n, 2H) [r|z]
         reset, update = rz[:, :H], rz[:, H:]
         hidden_n = hidden_gates[:, 2 * H :]  # W_hn h + b_hn
-        n = torch.tanh(torch.addcmul(gates[:, 2 * H :], reset, hidden_n))
-        torch.addcmul(n, update, r_prev - n, out=m_out)  # h = n + z * (h_prev - n)
+        n = gates[:, 2 * H :].addcmul_(reset, hidden_n).tanh_()
+        torch.lerp(n, r_prev, update, out=m_out)  # h = n + z * (h_prev - n)
         return (), (rz, n, hidden_n, r_prev)
 
     def step_backward(

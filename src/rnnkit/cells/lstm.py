@@ -41,10 +41,10 @@ class LSTMCell(Cell):
     def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev
         H = c_prev.shape[1]
-        act = torch.empty_like(gates)  # (n, 4H) activated gates [i|f|g|o]
-        torch.sigmoid(gates[:, : 2 * H], out=act[:, : 2 * H])
-        torch.tanh(gates[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
-        torch.sigmoid(gates[:, 3 * H :], out=act[:, 3 * H :])
+        act = gates  # (n, 4H), activated in place: [i|f|g|o]
+        act[:, : 2 * H].sigmoid_()
+        act[:, 2 * H : 3 * H].tanh_()
+        act[:, 3 * H :].sigmoid_()
         i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
         c = torch.addcmul(f * c_prev, i, g)  # f * c_prev + i * g
         tanh_c = torch.tanh(c)

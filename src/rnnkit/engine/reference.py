@@ -36,13 +36,19 @@ class SweepSpec:
     batch_sizes: tuple[int, ...]
     reverse: bool = False
 
-    def steps(self) -> list[tuple[int, int]]:
-        """(row offset, active rows) per time step, in the order the forward pass visits them."""
-        offsets, start = [], 0
-        for n in self.batch_sizes:
-            offsets.append((start, n))
-            start += n
-        return offsets[::-1] if self.reverse else offsets
+    def visit_order(self) -> range:
+        """Time indices in the order the forward pass visits them."""
+        T = len(self.batch_sizes)
+        return range(T - 1, -1, -1) if self.reverse else range(T)
+
+    def blocks(self, tensor: Tensor | None) -> tuple[Tensor, ...] | None:
+        """`tensor` (N, ...) in packed layout as one view per time step, made in one call."""
+        return None if tensor is None else tensor.split(self.batch_sizes)
+
+
+def _rows(tensors, n: int, batch: int):
+    """The first n rows of each state (the states themselves when every row is active)."""
+    return tuple(tensors) if n == batch else tuple(t[:n] for t in tensors)
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None) -> Tensor:
@@ -64,8 +70,8 @@ def _recurrent_weight_grad(grad_hidden: Tensor, outputs: Tensor, r0: Tensor, rev
     previous step's output block (or r0), so two GEMMs replace a per-step copy of r_{t-1}."""
     B = r0.shape[0]
     if reverse:  # visited last block first: block j reads block j + 1, the last block reads r0
-        return grad_hidden[:-B].t() @ outputs[B:] + grad_hidden[-B:].t() @ r0
-    return grad_hidden[B:].t() @ outputs[:-B] + grad_hidden[:B].t() @ r0
+        return torch.addmm(grad_hidden[-B:].t() @ r0, grad_hidden[:-B].t(), outputs[B:])
+    return torch.addmm(grad_hidden[:B].t() @ r0, grad_hidden[B:].t(), outputs[:-B])
 
 
 class _Sweep(torch.autograd.Function):
@@ -94,22 +100,26 @@ class _Sweep(torch.autograd.Function):
         r_prev_all = None if uniform else data.new_empty((N, R))
         # States are replaced, never written in place: cells keep views of them for backward.
         r, carried = r0, tuple(carried0)
+        B = r0.shape[0]
+        gate_blocks, out_blocks = spec.blocks(gates_all), spec.blocks(outputs)
+        m_blocks = spec.blocks(m_all) if projection else out_blocks
+        r_prev_blocks = spec.blocks(r_prev_all)
         saved = []
-        for start, n in spec.steps():
-            rows = slice(start, start + n)
-            r_prev = r[:n]
-            if r_prev_all is not None:
-                r_prev_all[rows] = r_prev
+        for t in spec.visit_order():
+            n = spec.batch_sizes[t]
+            r_prev = r if n == B else r[:n]
+            if r_prev_blocks is not None:
+                r_prev_blocks[t].copy_(r_prev)
             if separate:
-                gates = gates_all[rows]
+                gates = gate_blocks[t]
                 hidden_gates = _linear(r_prev, w_hh, b_hh)  # (n, G)
             else:
-                gates = torch.addmm(gates_all[rows], r_prev, w_hh.t())  # (n, G)
+                # gi_t + W_hh r_{t-1} in place: the block is this step's to use up
+                gates = gate_blocks[t].addmm_(r_prev, w_hh.t())  # (n, G)
                 hidden_gates = None
-            out = outputs[rows]
-            m = m_all[rows] if projection else out
+            out, m = out_blocks[t], m_blocks[t]
             new_carried, step_saved = cell.step(
-                gates, hidden_gates, r_prev, tuple(c[:n] for c in carried), m
+                gates, hidden_gates, r_prev, _rows(carried, n, B), m
             )
             if projection:
                 _linear(m, w_out, b_out, out=out)
@@ -161,31 +171,36 @@ class _Sweep(torch.autograd.Function):
         grad_hidden_all = data.new_empty((N, G)) if separate else grad_gates_all  # dL/dgh
         grad_pre_out_all = data.new_empty((N, w_out.shape[0])) if projection else None
 
-        for (start, n), step_saved in zip(
-            reversed(spec.steps()), reversed(ctx.step_saved), strict=True
+        B = r0.shape[0]
+        grad_out_blocks, out_blocks = spec.blocks(grad_outputs), spec.blocks(outputs)
+        grad_gate_blocks = spec.blocks(grad_gates_all)
+        grad_hidden_blocks = spec.blocks(grad_hidden_all)
+        grad_pre_blocks = spec.blocks(grad_pre_out_all)
+        for t, step_saved in zip(
+            reversed(spec.visit_order()), reversed(ctx.step_saved), strict=True
         ):
-            rows = slice(start, start + n)
+            n = spec.batch_sizes[t]
+            grad_r_rows = grad_r if n == B else grad_r[:n]
             if projection:
                 # dL/dr_t, then through r = g(pre): dL/dpre, kept for dW_out
-                grad_pre = torch.add(grad_outputs[rows], grad_r[:n], out=grad_pre_out_all[rows])
+                grad_pre = torch.add(grad_out_blocks[t], grad_r_rows, out=grad_pre_blocks[t])
                 if not projection.is_identity:
-                    projection.backward(grad_pre, outputs[rows], out=grad_pre)
+                    projection.backward(grad_pre, out_blocks[t], out=grad_pre)
                 grad_m = grad_pre @ w_out  # (n, H)
             else:
-                grad_m = grad_outputs[rows] + grad_r[:n]  # (n, R) dL/dr_t
-            grad_hidden = grad_hidden_all[rows] if separate else None
+                grad_m = grad_out_blocks[t] + grad_r_rows  # (n, R) dL/dr_t
             grad_r_direct, grad_carried_prev = cell.step_backward(
                 grad_m,
-                tuple(g[:n] for g in grad_carried),
+                _rows(grad_carried, n, B),
                 step_saved,
-                grad_gates_all[rows],
-                grad_hidden,
+                grad_gate_blocks[t],
+                grad_hidden_blocks[t] if separate else None,
             )
-            recurrent_grad = grad_hidden_all[rows]
+            recurrent_grad = grad_hidden_blocks[t]
             if grad_r_direct is None:
                 new_grad_r = torch.mm(recurrent_grad, w_hh)
             else:
-                new_grad_r = torch.addmm(grad_r_direct, recurrent_grad, w_hh)
+                new_grad_r = grad_r_direct.addmm_(recurrent_grad, w_hh)
             grad_r = _merge_rows(new_grad_r, grad_r, n)
             grad_carried = tuple(
                 _merge_rows(g, old, n)
@@ -204,7 +219,12 @@ class _Sweep(torch.autograd.Function):
             else:
                 grad_w_hh = grad_hidden_all.t() @ r_prev_all
         grad_b_ih = grad_gates_all.sum(0) if b_ih is not None and need_w[2] else None
-        grad_b_hh = grad_hidden_all.sum(0) if b_hh is not None and need_w[3] else None
+        grad_b_hh = None
+        if b_hh is not None and need_w[3]:
+            # Folded cells saw b_ih + b_hh as one bias: the same gradient, summed once.
+            grad_b_hh = (
+                grad_hidden_all.sum(0) if separate or grad_b_ih is None else grad_b_ih.clone()
+            )
         grad_w_out = grad_b_out = None
         if projection:
             grad_w_out = grad_pre_out_all.t() @ m_all if need_w[4] else None
