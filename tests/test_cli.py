@@ -30,13 +30,8 @@ TINY_OPTIONS.update({"warmup-steps": 5, "threads": 1})
 TINY = [*(f"--{k}={v}" for k, v in TINY_OPTIONS.items()), "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Evaluate/generate run in this process: one thread for tiny models; restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# every test here runs its tiny models on one thread (fixture in conftest.py)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prose(n_words: int = 1200, seed: int = 0) -> str:
