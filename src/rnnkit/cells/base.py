@@ -100,6 +100,13 @@ class Cell(ABC):
         the engine adds the W_hh path into) and dL/dcarried_{t-1}.
         """
 
+    def prepare_backward(self, saved_steps: list) -> list:
+        """Turn the per-step `saved` values (in forward visit order) into what step_backward
+        reads, before the backward sweep starts. A cell overrides this to compute, for all steps
+        in a few large ops, the factors that do not depend on the incoming gradient (the LSTM
+        does); by default the saved values pass through unchanged."""
+        return saved_steps
+
     def extra_repr(self) -> str:
         return ""
 

@@ -9,7 +9,8 @@ The reset gate multiplies (W_hn h + b_hn), so the hidden-side pre-activations gh
 the input side gi (separate_hidden). Parameter layout: weight_ih (3H, I) = [W_ir|W_iz|W_in],
 weight_hh (3H, H) = [W_hr|W_hz|W_hn], bias_ih (3H), bias_hh (3H).
 
-Backward, from the saved r, z, n, W_hn h + b_hn and h_{t-1}:
+Backward, from the saved r, z, n, W_hn h + b_hn and h_{t-1} (gradient-independent factors formed
+for all steps at once in prepare_backward):
 
     dz = dh * (h_{t-1} - n),   dn = dh * (1 - z),   dL/dh_{t-1} (direct) = dh * z
     da_n = dn * (1 - n²),      dr = da_n * (W_hn h + b_hn)
@@ -43,19 +44,30 @@ class GRUCell(Cell):
         torch.lerp(n, r_prev, update, out=m_out)  # h = n + z * (h_prev - n)
         return (), (rz, n, hidden_n, r_prev)
 
+    def prepare_backward(self, saved_steps: list) -> list:
+        """The factors that do not depend on the incoming gradient, for all steps at once:
+
+        A = (h_{t-1} - n) σ'(z)       da_z = dh * A
+        Bn = (1 - z) tanh'(n)          da_n = dh * Bn
+        C = (W_hn h + b_hn) σ'(r)      da_r = da_n * C
+        """
+        sizes = [step[0].shape[0] for step in saved_steps]
+        rz, n, hidden_n, h_prev = (torch.cat([step[k] for step in saved_steps]) for k in range(4))
+        H = n.shape[1]
+        reset, update = rz[:, :H], rz[:, H:]
+        A = SIGMOID.backward(h_prev - n, update)
+        Bn = TANH.backward(1.0 - update, n)
+        C = SIGMOID.backward(hidden_n, reset)
+        return list(zip(*(x.split(sizes) for x in (A, Bn, C, reset, update)), strict=True))
+
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
     ) -> StepBackward:
-        rz, n, hidden_n, h_prev = saved
-        H = n.shape[1]
-        reset, update = rz[:, :H], rz[:, H:]
-        grad_rz = grad_gates_out[:, : 2 * H]
-        grad_a_n = grad_gates_out[:, 2 * H :]
-        grad_direct = grad_m * update  # dh * z, straight to h_prev
-        TANH.backward(grad_m - grad_direct, n, out=grad_a_n)  # dn = dh * (1 - z), through tanh
-        torch.mul(grad_a_n, hidden_n, out=grad_rz[:, :H])  # d reset
-        torch.mul(grad_m, h_prev - n, out=grad_rz[:, H:])  # d update
-        SIGMOID.backward(grad_rz, rz, out=grad_rz)
-        grad_hidden_gates_out[:, : 2 * H] = grad_rz
-        torch.mul(grad_a_n, reset, out=grad_hidden_gates_out[:, 2 * H :])
-        return grad_direct, ()
+        A, Bn, C, reset, update = saved  # from prepare_backward
+        H = A.shape[1]
+        grad_a_n = torch.mul(grad_m, Bn, out=grad_gates_out[:, 2 * H :])
+        torch.mul(grad_a_n, C, out=grad_gates_out[:, :H])  # da_r
+        torch.mul(grad_m, A, out=grad_gates_out[:, H : 2 * H])  # da_z
+        grad_hidden_gates_out[:, : 2 * H] = grad_gates_out[:, : 2 * H]
+        torch.mul(grad_a_n, reset, out=grad_hidden_gates_out[:, 2 * H :])  # r * da_n
+        return grad_m * update, ()  # dh * z, straight to h_prev

@@ -10,7 +10,8 @@ Parameter layout: weight_ih (4H, I) = [W_ii|W_if|W_ig|W_io], weight_hh (4H, P) w
 proj_size or H, bias_ih (4H), bias_hh (4H), weight_hr (P, H).
 Recurrent vector r = h (width P); carried state c (width H).
 
-Backward, from the saved activated gates, c_{t-1} and tanh(c_t):
+Backward, from the saved activated gates, c_{t-1} and tanh(c_t) (the factors that do not depend
+on the incoming gradient are formed for all steps at once in prepare_backward):
 
     dc   = dL/dc_t + dL/dm_t * o * (1 - tanh²(c_t))
     do   = dL/dm_t * tanh(c_t)
@@ -51,24 +52,40 @@ class LSTMCell(Cell):
         torch.mul(o, tanh_c, out=m_out)  # m = o * tanh(c)
         return (c,), (act, c_prev, tanh_c)
 
+    def prepare_backward(self, saved_steps: list) -> list:
+        """The backward factors that do not depend on the incoming gradient, for all steps at
+        once (a few ops over (N, ·) instead of a dozen per step):
+
+            K = o * tanh'(c)              so that dc = dc_next + dm * K
+            P = [g σ'(i) | c_{t-1} σ'(f) | i tanh'(g)]   so that [da_i | da_f | da_g] = dc * P
+            Q = tanh(c) σ'(o)             so that da_o = dm * Q
+        """
+        sizes = [step[0].shape[0] for step in saved_steps]
+        act = torch.cat([step[0] for step in saved_steps])  # (N, 4H) [i|f|g|o]
+        c_prev = torch.cat([step[1] for step in saved_steps])  # (N, H)
+        tanh_c = torch.cat([step[2] for step in saved_steps])  # (N, H)
+        N, H = c_prev.shape
+        i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
+        K = TANH.backward(o, tanh_c)
+        P = act.new_empty((N, 3, H))
+        SIGMOID.backward(g, i, out=P[:, 0])
+        SIGMOID.backward(c_prev, f, out=P[:, 1])
+        TANH.backward(i, g, out=P[:, 2])
+        Q = SIGMOID.backward(tanh_c, o)
+        return list(
+            zip(K.split(sizes), P.split(sizes), Q.split(sizes), f.split(sizes), strict=True)
+        )
+
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
     ) -> StepBackward:
-        act, c_prev, tanh_c = saved
+        K, P, Q, f = saved  # from prepare_backward
         (grad_c_next,) = grad_carried
-        H = c_prev.shape[1]
-        i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
-        # dc = dc_next + dm * o * (1 - tanh_c²)
-        dc = TANH.backward(grad_m * o, tanh_c).add_(grad_c_next)
-        out = grad_gates_out  # (n, 4H): first dL/d(gate value), then dL/d(pre-activation)
-        torch.mul(dc, g, out=out[:, :H])  # di
-        torch.mul(dc, c_prev, out=out[:, H : 2 * H])  # df
-        torch.mul(dc, i, out=out[:, 2 * H : 3 * H])  # dg
-        torch.mul(grad_m, tanh_c, out=out[:, 3 * H :])  # do
-        # Through the activations, in place, from the gate values: σ' for i, f, o; tanh' for g.
-        SIGMOID.backward(out[:, : 2 * H], act[:, : 2 * H], out=out[:, : 2 * H])
-        TANH.backward(out[:, 2 * H : 3 * H], g, out=out[:, 2 * H : 3 * H])
-        SIGMOID.backward(out[:, 3 * H :], o, out=out[:, 3 * H :])
+        n, H = f.shape
+        dc = torch.addcmul(grad_c_next, grad_m, K)  # dL/dc_t
+        # [da_i | da_f | da_g] = dc * P in one broadcast multiply into the gate gradient block
+        torch.mul(dc.unsqueeze(1), P, out=grad_gates_out[:, : 3 * H].view(n, 3, H))
+        torch.mul(grad_m, Q, out=grad_gates_out[:, 3 * H :])  # da_o
         return None, (dc * f,)
 
     def extra_repr(self) -> str:

@@ -176,9 +176,8 @@ class _Sweep(torch.autograd.Function):
         grad_gate_blocks = spec.blocks(grad_gates_all)
         grad_hidden_blocks = spec.blocks(grad_hidden_all)
         grad_pre_blocks = spec.blocks(grad_pre_out_all)
-        for t, step_saved in zip(
-            reversed(spec.visit_order()), reversed(ctx.step_saved), strict=True
-        ):
+        prepared = cell.prepare_backward(ctx.step_saved)
+        for t, step_saved in zip(reversed(spec.visit_order()), reversed(prepared), strict=True):
             n = spec.batch_sizes[t]
             grad_r_rows = grad_r if n == B else grad_r[:n]
             if projection:
