@@ -115,13 +115,17 @@ def run_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- evaluate
 
 
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
         metavar="DIR",
         help="a run directory (its best/ checkpoint is used) or a checkpoint directory in it",
     )
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_checkpoint_argument(parser)
     parser.add_argument("--data", required=True, metavar="FILE", help="text file to score")
     parser.add_argument(
         "--encoding", default="utf-8", help="text encoding of --data (default: %(default)s)"
@@ -163,12 +167,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="DIR",
-        help="a run directory (its best/ checkpoint is used) or a checkpoint directory in it",
-    )
+    _add_checkpoint_argument(parser)
     parser.add_argument(
         "--prefix", default="", metavar="TEXT", help="text that primes the model (default: none)"
     )
