@@ -6,6 +6,7 @@ value and ValueError for a wrong value or shape.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import torch
@@ -96,3 +97,23 @@ def check_floating(
             f"{owner}: {name} must be a floating-point tensor; got dtype {tensor.dtype} "
             f"(convert with {fix})"
         )
+
+
+def dataclass_from_dict(cls, data, what: str):
+    """`cls(**data)` for a config dataclass read from JSON, with one-line errors naming `what`
+    for a non-object, unknown keys and missing required keys."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a {what} must be a JSON object; got {type(data).__name__}")
+    fields = dataclasses.fields(cls)
+    unknown = sorted(set(data) - {f.name for f in fields})
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(unknown)}")
+    required = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(missing)}")
+    return cls(**data)

@@ -5,10 +5,10 @@ PackedSequence holds it: `data` (N, I) is the time steps one after another, step
 first `batch_sizes[t]` rows of the batch (sequences sorted longest first), N = sum(batch_sizes).
 A padded batch is the special case batch_sizes = [B] * T, so one code path serves both.
 
-Rows that are not active at a step keep their state untouched. Forward in time, a sequence's
-state therefore stops changing after its last step, which makes the buffer's final contents the
-final states torch returns; in reverse, a sequence starts from its initial state at its own last
-step, because its row is not touched before then.
+Rows that are not active at a step keep their state: the new state is the step's rows followed
+by the untouched rest. Forward in time, a sequence's state therefore stops changing after its last
+step, which makes the final state the one torch returns; in reverse, a sequence starts from its
+initial state at its own last step, because its row is not touched before then.
 
 The forward pass hoists the input projection out of the loop (one GEMM), the backward pass
 sweeps through time with the cells' hand-derived step backward and forms every weight gradient

@@ -13,12 +13,12 @@ its output y_t, whose width is set to H, so every cell hands the head an H-wide 
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import BACKENDS
+from .._checks import BACKENDS, dataclass_from_dict
 from ..data import OneHot
 from ..layers import GRU, LSTM, RNN, JordanRNN
 
@@ -48,15 +48,7 @@ class LanguageModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LanguageModelConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"a model config must be a JSON object; got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        if "vocab_size" not in data:
-            raise ValueError("model config lacks vocab_size")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "model config")
 
 
 def _check_int(name: str, value, minimum: int) -> None:

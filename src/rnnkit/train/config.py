@@ -11,6 +11,7 @@ import math
 import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
+from .._checks import dataclass_from_dict
 from ..models import CELLS
 
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
@@ -149,13 +150,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        if not isinstance(data, dict):
-            raise ValueError(f"a train config must be a JSON object; got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown train config keys: {', '.join(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "train config")
 
     def with_overrides(self, **changes) -> TrainConfig:
         return replace(self, **changes)
