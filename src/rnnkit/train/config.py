@@ -14,6 +14,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from .._checks import dataclass_from_dict
 from ..models import CELLS
 
+TASKS = ("lm", "classify", "tag", "seq2seq", "forecast")  # rnnkit.tasks.base.TASKS, kept in step
+
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
 
 # Options a resumed run may change; every other one must match the stored run.
@@ -38,6 +40,14 @@ def _option(default, help: str, *, kind=None, choices=None, metavar=None):
 class TrainConfig:
     """Settings of one language-model training run (see `rnnkit train --help`)."""
 
+    # --- task (lm: this language model; the others: rnnkit.tasks, see docs/tasks.md)
+    task: str = _option(
+        "lm",
+        "what to train: lm (language model on plain text), classify (label<TAB>text lines), "
+        "tag (token<TAB>tag lines, blank line between sentences), seq2seq (source<TAB>target "
+        "lines), forecast (CSV with a header); each task has defaults of its own",
+        choices=TASKS,
+    )
     # --- data
     out: str | None = _option(
         None,
@@ -58,7 +68,33 @@ class TrainConfig:
         "the last FRACTION of the file's characters is held out for evaluation",
         metavar="FRACTION",
     )
-    tokens: str = _option("char", "token unit: characters or words", choices=("char", "word"))
+    tokens: str = _option(
+        "char",
+        "token unit: characters or words; numbers (classify only): the text column is a "
+        "sequence of numeric vectors, time steps separated by ';', values by spaces or commas",
+        choices=("char", "word", "numbers"),
+    )
+    val_data: str | None = _option(
+        None,
+        "tasks other than lm: hold out this file (same format as --data) instead of the last "
+        "--val-fraction of the examples",
+        kind=str,
+        metavar="FILE",
+    )
+    column: str | None = _option(
+        None,
+        "forecast: the CSV column to forecast; default: the last numeric column",
+        kind=str,
+        metavar="NAME",
+    )
+    horizon: int = _option(1, "forecast: steps ahead the model forecasts in one go", metavar="H")
+    holdout: int | None = _option(
+        None,
+        "forecast: hold out the last N points of the series for validation (instead of "
+        "--val-fraction)",
+        kind=int,
+        metavar="N",
+    )
     vocab_size: int | None = _option(
         None,
         "keep at most N tokens, most frequent first (the 4 specials count); "
@@ -89,6 +125,29 @@ class TrainConfig:
     )
     backend: str = _option(
         "auto", "rnnkit layer backend", choices=("auto", "native", "reference", "compiled")
+    )
+    unidirectional: bool = _option(
+        False,
+        "classify, tag: run the recurrent layers left to right only (default: bidirectional)",
+    )
+    pooling: str = _option(
+        "max",
+        "classify: how the per-step outputs become one vector: the last state of each "
+        "direction, or the mean or max over the steps (padding excluded)",
+        choices=("last", "mean", "max"),
+    )
+    crf: bool = _option(
+        False,
+        "tag: a linear-chain CRF output layer (Viterbi decoding; BIO transitions I-X only "
+        "after B-X or I-X) instead of per-token softmax",
+    )
+    char_features: bool = _option(
+        False, "tag: add a character-level BiLSTM encoding of each token to its embedding"
+    )
+    attention: str = _option(
+        "bahdanau",
+        "seq2seq: attention of the decoder over the encoder states",
+        choices=("bahdanau", "luong", "none"),
     )
     # --- batches
     batch_size: int = _option(32, "sequences per batch", metavar="N")
@@ -223,7 +282,17 @@ def validate(config: TrainConfig) -> None:
     """Raise a one-line ValueError naming the first bad option (flag and field)."""
     for name in ("data", "word_vectors", "out"):
         _check_path(config, name)
-    for name in ("tokens", "cell", "backend", "batching", "optimizer", "schedule"):
+    for name in (
+        "task",
+        "tokens",
+        "cell",
+        "backend",
+        "batching",
+        "optimizer",
+        "schedule",
+        "pooling",
+        "attention",
+    ):
         _check_choice(config, name)
     if not isinstance(config.encoding, str) or not config.encoding:
         raise _fail("encoding", "a text encoding name", config.encoding)
@@ -256,5 +325,40 @@ def validate(config: TrainConfig) -> None:
         )
     if config.word_vectors is not None and config.embedding_dim == 0:
         raise ValueError("--word-vectors needs a learned embedding; got --embedding-dim 0")
+    for name in ("val_data", "column"):
+        _check_path(config, name)
+    _check_int(config, "horizon", 1)
+    _check_int(config, "holdout", 1, optional=True)
+    for name in ("unidirectional", "crf", "char_features"):
+        if not isinstance(getattr(config, name), bool):
+            raise _fail(name, "true or false", getattr(config, name))
+    if config.task == "lm":
+        _check_lm_only(config)
     if config.word_vectors is not None and config.tokens != "word":
         raise ValueError("--word-vectors needs --tokens word")
+
+
+# Fields that only the task models read (rnnkit.tasks); the language model rejects them.
+TASK_ONLY = (
+    "val_data",
+    "column",
+    "horizon",
+    "holdout",
+    "unidirectional",
+    "pooling",
+    "crf",
+    "char_features",
+    "attention",
+)
+
+
+def _check_lm_only(config: TrainConfig) -> None:
+    if config.tokens == "numbers":
+        raise ValueError("--tokens numbers applies to --task classify, not the language model")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name in TASK_ONLY:
+        if getattr(config, name) != defaults[name]:
+            raise ValueError(
+                f"{flag_name(name)} applies to the task models (--task classify, tag, seq2seq, "
+                "forecast), not the language model (--task lm); drop it"
+            )
