@@ -518,15 +518,24 @@ def test_unknown_backend(kind, backend):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_compiled_backend_not_built(kind):
-    with raises(NotImplementedError, match=rf"{kind}: backend='compiled' .*not built yet"):
-        build(kind, backend="compiled")
+def test_compiled_backend_refuses_a_dtype_it_has_no_kernel_for(kind):
+    layer = build(kind, backend="reference").to(torch.bfloat16)
+    pattern = (
+        rf"{kind}: backend='compiled' cannot run this call: compiled kernels run float32 and "
+        r"float64, not torch.bfloat16; use backend='auto'"
+    )
+    with raises(NotImplementedError, match=pattern):
+        layer.backend = "compiled"
+    assert layer.backend == "reference"  # a refused value leaves the layer as it was
+    layer.backend = "auto"
+    layer(torch.randn(T, B, IN, dtype=torch.bfloat16))
+    assert "compiled kernels run float32 and float64" in layer.explain()
 
 
 def test_jordan_refuses_native_backend():
     pattern = (
         r"JordanRNN: backend='native' is not available, torch has no kernel "
-        r".*backend='auto' or 'reference'"
+        r".*backend='auto', 'compiled' or 'reference'"
     )
     with raises(ValueError, match=pattern):
         rnnkit.JordanRNN(IN, H, OUT, backend="native")
@@ -537,8 +546,6 @@ def test_setting_unknown_backend_after_construction(kind):
     layer = build(kind, backend="reference")
     with raises(ValueError, match=rf"{kind}: backend must be one of .*got 'bogus'"):
         layer.backend = "bogus"
-    with raises(NotImplementedError, match=r"backend='compiled'"):
-        layer.backend = "compiled"
     assert layer.backend == "reference"  # a refused value leaves the layer as it was
     layer(torch.randn(T, B, IN))
 
@@ -578,10 +585,11 @@ def test_native_and_reference_raise_the_same_error(kind, case):
 # --- double backward -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_double_backward_through_reference_raises(kind):
+def test_double_backward_through_engine_raises(kind, backend):
     torch.manual_seed(0)
-    layer = make(kind, "reference", dtype=torch.float64)
+    layer = make(kind, backend, dtype=torch.float64)
     x = torch.randn(T, B, IN, dtype=torch.float64, requires_grad=True)
     output, _ = layer(x)
     # The engine refuses as soon as a backward runs with create_graph=True: the first grad call

@@ -17,6 +17,7 @@ import rnnkit
 from rnnkit.activations import SIGMOID, TANH
 from rnnkit.cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
 from rnnkit.engine import SweepSpec, sweep
+from rnnkit.engine.compiled import compiled_sweep
 
 I, H, P, O = 3, 4, 2, 3  # input, hidden, projection and Jordan output widths
 
@@ -72,12 +73,15 @@ def _weights(cell: Cell, R: int, out_width, bias: bool, generator):
     return (w_ih, w_hh, b_ih, b_hh, w_out, b_out)
 
 
+@pytest.mark.parametrize("engine", [sweep, compiled_sweep], ids=["reference", "compiled"])
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("setup", _cell_setups(), ids=lambda s: s[0])
-def test_engine_gradcheck(setup, bias, reverse, layout):
-    _, cell, R, carried_widths, out_width = setup
+def test_engine_gradcheck(setup, bias, reverse, layout, engine):
+    name, cell, R, carried_widths, out_width = setup
+    if engine is compiled_sweep and name.startswith("toy"):
+        pytest.skip("a cell written in torch ops has no compiled kernel (see the test below)")
     generator = torch.Generator().manual_seed(7)
     if layout == "packed":
         lengths = [4, 3, 1]
@@ -104,10 +108,21 @@ def test_engine_gradcheck(setup, bias, reverse, layout):
     def run(data, r0, *rest):
         carried, given = rest[:k], list(rest[k:])
         full = tuple(given.pop(0) if w is not None else None for w in weights)
-        outputs, r_final, carried_final = sweep(spec, data, r0, carried, full)
+        outputs, r_final, carried_final = engine(spec, data, r0, carried, full)
         return (outputs, r_final, *carried_final)
 
     assert gradcheck(run, (data, r0, *carried0, *present), eps=1e-6, atol=1e-7)
+
+
+def test_compiled_engine_refuses_a_cell_without_kernels():
+    data, r0 = torch.zeros(2, I, dtype=torch.float64), torch.zeros(1, H, dtype=torch.float64)
+    spec = SweepSpec(MinimalGatedCell(), (1, 1))
+    weights = (
+        torch.zeros(2 * H, I, dtype=torch.float64),
+        torch.zeros(2 * H, H, dtype=torch.float64),
+    )
+    with pytest.raises(NotImplementedError, match="no compiled kernel for MinimalGatedCell"):
+        compiled_sweep(spec, data, r0, (), (*weights, None, None, None, None))
 
 
 def test_engine_matches_hand_written_loop_for_toy_cell():
@@ -169,12 +184,15 @@ def test_jordan_layer_matches_its_equations(output_nonlinearity):
         torch.testing.assert_close(a, e, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU", "JordanRNN"])
-def test_layer_gradcheck_stacked_bidirectional_packed(kind):
+def test_layer_gradcheck_stacked_bidirectional_packed(kind, backend):
     """Whole layers (2 layers, both directions, packed input, initial states) pass gradcheck."""
     torch.manual_seed(4)
     if kind == "JordanRNN":
-        layer = rnnkit.JordanRNN(I, H, O, num_layers=2, bidirectional=True, dtype=torch.float64)
+        layer = rnnkit.JordanRNN(
+            I, H, O, num_layers=2, bidirectional=True, dtype=torch.float64, backend=backend
+        )
         widths = [O]
     else:
         extra = {"proj_size": 2} if kind == "LSTM" else {}
@@ -184,7 +202,7 @@ def test_layer_gradcheck_stacked_bidirectional_packed(kind):
             num_layers=2,
             bidirectional=True,
             dtype=torch.float64,
-            backend="reference",
+            backend=backend,
             **extra,
         )
         widths = [2, H] if kind == "LSTM" else [H]

@@ -65,12 +65,12 @@ def _random_case(rng: random.Random, seed: int) -> Case:
 CASES = [_random_case(random.Random(1000 + i), i) for i in range(GRID_SIZE)]
 
 
-def _make_layers(case: Case):
-    """A torch.nn layer and an rnnkit layer (reference backend) with the same weights."""
+def _make_layers(case: Case, backend: str = "reference"):
+    """A torch.nn layer and an rnnkit layer (on `backend`) with the same weights."""
     kwargs = dict(case.kwargs)
     torch.manual_seed(case.seed)
     reference = getattr(nn, case.kind)(**kwargs, dtype=torch.float64)
-    ours = getattr(rnnkit, case.kind)(**kwargs, dtype=torch.float64, backend="reference")
+    ours = getattr(rnnkit, case.kind)(**kwargs, dtype=torch.float64, backend=backend)
     ours.load_state_dict(reference.state_dict())
     reference.eval()
     ours.eval()
@@ -140,9 +140,10 @@ def _run(layer, x, hx, projections):
     return outs, grads, output
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_reference_matches_torch(case: Case):
-    torch_layer, ours = _make_layers(case)
+def test_engine_matches_torch(case: Case, backend: str):
+    torch_layer, ours = _make_layers(case, backend)
     generator = torch.Generator().manual_seed(case.seed)
     x = _make_input(case, torch_layer, generator)
     hx = _make_hx(case, torch_layer, generator)
@@ -174,12 +175,12 @@ def test_backends_agree_after_switching(kind):
     layer = getattr(rnnkit, kind)(5, 8, num_layers=2, bidirectional=True)  # float32
     x = torch.randn(9, 4, 5)
     results = {}
-    for backend in ("native", "reference", "auto"):
+    for backend in ("native", "reference", "compiled", "auto"):
         layer.backend = backend
         output, _ = layer(x)
         grads = torch.autograd.grad(output.square().sum(), list(layer.parameters()))
         results[backend] = (output.detach(), grads)
-    for backend in ("reference", "auto"):
+    for backend in ("reference", "compiled", "auto"):
         torch.testing.assert_close(results[backend][0], results["native"][0], atol=1e-5, rtol=1e-4)
         for a, e in zip(results[backend][1], results["native"][1], strict=True):
             torch.testing.assert_close(a, e, atol=1e-4, rtol=1e-3)

@@ -55,11 +55,6 @@ def check_backend(owner: str, backend) -> str:
         raise ValueError(
             f"{owner}: backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
         )
-    if backend == "compiled":
-        raise NotImplementedError(
-            f"{owner}: backend='compiled' (fused CPU kernels) is not built yet; it arrives with "
-            "the compiled-kernels issue. Use backend='auto', 'native' or 'reference'."
-        )
     return backend
 
 

@@ -5,9 +5,9 @@ arguments, parameter names, init and state_dict are torch's, plus `backend=`:
 
     "native"     torch's own fused kernel
     "reference"  rnnkit's engine in plain torch ops, every step and gradient explicit
-    "compiled"   rnnkit's fused CPU kernels (not built yet: asking for them raises)
-    "auto"       the fastest backend that serves the layer (today: native where torch has the
-                 cell, reference otherwise)
+    "compiled"   rnnkit's fused CPU kernels (numba): the engine's math, the time loop compiled
+    "auto"       per call, the fastest backend that serves it (rnnkit.engine.policy);
+                 layer.explain() says which ran and why
 
 Shapes: T time steps, B batch, I input_size, H hidden_size, D = 2 if bidirectional else 1,
 L num_layers, R the recurrent width (H, or proj_size for a projected LSTM, or output_size for
@@ -20,6 +20,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from ._checks import (
     check_backend,
@@ -31,7 +32,10 @@ from ._checks import (
 from ._inputs import check_call, from_packed_layout, to_packed_layout
 from .activations import get_activation
 from .cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
-from .engine import run_stack
+from .engine import run_stack, sweep
+from .engine.compiled import compiled_sweep
+from .engine.policy import CallShape, Choice, choose_backend, explicit_backend
+from .stream import StreamingMixin
 
 __all__ = ["GRU", "LSTM", "RNN", "JordanRNN"]
 
@@ -49,7 +53,7 @@ def _check_common(
     check_backend(owner, backend)
 
 
-class _EngineDispatch:
+class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
     """The one forward shared by every layer: validate, then run the chosen backend.
 
     A layer supplies `_cell()`, `state_names`, `state_sizes()`, `_weights_for(layer, direction)`
@@ -57,6 +61,7 @@ class _EngineDispatch:
     """
 
     _has_native = False
+    _last_choice: Choice | None = None
 
     @property
     def backend(self) -> str:
@@ -64,42 +69,68 @@ class _EngineDispatch:
 
     @backend.setter
     def backend(self, value: str) -> None:
-        check_backend(type(self).__name__, value)
+        owner = type(self).__name__
+        check_backend(owner, value)
         if value == "native" and not self._has_native:
             raise ValueError(
-                f"{type(self).__name__}: backend='native' is not available, torch has no kernel "
-                "for this cell; use backend='auto' or 'reference'"
+                f"{owner}: backend='native' is not available, torch has no kernel "
+                "for this cell; use backend='auto', 'compiled' or 'reference'"
             )
+        if value == "compiled":
+            weight = self.reference_weight()
+            explicit_backend(owner, value, self._cell(), self._call_shape(1, 1, weight))
         self._backend = value
+        self._last_choice = None
+
+    def _call_shape(self, batch: int, steps: int, like: Tensor) -> CallShape:
+        return CallShape(
+            batch=batch,
+            steps=steps,
+            hidden=self.hidden_size,
+            dtype=like.dtype,
+            device=like.device,
+            grad=torch.is_grad_enabled()
+            and (like.requires_grad or any(p.requires_grad for p in self.parameters())),
+        )
+
+    def _choose(self, shape: CallShape) -> Choice:
+        if self._backend == "auto":
+            return choose_backend(self._cell(), self._has_native, shape)
+        return explicit_backend(type(self).__name__, self._backend, self._cell(), shape)
 
     @property
     def resolved_backend(self) -> str:
-        """The backend a forward call runs now."""
-        if self._backend == "auto":
-            return "native" if self._has_native else "reference"
-        return self._backend
+        """The backend the last forward call ran (before any call: what a call of batch 32 and
+        35 steps in the layer's dtype would run)."""
+        if self._last_choice is not None:
+            return self._last_choice.backend
+        return self._choose(self._call_shape(32, 35, self.reference_weight())).backend
 
     def explain(self) -> str:
-        """Which backend runs and why."""
-        chosen = self.resolved_backend
-        if self._backend != "auto":
-            return f"backend={chosen!r}: asked for explicitly"
-        if chosen == "native":
-            return (
-                "backend='auto' -> 'native': torch's fused kernel is the fastest available "
-                "for this cell (compiled kernels are not built yet)"
-            )
-        return (
-            "backend='auto' -> 'reference': torch has no kernel for this cell and compiled "
-            "kernels are not built yet"
-        )
+        """Which backend ran in the last call (or would run, before any call) and why."""
+        choice = self._last_choice
+        when = "last call"
+        if choice is None:
+            when = "a call of batch 32, 35 steps (no call yet)"
+            choice = self._choose(self._call_shape(32, 35, self.reference_weight()))
+        return f"backend={self._backend!r} -> {choice.backend!r} for {when}: {choice.reason}"
 
     def reference_weight(self) -> Tensor:
         return next(iter(self.parameters()))
 
     def forward(self, input, hx=None):
         check_call(self, input, hx)
-        if self.resolved_backend == "native":
+        call = None
+        if isinstance(input, PackedSequence):
+            batch, steps, like = int(input.batch_sizes[0]), len(input.batch_sizes), input.data
+        else:
+            batched = input.dim() == 3
+            batch = input.shape[0 if self.batch_first else 1] if batched else 1
+            steps = input.shape[1 if self.batch_first and batched else 0]
+            like = input
+        choice = self._choose(self._call_shape(batch, steps, like))
+        self._last_choice = choice
+        if choice.backend == "native":
             return self._native_forward(input, hx)
         call = to_packed_layout(self, input, hx)
         output, finals = run_stack(
@@ -112,6 +143,7 @@ class _EngineDispatch:
             bidirectional=self.bidirectional,
             dropout=float(self.dropout),
             training=self.training,
+            sweep_fn=compiled_sweep if choice.backend == "compiled" else sweep,
         )
         output, finals = from_packed_layout(call, output, finals)
         return output, (finals if len(finals) > 1 else finals[0])

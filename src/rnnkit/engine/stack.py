@@ -32,11 +32,13 @@ def run_stack(
     bidirectional: bool,
     dropout: float = 0.0,
     training: bool = False,
+    sweep_fn: Callable = sweep,
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run a stack of recurrent layers over packed data (N, I).
 
     states: the initial (r, *carried) states, each (L * D, B, width), index layer * D + direction.
-    weights_for(layer, direction) gives that sweep's weights.
+    weights_for(layer, direction) gives that sweep's weights; sweep_fn runs one sweep (the
+    reference engine's `sweep` or the compiled engine's, which share a signature).
     Returns the last layer's outputs (N, D * R) and the final states in the same layout as
     `states`.
     """
@@ -48,7 +50,7 @@ def run_stack(
         for direction in range(directions):
             index = layer * directions + direction
             spec = SweepSpec(cell, batch_sizes, reverse=direction == 1)
-            out, r_final, carried_final = sweep(
+            out, r_final, carried_final = sweep_fn(
                 spec,
                 layer_input,
                 states[0][index],

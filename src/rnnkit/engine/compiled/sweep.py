@@ -1,0 +1,235 @@
+"""The compiled engine: the reference engine's sweep with the time loop in numba kernels.
+
+Same contract as rnnkit.engine.reference.sweep (packed layout, one autograd.Function per layer
+and direction, weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out)); what changes is where the work
+runs. Around the kernels torch does what it is best at: the input projection of all steps is one
+GEMM before the loop and every weight gradient is one GEMM after the backward sweep. Inside, the
+loop over time, each step's recurrent product and the cell's pointwise math run in
+rnnkit.engine.compiled.kernels without returning to Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..reference import SweepSpec
+from . import kernels
+
+__all__ = ["cannot_compile", "compiled_sweep"]
+
+_ACT_CODES = {
+    "identity": kernels.IDENTITY,
+    "tanh": kernels.TANH,
+    "relu": kernels.RELU,
+    "sigmoid": kernels.SIGMOID,
+}
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _kernel_codes(cell: Cell) -> tuple[int, int, int]:
+    """(kind, activation, projection activation) of a built-in cell."""
+    projection = cell.output_activation
+    proj_act = _ACT_CODES[projection.name] if projection is not None else kernels.IDENTITY
+    kind = type(cell)
+    if kind is LSTMCell:
+        return kernels.LSTM, kernels.IDENTITY, proj_act
+    if kind is GRUCell:
+        return kernels.GRU, kernels.IDENTITY, proj_act
+    return kernels.ELMAN, _ACT_CODES[cell.activation.name], proj_act
+
+
+def cannot_compile(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why the compiled engine cannot run this sweep, or None when it can."""
+    if type(cell) not in (ElmanCell, JordanCell, LSTMCell, GRUCell):
+        return f"no compiled kernel for {type(cell).__name__}"
+    if dtype not in _DTYPES:
+        return f"compiled kernels run float32 and float64, not {dtype}"
+    if device.type != "cpu":
+        return f"compiled kernels run on the CPU, not {device.type}"
+    return None
+
+
+def _np(tensor: Tensor | None, empty_shape=(0,), like: Tensor | None = None) -> np.ndarray:
+    """A numpy view of a tensor (no copy), or an empty array standing for an absent one."""
+    if tensor is None:
+        return np.empty(empty_shape, dtype=_numpy_dtype(like))
+    return tensor.detach().contiguous().numpy()
+
+
+def _numpy_dtype(like: Tensor) -> type:
+    return np.float64 if like.dtype == torch.float64 else np.float32
+
+
+def _gru_hidden_bias(b_hh: Tensor | None, G: int, like: Tensor) -> Tensor:
+    return b_hh if b_hh is not None else like.new_zeros(G)
+
+
+def _packed_index(batch_sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    sizes = np.asarray(batch_sizes, dtype=np.int64)
+    offsets = np.zeros_like(sizes)
+    np.cumsum(sizes[:-1], out=offsets[1:])
+    return sizes, offsets
+
+
+class _CompiledSweep(torch.autograd.Function):
+    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
+    (outputs (N, R), r_final (B, R), *carried_final), as reference._Sweep."""
+
+    @staticmethod
+    def forward(ctx, spec: SweepSpec, data, r0, *rest):
+        cell = spec.cell
+        k = cell.num_carried
+        carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k:]
+        kind, act, proj_act = _kernel_codes(cell)
+        separate = cell.separate_hidden
+
+        input_bias = b_ih
+        if not separate and b_hh is not None:
+            input_bias = b_hh if b_ih is None else b_ih + b_hh
+        gates = data @ w_ih.t() if input_bias is None else torch.addmm(input_bias, data, w_ih.t())
+        N, B, R, G = data.shape[0], r0.shape[0], r0.shape[1], w_ih.shape[0]
+        H = w_out.shape[1] if w_out is not None else R
+        outputs = data.new_empty((N, R))
+        m_all = data.new_empty((N, H)) if w_out is not None else outputs
+        r_prev_all = data.new_empty((N, R))
+        c_prev_all = data.new_empty((N, H if kind == kernels.LSTM else 0))
+        aux_all = data.new_empty((N, H if kind != kernels.ELMAN else 0))
+        r_state = r0.detach().clone()
+        c_state = carried0[0].detach().clone() if k else data.new_empty((B, 0))
+        sizes, offsets = _packed_index(spec.batch_sizes)
+
+        kernels.forward_sweep(
+            kind,
+            act,
+            proj_act,
+            spec.reverse,
+            sizes,
+            offsets,
+            gates.numpy(),
+            _np(_gru_hidden_bias(b_hh, G, data) if separate else None, like=data),
+            _np(w_hh.t()),
+            _np(None if w_out is None else w_out.t(), (0, R), like=data),
+            _np(b_out, like=data),
+            r_state.numpy(),
+            c_state.numpy(),
+            outputs.numpy(),
+            m_all.numpy(),
+            r_prev_all.numpy(),
+            c_prev_all.numpy(),
+            aux_all.numpy(),
+            np.empty((B, G), dtype=_numpy_dtype(data)),
+        )
+        ctx.spec = spec
+        ctx.codes = (kind, act, proj_act)
+        ctx.save_for_backward(
+            data, gates, outputs, m_all, r_prev_all, c_prev_all, aux_all, *rest[k:]
+        )
+        return (outputs, r_state, *((c_state,) if k else ()))
+
+    @staticmethod
+    def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "rnnkit's compiled engine does not support double backward "
+                "(create_graph=True through a recurrent layer); use backend='native' for "
+                "second derivatives of RNN, LSTM and GRU"
+            )
+        spec: SweepSpec = ctx.spec
+        kind, act, proj_act = ctx.codes
+        (data, gates, outputs, m_all, r_prev_all, c_prev_all, aux_all, *weights) = ctx.saved_tensors
+        w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
+        separate = spec.cell.separate_hidden
+        N, R, H, G = outputs.shape[0], outputs.shape[1], m_all.shape[1], gates.shape[1]
+        B = spec.batch_sizes[0]
+        dtype = _numpy_dtype(data)
+
+        grad_outputs = (
+            torch.zeros_like(outputs) if grad_outputs is None else grad_outputs.contiguous()
+        )
+        grad_r = (
+            torch.zeros((B, R), dtype=data.dtype)
+            if grad_r_final is None
+            else grad_r_final.clone(memory_format=torch.contiguous_format)
+        )
+        k = spec.cell.num_carried
+        grad_c_final = grad_carried_final[0] if k else None
+        if k and grad_c_final is not None:
+            grad_c = grad_c_final.clone(memory_format=torch.contiguous_format)
+        else:
+            grad_c = data.new_zeros((B, H if k else 0))
+        grad_gates = data.new_empty((N, G))
+        grad_hidden = data.new_empty((N, G)) if separate else grad_gates
+        grad_pre = data.new_empty((N, R)) if w_out is not None else None
+
+        kernels.backward_sweep(
+            kind,
+            act,
+            proj_act,
+            spec.reverse,
+            *_packed_index(spec.batch_sizes),
+            grad_outputs.numpy(),
+            grad_r.numpy(),
+            grad_c.numpy(),
+            gates.numpy(),
+            _np(w_hh),
+            _np(w_out, (0, H), like=data),
+            outputs.numpy(),
+            m_all.numpy(),
+            r_prev_all.numpy(),
+            c_prev_all.numpy(),
+            aux_all.numpy(),
+            grad_gates.numpy(),
+            grad_hidden.numpy(),
+            (grad_pre if grad_pre is not None else data.new_empty((N, 0))).numpy(),
+            np.empty((B, H), dtype=dtype),
+            np.empty((B, R), dtype=dtype),
+        )
+
+        # Weight gradients as single GEMMs over all steps.
+        needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
+        need_w = needs[3 + k :]
+        grad_data = grad_gates @ w_ih if needs[1] else None
+        grad_w_ih = grad_gates.t() @ data if need_w[0] else None
+        grad_w_hh = grad_hidden.t() @ r_prev_all if need_w[1] else None
+        grad_b_ih = grad_gates.sum(0) if b_ih is not None and need_w[2] else None
+        grad_b_hh = None
+        if b_hh is not None and need_w[3]:
+            grad_b_hh = grad_hidden.sum(0) if separate or grad_b_ih is None else grad_b_ih.clone()
+        grad_w_out = grad_b_out = None
+        if w_out is not None:
+            grad_w_out = grad_pre.t() @ m_all if need_w[4] else None
+            grad_b_out = grad_pre.sum(0) if b_out is not None and need_w[5] else None
+        return (
+            None,
+            grad_data,
+            grad_r,
+            *((grad_c,) if k else ()),
+            grad_w_ih,
+            grad_w_hh,
+            grad_b_ih,
+            grad_b_hh,
+            grad_w_out,
+            grad_b_out,
+        )
+
+
+def compiled_sweep(
+    spec: SweepSpec,
+    data: Tensor,
+    r0: Tensor,
+    carried0: tuple[Tensor, ...],
+    weights: tuple[Tensor | None, ...],
+) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+    """rnnkit.engine.reference.sweep on the compiled kernels (the cell must be a built-in one;
+    see cannot_compile)."""
+    why_not = cannot_compile(spec.cell, data.dtype, data.device)
+    if why_not is not None:
+        raise NotImplementedError(f"the compiled engine cannot run this sweep: {why_not}")
+    data = data.contiguous()
+    r0 = r0.contiguous()
+    carried0 = tuple(c.contiguous() for c in carried0)
+    outputs, r_final, *carried_final = _CompiledSweep.apply(spec, data, r0, *carried0, *weights)
+    return outputs, r_final, tuple(carried_final)
