@@ -235,7 +235,8 @@ def available_tasks() -> dict[str, type[Task]]:
 # TrainConfig fields that belong to some tasks only; see check_options.
 TASK_OPTIONS = (
     "column",
-    "horizon",
+    "window",
+    "exogenous",
     "holdout",
     "pooling",
     "crf",

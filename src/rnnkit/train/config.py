@@ -87,7 +87,18 @@ class TrainConfig:
         kind=str,
         metavar="NAME",
     )
-    horizon: int = _option(1, "forecast: steps ahead the model forecasts in one go", metavar="H")
+    window: int = _option(
+        24,
+        "forecast: past points the model reads for each forecast (sliding-window length)",
+        metavar="N",
+    )
+    exogenous: str | None = _option(
+        None,
+        "forecast: comma-separated CSV columns fed to the model beside the series (forecasting "
+        "needs their values at the forecast times)",
+        kind=str,
+        metavar="NAMES",
+    )
     holdout: int | None = _option(
         None,
         "forecast: hold out the last N points of the series for validation (instead of "
@@ -325,9 +336,9 @@ def validate(config: TrainConfig) -> None:
         )
     if config.word_vectors is not None and config.embedding_dim == 0:
         raise ValueError("--word-vectors needs a learned embedding; got --embedding-dim 0")
-    for name in ("val_data", "column"):
+    for name in ("val_data", "column", "exogenous"):
         _check_path(config, name)
-    _check_int(config, "horizon", 1)
+    _check_int(config, "window", 1)
     _check_int(config, "holdout", 1, optional=True)
     for name in ("unidirectional", "crf", "char_features"):
         if not isinstance(getattr(config, name), bool):
@@ -342,7 +353,8 @@ def validate(config: TrainConfig) -> None:
 TASK_ONLY = (
     "val_data",
     "column",
-    "horizon",
+    "window",
+    "exogenous",
     "holdout",
     "unidirectional",
     "pooling",
