@@ -2,7 +2,8 @@
 for backend='compiled') whose one-line message names the argument and shows what came.
 
 Validation runs before any backend, so every call case runs on both "native" and "reference"
-(JordanRNN has only the reference engine: torch has no Jordan kernel).
+(JordanRNN, LayerNormLSTM and LayerNormGRU have only rnnkit's engines: torch has no kernel for
+them).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ T, B = 2, 3
 
 KINDS = ["RNN", "LSTM", "GRU", "JordanRNN"]
 TORCH_KINDS = ["RNN", "LSTM", "GRU"]
+LAYER_NORM_KINDS = ["LayerNormLSTM", "LayerNormGRU"]  # call cases only (reference engine)
+TWO_STATE_KINDS = ("LSTM", "LayerNormLSTM")  # hx = (h_0, c_0)
 BACKENDS = ["native", "reference"]
 # Every (layer, backend) pair a call can run on.
 LAYER_BACKENDS = [
     pytest.param(kind, backend, id=f"{kind}-{backend}")
-    for kind in KINDS
+    for kind in KINDS + LAYER_NORM_KINDS
     for backend in BACKENDS
-    if not (kind == "JordanRNN" and backend == "native")
+    if kind in TORCH_KINDS or backend != "native"
 ]
 # How messages name the first initial state, per layer.
 STATE0 = {
@@ -35,6 +38,8 @@ STATE0 = {
     "GRU": r"hx \(h_0\)",
     "LSTM": r"hx\[0\] \(h_0\)",
     "JordanRNN": r"y_0",
+    "LayerNormLSTM": r"hx\[0\] \(h_0\)",
+    "LayerNormGRU": r"hx \(h_0\)",
 }
 
 
@@ -51,7 +56,7 @@ def width(kind: str) -> int:
 def states(kind: str, shape: tuple[int, ...], dtype=torch.float32):
     """A well-typed hx whose (first) state has `shape`; LSTM's c_0 gets the same leading dims."""
     h = torch.zeros(shape, dtype=dtype)
-    if kind == "LSTM":
+    if kind in TWO_STATE_KINDS:
         return (h, torch.zeros((*shape[:-1], H), dtype=dtype))
     return h
 
@@ -254,7 +259,9 @@ def test_lstm_given_a_tuple_holding_a_non_tensor(backend):
         layer(torch.randn(T, B, IN), (torch.zeros(1, B, H), None))
 
 
-@pytest.mark.parametrize(("kind", "backend"), [p for p in LAYER_BACKENDS if p.values[0] != "LSTM"])
+@pytest.mark.parametrize(
+    ("kind", "backend"), [p for p in LAYER_BACKENDS if p.values[0] not in TWO_STATE_KINDS]
+)
 def test_single_state_layer_given_a_tuple(kind, backend):
     layer = make(kind, backend)
     arg = "y_0" if kind == "JordanRNN" else "hx"
@@ -339,7 +346,7 @@ def test_hx_on_other_device_than_weights(kind, backend):
         h = torch.zeros(1, B, width(kind), device="meta")
     except Exception as error:  # pragma: no cover - depends on the torch build
         pytest.skip(f"cannot make a tensor on the meta device: {error}")
-    hx = (h, torch.zeros(1, B, H)) if kind == "LSTM" else h
+    hx = (h, torch.zeros(1, B, H)) if kind in TWO_STATE_KINDS else h
     with raises(
         ValueError, match=r"(h_0|y_0) is on device meta but the layer's weights are on cpu"
     ):
@@ -400,7 +407,7 @@ def test_pack_padded_sequence_with_unsorted_lengths(kind, backend):
     assert isinstance(output, PackedSequence)
     assert torch.equal(output.batch_sizes, packed.batch_sizes)
     assert torch.equal(output.unsorted_indices, packed.unsorted_indices)
-    first = finals[0] if kind == "LSTM" else finals
+    first = finals[0] if kind in TWO_STATE_KINDS else finals
     assert first.shape == (1, B, width(kind))
 
 

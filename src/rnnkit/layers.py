@@ -31,13 +31,21 @@ from ._checks import (
 )
 from ._inputs import check_call, from_packed_layout, to_packed_layout
 from .activations import get_activation
-from .cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
+from .cells import (
+    Cell,
+    ElmanCell,
+    GRUCell,
+    JordanCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+)
 from .engine import run_stack, sweep
 from .engine.compiled import compiled_sweep
 from .engine.policy import CallShape, Choice, choose_backend, explicit_backend
 from .stream import StreamingMixin
 
-__all__ = ["GRU", "LSTM", "RNN", "JordanRNN"]
+__all__ = ["GRU", "LSTM", "RNN", "JordanRNN", "LayerNormGRU", "LayerNormLSTM"]
 
 
 def _check_common(
@@ -461,3 +469,161 @@ class JordanRNN(_EngineDispatch, nn.Module):
         if self._backend != "auto":
             s += f", backend={self._backend!r}"
         return s
+
+
+class _LayerNormLayer(_EngineDispatch, nn.Module):
+    """The layer-norm layers' shared body: parameters named per layer and direction, torch's
+    uniform init for the weights, the cell's own init (γ = 1, β = 0, b = 0) for the rest."""
+
+    _cell_type: type[Cell]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        backend: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        owner = type(self).__name__
+        _check_common(
+            owner,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            backend,
+        )
+        super().__init__()
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first = bias, batch_first
+        self.dropout, self.bidirectional = float(dropout), bidirectional
+        factory = {"device": device, "dtype": dtype}
+        directions = 2 if bidirectional else 1
+        G = self._cell_type.num_gates * hidden_size
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                suffix = self._suffix(layer, direction)
+                shapes = {"weight_ih": (G, layer_input), "weight_hh": (G, hidden_size)}
+                for name, shape in shapes.items():
+                    self.register_parameter(
+                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
+                    )
+                cell = self._cell()
+                initial = cell.init_params(hidden_size, **factory)
+                for name, value in zip(cell.param_names, initial, strict=True):
+                    self.register_parameter(name + suffix, nn.Parameter(value))
+        self.reset_parameters()
+        self.backend = backend
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        cell = self._cell()
+        for layer in range(self.num_layers):
+            for direction in range(2 if self.bidirectional else 1):
+                suffix = self._suffix(layer, direction)
+                for name in ("weight_ih", "weight_hh"):
+                    nn.init.uniform_(getattr(self, name + suffix), -bound, bound)
+                weight = getattr(self, "weight_ih" + suffix)
+                initial = cell.init_params(
+                    self.hidden_size, device=weight.device, dtype=weight.dtype
+                )
+                with torch.no_grad():
+                    for name, value in zip(cell.param_names, initial, strict=True):
+                        getattr(self, name + suffix).copy_(value)
+
+    def _cell(self) -> Cell:
+        return self._cell_type(bias=self.bias)
+
+    def _weights_for(self, layer: int, direction: int):
+        suffix = self._suffix(layer, direction)
+        own = (getattr(self, name + suffix) for name in self._cell().param_names)
+        return (
+            getattr(self, "weight_ih" + suffix),
+            getattr(self, "weight_hh" + suffix),
+            None,
+            None,
+            None,
+            None,
+            *own,
+        )
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self._backend != "auto":
+            s += f", backend={self._backend!r}"
+        return s
+
+
+class LayerNormLSTM(_LayerNormLayer):
+    """Layer-normalized LSTM (Ba, Kiros, Hinton 2016), gate order i, f, g, o:
+
+        a   = LN(W_ih x_t; γ_x, β_x) + LN(W_hh h_{t-1}; γ_h, β_h) + b
+        [i, f, g, o] = [σ, σ, tanh, σ](a)
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(LN(c_t; γ_c, β_c))
+
+    LN normalizes each row over its features (all 4H gate pre-activations together, or the H
+    cell units) as torch.nn.LayerNorm does (biased variance, eps 1e-5); details and the backward
+    in rnnkit.cells.layernorm_lstm. Call as torch.nn.LSTM: (input, (h_0, c_0)=None) ->
+    (output (T, B, D*H), (h_n (L*D, B, H), c_n (L*D, B, H))), padded, batch_first, unbatched
+    or PackedSequence. Parameters per layer k (suffix _reverse for the backward direction):
+    weight_ih_l{k} (4H, I_k), weight_hh_l{k} (4H, H), bias_l{k} (4H) = b (bias=True only),
+    ln_ih_weight_l{k}, ln_ih_bias_l{k} (4H) = γ_x, β_x, ln_hh_weight_l{k}, ln_hh_bias_l{k}
+    (4H) = γ_h, β_h, ln_cell_weight_l{k}, ln_cell_bias_l{k} (H) = γ_c, β_c. Weights start
+    uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "reference" or "auto" (torch has no
+    kernel for this cell, so "native" is refused).
+    """
+
+    _cell_type = LayerNormLSTMCell
+    state_names = ("h_0", "c_0")
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size, self.hidden_size)
+
+
+class LayerNormGRU(_LayerNormLayer):
+    """Layer-normalized GRU, torch.nn.GRU's step (gate order r, z, n) on normalized
+    pre-activations, as haste's LayerNormGRU (with a shift β in each normalization):
+
+        gi = LN(W_ih x_t; γ_x, β_x) + b_ih,   gh = LN(W_hh h_{t-1}; γ_h, β_h) + b_hh
+        r = σ(gi_r + gh_r),   z = σ(gi_z + gh_z),   n = tanh(gi_n + r * gh_n)
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    LN normalizes each row over all 3H pre-activations of its side, as torch.nn.LayerNorm does
+    (biased variance, eps 1e-5); details and the backward in rnnkit.cells.layernorm_gru. Call
+    as torch.nn.GRU: (input, h_0=None) -> (output (T, B, D*H), h_n (L*D, B, H)). Parameters per
+    layer k (suffix _reverse for the backward direction): weight_ih_l{k} (3H, I_k),
+    weight_hh_l{k} (3H, H), bias_ih_l{k}, bias_hh_l{k} (3H) (bias=True only), ln_ih_weight_l{k},
+    ln_ih_bias_l{k} (3H) = γ_x, β_x, ln_hh_weight_l{k}, ln_hh_bias_l{k} (3H) = γ_h, β_h.
+    Weights start uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "reference" or "auto".
+    """
+
+    _cell_type = LayerNormGRUCell
+    state_names = ("h_0",)
+
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)

@@ -4,6 +4,16 @@ from .base import Cell
 from .elman import ElmanCell
 from .gru import GRUCell
 from .jordan import JordanCell
+from .layernorm_gru import LayerNormGRUCell
+from .layernorm_lstm import LayerNormLSTMCell
 from .lstm import LSTMCell
 
-__all__ = ["Cell", "ElmanCell", "GRUCell", "JordanCell", "LSTMCell"]
+__all__ = [
+    "Cell",
+    "ElmanCell",
+    "GRUCell",
+    "JordanCell",
+    "LSTMCell",
+    "LayerNormGRUCell",
+    "LayerNormLSTMCell",
+]

@@ -20,6 +20,19 @@ and dL/dcarried_{t-1}.
 
 Shapes use n for the rows active at this step (n <= B with packed sequences), H for hidden_size,
 G = num_gates * H for the pre-activation width, R for the recurrent vector's width.
+
+Cells with parameters of their own (the layer-norm cells' gains and shifts) name them in
+`param_names`; a sweep's weights are then (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params),
+the first six as for every cell. Four hooks, all no-ops for cells without parameters, serve them:
+
+    cell = cell.bind(cell_params)                the cell for one sweep, holding its parameters
+    saved_inputs = cell.prepare_inputs(GI)       once, on the input projection of all steps (N, G),
+                                                 before the loop; may transform GI in place
+    ... the steps, the backward sweep (step_backward writes dL/d of the transformed GI) ...
+    grads = cell.finish_backward(prepared, dGI, dGH, saved_inputs)
+                                                 after the sweep: maps dGI back through the
+                                                 transform in place, returns the parameters'
+                                                 gradients summed over all steps
 """
 
 from __future__ import annotations
@@ -50,12 +63,15 @@ class Cell(ABC):
             and passes the sum gi_t + gh_t as `gates`, which saves one add and one buffer per step.
         output_activation: g of the output projection r = g(W_out m + b_out), or None when the
             cell has no output projection and r_t = m_t.
+        param_names: the cell's own parameters, in the order they follow the six engine
+            weights (empty for the standard cells; may be set per instance in __init__).
     """
 
     num_gates: int = 1
     num_carried: int = 0
     separate_hidden: bool = False
     output_activation: Activation | None = None
+    param_names: tuple[str, ...] = ()
 
     @property
     def has_output_projection(self) -> bool:
@@ -106,6 +122,44 @@ class Cell(ABC):
         in a few large ops, the factors that do not depend on the incoming gradient (the LSTM
         does); by default the saved values pass through unchanged."""
         return saved_steps
+
+    def init_params(self, hidden_size: int, *, device=None, dtype=None) -> tuple[Tensor, ...]:
+        """Fresh tensors for the cell's own parameters, in `param_names` order, holding their
+        initial values (layers wrap them in nn.Parameter). Cells without parameters: ()."""
+        return ()
+
+    def bind(self, params: tuple[Tensor, ...]) -> Cell:
+        """The cell for one sweep, holding the cell's own parameters (one tensor per
+        `param_names` entry). A cell without parameters is its own bound cell."""
+        if params:
+            raise ValueError(f"{type(self).__name__} has no parameters; got {len(params)}")
+        return self
+
+    def prepare_inputs(self, gates_all: Tensor) -> Any:
+        """Called once per sweep on the input projection of all steps, gates_all (N, G), before
+        the loop. A cell may transform it in place (the layer-norm cells normalize each row, so
+        the input side's normalization runs once over N rows instead of once per step); `step`
+        then receives rows of the transformed values. A cell that transforms GI sets
+        `separate_hidden`, so GI holds the input side alone (b_hh is not folded into it).
+        Returns what finish_backward needs."""
+        return None
+
+    def finish_backward(
+        self,
+        prepared: list,
+        grad_gates_all: Tensor,
+        grad_hidden_all: Tensor,
+        saved_inputs: Any,
+    ) -> tuple[Tensor, ...]:
+        """Called once after the backward sweep. `prepared` is prepare_backward's list, in
+        forward visit order (reversed time for the reverse direction); grad_gates_all and
+        grad_hidden_all are in packed layout (time order), like the prepare_inputs values.
+        grad_gates_all (N, G) holds dL/d(transformed gi) as step_backward wrote it; the cell
+        rewrites it in place into dL/d(gi) through the prepare_inputs transform (the engine
+        then forms dx, dW_ih and db_ih from it).
+        grad_hidden_all (N, G) is dL/dgh. Returns the gradients of the cell's own parameters,
+        summed over all steps, in `param_names` order. Cells without parameters: ()."""
+        return ()
 
     def extra_repr(self) -> str:
         return ""

@@ -12,7 +12,9 @@ initial state at its own last step, because its row is not touched before then.
 
 The forward pass hoists the input projection out of the loop (one GEMM), the backward pass
 sweeps through time with the cells' hand-derived step backward and forms every weight gradient
-as one GEMM after the sweep. No autograd runs inside; the whole sweep is one
+as one GEMM after the sweep. Cells with parameters of their own (rnnkit.cells.base) get them after
+the six engine weights, transform the input projection once before the loop and return their
+parameters' gradients once after the sweep. No autograd runs inside; the whole sweep is one
 torch.autograd.Function so autograd composes with everything around it.
 """
 
@@ -75,14 +77,15 @@ def _recurrent_weight_grad(grad_hidden: Tensor, outputs: Tensor, r0: Tensor, rev
 
 
 class _Sweep(torch.autograd.Function):
-    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
-    (outputs (N, R), r_final (B, R), *carried_final). Absent biases and projection are None."""
+    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params)
+    -> (outputs (N, R), r_final (B, R), *carried_final). Absent biases and projection are None."""
 
     @staticmethod
     def forward(ctx, spec: SweepSpec, data, r0, *rest):
-        cell = spec.cell
-        k = cell.num_carried
-        carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k:]
+        k = spec.cell.num_carried
+        carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k : k + 6]
+        cell_params = rest[k + 6 :]
+        cell = spec.cell.bind(cell_params)
         separate = cell.separate_hidden
         projection = cell.output_activation
         uniform = len(set(spec.batch_sizes)) <= 1  # every step has all B rows
@@ -92,6 +95,7 @@ class _Sweep(torch.autograd.Function):
         if not separate and b_hh is not None:
             input_bias = b_hh if b_ih is None else b_ih + b_hh
         gates_all = _linear(data, w_ih, input_bias)  # (N, G)
+        saved_inputs = cell.prepare_inputs(gates_all)  # a no-op unless the cell transforms GI
 
         N, R = data.shape[0], r0.shape[1]
         outputs = data.new_empty((N, R))  # r_t for every step and row, packed layout
@@ -134,9 +138,10 @@ class _Sweep(torch.autograd.Function):
         ctx.spec = spec
         ctx.uniform = uniform
         ctx.step_saved = saved
+        ctx.saved_inputs = saved_inputs
         ctx.carried_shapes = [c.shape for c in carried0]
         ctx.save_for_backward(
-            data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out
+            data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params
         )
         # Copies: the finals may be views of what backward reads, and callers may edit them.
         return (outputs, r.clone(), *(c.clone() for c in carried))
@@ -150,10 +155,10 @@ class _Sweep(torch.autograd.Function):
                 "second derivatives of RNN, LSTM and GRU"
             )
         spec: SweepSpec = ctx.spec
-        cell = spec.cell
-        (data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out) = (
+        (data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *params) = (
             ctx.saved_tensors
         )
+        cell = spec.cell.bind(tuple(params))
         separate = cell.separate_hidden
         projection = cell.output_activation
         N = data.shape[0]
@@ -206,6 +211,11 @@ class _Sweep(torch.autograd.Function):
                 for g, old in zip(grad_carried_prev, grad_carried, strict=True)
             )
 
+        # The cell's own parameters, and dGI back through its input transform (if any).
+        grad_params = cell.finish_backward(
+            prepared, grad_gates_all, grad_hidden_all, ctx.saved_inputs
+        )
+
         # Weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
         need_w = needs[3 + cell.num_carried :]
@@ -239,6 +249,7 @@ class _Sweep(torch.autograd.Function):
             grad_b_hh,
             grad_w_out,
             grad_b_out,
+            *(g if need else None for g, need in zip(grad_params, need_w[6:], strict=True)),
         )
 
 
@@ -250,14 +261,18 @@ def sweep(
     weights: tuple[Tensor | None, ...],
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """Run `spec.cell` over the packed sequence `data` (N, I) from the states r0 (B, R) and
-    carried0, with weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out).
+    carried0, with weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params): the cell's own
+    parameters, one per `spec.cell.param_names` entry, follow the six engine weights.
 
     Returns the outputs (N, R) in packed layout, the final recurrent vector (B, R) and the final
     carried states.
     """
-    if len(weights) != 6:
+    names = spec.cell.param_names
+    if len(weights) != 6 + len(names):
+        own = "".join(f", {name}" for name in names)
         raise ValueError(
-            f"weights must be (w_ih, w_hh, b_ih, b_hh, w_out, b_out); got {len(weights)}"
+            f"weights must be (w_ih, w_hh, b_ih, b_hh, w_out, b_out{own}) for "
+            f"{type(spec.cell).__name__}; got {len(weights)} entries"
         )
     outputs, r_final, *carried_final = _Sweep.apply(spec, data, r0, *carried0, *weights)
     return outputs, r_final, tuple(carried_final)

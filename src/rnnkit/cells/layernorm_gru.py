@@ -1,0 +1,117 @@
+"""Layer-normalized GRU cell: torch.nn.GRU's step (gate order r, z, n; the reset gate multiplies
+the hidden side of n) on layer-normalized pre-activations. This is haste's LayerNormGRU
+(lmnt-com/haste, frameworks/pytorch/layer_norm_gru.py) with a shift β in each normalization,
+following Ba, Kiros, Hinton 2016 ("Layer Normalization", section 3.1: normalize W_x x and W_h h
+separately):
+
+    gi = LN(W_ih x_t; γ_x, β_x) + b_ih                                   (n, 3H) [gi_r|gi_z|gi_n]
+    gh = LN(W_hh h_{t-1}; γ_h, β_h) + b_hh                               (n, 3H) [gh_r|gh_z|gh_n]
+    r = σ(gi_r + gh_r),   z = σ(gi_z + gh_z)
+    n = tanh(gi_n + r * gh_n)
+    h_t = (1 - z) * n + z * h_{t-1}
+
+LN(v; γ, β) = γ * (v - mean(v)) / sqrt(var(v) + 1e-5) + β over each row's 3H pre-activations
+together (torch.nn.LayerNorm, biased variance). The reset gate multiplies the normalized hidden
+n-part gh_n, shift included, as torch's GRU multiplies W_hn h + b_hn. β_x and b_ih (and β_h and
+b_hh) are redundant, as in the paper; b_ih and b_hh keep torch.nn.GRU's bias names.
+
+Parameter layout: weight_ih (3H, I), weight_hh (3H, H) in the engine's w_ih, w_hh slots (no
+engine biases); the cell's own parameters, in this order: bias_ih (3H), bias_hh (3H) (only with
+bias=True), ln_ih_weight (3H) = γ_x, ln_ih_bias (3H) = β_x, ln_hh_weight (3H) = γ_h,
+ln_hh_bias (3H) = β_h. Initial values: γ = 1, β = 0, b = 0.
+
+The input side gi is formed for all steps at once in prepare_inputs; each step normalizes
+W_hh h_{t-1} and then runs rnnkit.cells.gru's step on (gi, gh). Backward: the GRU step backward
+gives dgi and dgh (rnnkit.cells.gru), then with x̂, ĥ the normalized vectors and LN' the
+layer-norm backward (rnnkit.cells._layer_norm):
+
+    dL/d(W_hh h_{t-1}) = LN'_h(dgh),   dL/d(W_ih x_t) = LN'_x(dgi)   (the latter after the sweep)
+    dγ_x = Σ dgi x̂,  dβ_x = db_ih = Σ dgi,  dγ_h = Σ dgh ĥ,  dβ_h = db_hh = Σ dgh
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._layer_norm import OwnParameters, layer_norm_backward, normalize
+from .base import Cell, StepBackward, StepForward
+from .gru import GRUCell
+
+__all__ = ["LayerNormGRUCell"]
+
+_GRU = GRUCell()
+
+
+class LayerNormGRUCell(OwnParameters, Cell):
+    num_gates = 3
+    separate_hidden = True
+    initial_values = (  # (name, width in units of H, initial value)
+        ("bias_ih", 3, 0.0),
+        ("bias_hh", 3, 0.0),
+        ("ln_ih_weight", 3, 1.0),
+        ("ln_ih_bias", 3, 0.0),
+        ("ln_hh_weight", 3, 1.0),
+        ("ln_hh_bias", 3, 0.0),
+    )
+    plain_biases = ("bias_ih", "bias_hh")
+
+    def _shift(self, side: str) -> Tensor:
+        """β + b of one side ("ih" or "hh")."""
+        shift = self.param(f"ln_{side}_bias")
+        plain = self.param(f"bias_{side}")
+        return shift if plain is None else shift + plain
+
+    def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
+        """gates_all (N, 3H) = W_ih x for every step becomes gi = γ_x x̂ + β_x + b_ih in place."""
+        x_hat, rstd = normalize(gates_all)
+        torch.addcmul(self._shift("ih"), x_hat, self.param("ln_ih_weight"), out=gates_all)
+        return x_hat, rstd
+
+    def step(self, gates: Tensor, hidden_gates: Tensor, r_prev, carried_prev, m_out) -> StepForward:
+        h_hat, h_rstd = normalize(hidden_gates)  # (n, 3H), (n, 1)
+        gh = torch.addcmul(self._shift("hh"), h_hat, self.param("ln_hh_weight"))
+        _, gru_saved = _GRU.step(gates, gh, r_prev, (), m_out)
+        return (), (gru_saved, h_hat, h_rstd)
+
+    def prepare_backward(self, saved_steps: list) -> list:
+        """The GRU's factors, the normalized hidden side of all steps and a buffer for dgh,
+        which finish_backward reads whole (the last entry of every step's tuple)."""
+        factors = _GRU.prepare_backward([step[0] for step in saved_steps])
+        sizes = [step[1].shape[0] for step in saved_steps]
+        h_hat = torch.cat([step[1] for step in saved_steps])  # (N, 3H)
+        grad_gh = torch.empty_like(h_hat)  # dL/dgh of every step, written by step_backward
+        whole = (h_hat, grad_gh)
+        return [
+            (gru, h, step[2], g, whole)
+            for gru, step, h, g in zip(
+                factors, saved_steps, h_hat.split(sizes), grad_gh.split(sizes), strict=True
+            )
+        ]
+
+    def step_backward(
+        self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
+    ) -> StepBackward:
+        gru, h_hat, h_rstd, grad_gh, _ = saved
+        grad_h_direct, _ = _GRU.step_backward(grad_m, (), gru, grad_gates_out, grad_gh)
+        layer_norm_backward(
+            grad_gh, self.param("ln_hh_weight"), h_hat, h_rstd, out=grad_hidden_gates_out
+        )
+        return grad_h_direct, ()
+
+    def finish_backward(self, prepared, grad_gates_all, grad_hidden_all, saved_inputs):
+        x_hat, x_rstd = saved_inputs
+        h_hat, grad_gh = prepared[0][-1]
+        grad_gi = grad_gates_all  # (N, 3H) dgi of every step
+        grad_ih_shift, grad_hh_shift = grad_gi.sum(0), grad_gh.sum(0)
+        grads = {
+            "bias_ih": grad_ih_shift.clone(),
+            "bias_hh": grad_hh_shift.clone(),
+            "ln_ih_weight": (grad_gi * x_hat).sum(0),
+            "ln_ih_bias": grad_ih_shift,
+            "ln_hh_weight": (grad_gh * h_hat).sum(0),
+            "ln_hh_bias": grad_hh_shift,
+        }
+        # dL/d(W_ih x) in place, now that dgi has served the parameters
+        layer_norm_backward(grad_gi, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gi)
+        return tuple(grads[name] for name in self.param_names)

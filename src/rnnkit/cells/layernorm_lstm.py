@@ -1,0 +1,148 @@
+"""Layer-normalized LSTM cell (Ba, Kiros, Hinton 2016, "Layer Normalization", section 3.1 /
+eq. 20-22), in torch.nn.LSTM's gate order (i, f, g, o), as TF-addons' LayerNormLSTMCell computes
+it (haste's LayerNormLSTM is the case β_x = β_h = 0):
+
+    a   = LN(W_ih x_t; γ_x, β_x) + LN(W_hh h_{t-1}; γ_h, β_h) + b          (n, 4H)
+    [i, f, g, o] = [σ, σ, tanh, σ](a)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(LN(c_t; γ_c, β_c))
+
+LN(v; γ, β) = γ * (v - mean(v)) / sqrt(var(v) + 1e-5) + β over the feature axis of each row
+(torch.nn.LayerNorm, biased variance): the two gate normalizations run over all 4H
+pre-activations of a row together, the cell one over its H units. The carried state c_t is the
+un-normalized cell; only the output reads LN(c_t). The shifts β_x, β_h and b are redundant (they
+add up), as in the paper; they are kept so the parameters match the paper's and TF-addons'.
+
+Parameter layout: weight_ih (4H, I), weight_hh (4H, H) in the engine's w_ih, w_hh slots (no
+engine biases); the cell's own parameters, in this order: bias (4H) = b (only with bias=True),
+ln_ih_weight (4H) = γ_x, ln_ih_bias (4H) = β_x, ln_hh_weight (4H) = γ_h, ln_hh_bias (4H) = β_h,
+ln_cell_weight (H) = γ_c, ln_cell_bias (H) = β_c. Initial values: γ = 1, β = 0, b = 0.
+
+Where the work runs: the input side LN(W_ih x) + β_h + b is formed for all steps at once in
+prepare_inputs; each step normalizes W_hh h_{t-1} and c_t. Backward, with x̂, ĥ, ĉ the
+normalized vectors and LN' the layer-norm backward (rnnkit.cells._layer_norm):
+
+    dy_c = dL/dm_t * o * (1 - tanh²(y_c))          y_c = LN(c_t; γ_c, β_c)
+    dc   = dL/dc_t + LN'_c(dy_c)
+    da   = [dc * g σ'(i), dc * c_{t-1} σ'(f), dc * i tanh'(g), dL/dm_t * tanh(y_c) σ'(o)]
+    dL/dc_{t-1} = dc * f
+    dL/d(W_hh h_{t-1}) = LN'_h(da),   dL/d(W_ih x_t) = LN'_x(da)   (the latter after the sweep)
+    dγ_x = Σ da x̂,  dγ_h = Σ da ĥ,  dβ_x = dβ_h = db = Σ da,  dγ_c = Σ dy_c ĉ,  dβ_c = Σ dy_c
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._layer_norm import OwnParameters, layer_norm_backward, normalize
+from .base import Cell, StepBackward, StepForward
+from .lstm import LSTMCell
+
+__all__ = ["LayerNormLSTMCell"]
+
+# The LSTM's gradient-independent backward factors are the same with tanh(y_c) for tanh(c_t).
+_LSTM = LSTMCell()
+
+
+class LayerNormLSTMCell(OwnParameters, Cell):
+    num_gates = 4
+    num_carried = 1
+    separate_hidden = True  # W_hh h is normalized on its own
+    initial_values = (  # (name, width in units of H, initial value)
+        ("bias", 4, 0.0),
+        ("ln_ih_weight", 4, 1.0),
+        ("ln_ih_bias", 4, 0.0),
+        ("ln_hh_weight", 4, 1.0),
+        ("ln_hh_bias", 4, 0.0),
+        ("ln_cell_weight", 1, 1.0),
+        ("ln_cell_bias", 1, 0.0),
+    )
+    plain_biases = ("bias",)
+
+    def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
+        """gates_all (N, 4H) = W_ih x for every step becomes γ_x x̂ + β_x + β_h + b in place:
+        everything in `a` but the recurrent γ_h ĥ, which each step adds."""
+        shift = self.param("ln_ih_bias") + self.param("ln_hh_bias")
+        if self.param("bias") is not None:
+            shift = shift + self.param("bias")
+        x_hat, rstd = normalize(gates_all)
+        torch.addcmul(shift, x_hat, self.param("ln_ih_weight"), out=gates_all)
+        return x_hat, rstd
+
+    def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
+        (c_prev,) = carried_prev
+        H = c_prev.shape[1]
+        h_hat, h_rstd = normalize(hidden_gates)  # (n, 4H), (n, 1)
+        act = gates.addcmul_(h_hat, self.param("ln_hh_weight"))  # a, then activated in place
+        act[:, : 2 * H].sigmoid_()
+        act[:, 2 * H : 3 * H].tanh_()
+        act[:, 3 * H :].sigmoid_()
+        i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
+        c = torch.addcmul(f * c_prev, i, g)  # f * c_prev + i * g
+        c_hat, c_rstd = normalize(c)
+        tanh_y = torch.addcmul(self.param("ln_cell_bias"), c_hat, self.param("ln_cell_weight"))
+        tanh_y.tanh_()  # tanh(LN(c))
+        torch.mul(o, tanh_y, out=m_out)
+        return (c,), (act, c_prev, tanh_y, h_hat, h_rstd, c_hat, c_rstd)
+
+    def prepare_backward(self, saved_steps: list) -> list:
+        """The LSTM's factors K, P, Q, f (rnnkit.cells.lstm) with tanh(y_c) in place of
+        tanh(c), plus the normalized vectors of all steps and buffers for da and dy_c, which
+        finish_backward reads whole (the last entry of every step's tuple). Like `prepared`
+        they are in visit order, which differs from grad_gates_all's time order in reverse."""
+        factors = _LSTM.prepare_backward([step[:3] for step in saved_steps])
+        sizes = [step[0].shape[0] for step in saved_steps]
+        h_hat = torch.cat([step[3] for step in saved_steps])  # (N, 4H)
+        c_hat = torch.cat([step[5] for step in saved_steps])  # (N, H)
+        grad_a = torch.empty_like(h_hat)  # da of every step, written by step_backward
+        grad_y_c = torch.empty_like(c_hat)  # dL/dy_c of every step, written by step_backward
+        whole = (h_hat, c_hat, grad_a, grad_y_c)
+        return [
+            (*lstm, step[4], step[6], h, c, ga, gy, whole)
+            for lstm, step, h, c, ga, gy in zip(
+                factors,
+                saved_steps,
+                h_hat.split(sizes),
+                c_hat.split(sizes),
+                grad_a.split(sizes),
+                grad_y_c.split(sizes),
+                strict=True,
+            )
+        ]
+
+    def step_backward(
+        self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
+    ) -> StepBackward:
+        K, P, Q, f, h_rstd, c_rstd, h_hat, c_hat, grad_a, grad_y_c, _ = saved
+        (grad_c_next,) = grad_carried
+        n, H = f.shape
+        torch.mul(grad_m, K, out=grad_y_c)  # dL/dy_c, kept for γ_c and β_c
+        dc = layer_norm_backward(grad_y_c, self.param("ln_cell_weight"), c_hat, c_rstd)
+        dc.add_(grad_c_next)  # dL/dc_t
+        torch.mul(dc.unsqueeze(1), P, out=grad_a[:, : 3 * H].view(n, 3, H))
+        torch.mul(grad_m, Q, out=grad_a[:, 3 * H :])  # da (n, 4H) complete
+        grad_gates_out.copy_(grad_a)  # the input side's gradient, finished after the sweep
+        layer_norm_backward(
+            grad_a, self.param("ln_hh_weight"), h_hat, h_rstd, out=grad_hidden_gates_out
+        )
+        return None, (dc * f,)
+
+    def finish_backward(self, prepared, grad_gates_all, grad_hidden_all, saved_inputs):
+        x_hat, x_rstd = saved_inputs
+        h_hat, c_hat, grad_a, grad_y_c = prepared[0][-1]  # visit order
+        grad_shift = grad_a.sum(0)  # b, β_x and β_h all shift a
+        grads = {
+            "bias": grad_shift.clone(),
+            "ln_ih_weight": (grad_gates_all * x_hat).sum(0),  # both in time order
+            "ln_ih_bias": grad_shift.clone(),
+            "ln_hh_weight": (grad_a * h_hat).sum(0),
+            "ln_hh_bias": grad_shift,
+            "ln_cell_weight": (grad_y_c * c_hat).sum(0),
+            "ln_cell_bias": grad_y_c.sum(0),
+        }
+        # dL/d(W_ih x) in place, now that da has served the parameters
+        layer_norm_backward(
+            grad_gates_all, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gates_all
+        )
+        return tuple(grads[name] for name in self.param_names)
