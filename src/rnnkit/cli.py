@@ -37,8 +37,11 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 TRAIN_DESCRIPTION = """\
-Train a language model on a text file (or the built-in corpus) and write the run to --out:
-  config.json, vocab.json   the run's settings and vocabulary
+Train a model and write the run to --out. --task lm (the default) trains a language model on a
+text file (or the built-in corpus); --task classify, tag, seq2seq or forecast trains a task model
+(formats, defaults and metrics: docs/tasks.md). The run directory holds:
+  config.json, vocab.json   the run's settings and vocabulary (task models: task.json holds
+                            their vocabularies, label sets and scalers)
   latest/, best/            checkpoints (latest for --resume; best by held-out loss)
   log.jsonl                 one JSON line per evaluation
   metrics.json              final figures: val_loss, train_loss, bpc, perplexity,
@@ -47,6 +50,11 @@ Train a language model on a text file (or the built-in corpus) and write the run
 The held-out part is the last --val-fraction of the text; its loss is the mean cross-entropy in
 nats per token over all of it. Training stops at --max-time seconds of training (evaluation and
 checkpointing not counted) or at --max-steps, whichever comes first.
+
+Task models hold out the last --val-fraction of the examples (or --val-data FILE), keep best/ by
+the task's held-out figure (accuracy, entity F1, ...), and take defaults of their own for the
+options not given (docs/tasks.md lists them). Options of other tasks are rejected. Their --resume
+continues from latest/ (weights, optimizer, schedule, epoch order, RNG state).
 """
 
 TRAIN_EPILOG = """\
@@ -55,6 +63,9 @@ examples:
   rnnkit train --data input.txt --out runs/ts --max-time 100
   rnnkit train --out runs/ts --resume            continue a stopped run exactly
   rnnkit generate --checkpoint runs/ts --prefix "ROMEO:"
+  rnnkit train --task classify --data reviews.tsv --out runs/sentiment
+  rnnkit train --task tag --data train.conll --out runs/ner --crf --max-time 120
+  rnnkit predict --checkpoint runs/ner --data sentences.txt
 """
 
 
@@ -103,10 +114,21 @@ def run_train(args: argparse.Namespace) -> int:
     from .train.config import cli_options
 
     given = {o["name"]: getattr(args, o["name"]) for o in cli_options() if hasattr(args, o["name"])}
-    if args.resume and not args.force:  # (both together: train() says they exclude each other)
-        config = config_for_resume(args.out, given)
-    else:
-        config = TrainConfig(**given)
+    resuming = args.resume and not args.force  # (both: train() says they exclude each other)
+    task = given.get("task", "lm")
+    if resuming:
+        from .tasks.trainer import stored_task
+
+        task = stored_task(args.out)
+    if task != "lm":
+        from .tasks.trainer import config_for_resume as task_config_for_resume
+        from .tasks.trainer import task_config, train_task
+
+        config = task_config_for_resume(args.out, given) if resuming else task_config(**given)
+        metrics = train_task(config, resume=args.resume, force=args.force, progress=not args.quiet)
+        print(json.dumps(metrics, indent=2))
+        return 0
+    config = config_for_resume(args.out, given) if resuming else TrainConfig(**given)
     metrics = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
     return 0
@@ -126,7 +148,12 @@ def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint_argument(parser)
-    parser.add_argument("--data", required=True, metavar="FILE", help="text file to score")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="text file to score (task models: a file in the training format)",
+    )
     parser.add_argument(
         "--encoding", default="utf-8", help="text encoding of --data (default: %(default)s)"
     )
@@ -142,14 +169,24 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=256,
         metavar="N",
-        help="time steps per forward call; the state carries over (default: %(default)s)",
+        help="time steps per forward call; the state carries over; language models only "
+        "(default: %(default)s)",
     )
+    from .tasks.commands import add_task_flags
+
+    add_task_flags(parser, "evaluate")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .data import read_text
+    from .tasks.checkpoint import checkpoint_format
+    from .tasks.commands import given_task_options, run_task_evaluate
     from .train import evaluate_text, load_checkpoint
 
+    if checkpoint_format(args.checkpoint) == "task":
+        return run_task_evaluate(args)
+    for name in given_task_options(args, "evaluate"):
+        raise ValueError(f"--{name.replace('_', '-')} does not apply to a language model")
     for name in ("batch_size", "seq_len"):
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
@@ -202,6 +239,13 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, metavar="N", help="seed for sampling: the same seed, the same text"
     )
+    parser.add_argument(
+        "--decoder",
+        choices=("auto", "fused", "eager"),
+        default="auto",
+        help="fused: the whole sampling loop compiled (numba); eager: one model call per token; "
+        "auto: fused when it serves the model (default: %(default)s; --debug says which ran)",
+    )
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -221,7 +265,10 @@ def run_generate(args: argparse.Namespace) -> int:
         greedy=args.greedy,
         beam_size=args.beam_size,
         seed=args.seed,
+        decoder=args.decoder,
     )
+    if getattr(args, "debug", False):
+        print(f"rnnkit generate: {text.reason}", file=sys.stderr)
     print(args.prefix + text)
     return 0
 
@@ -260,10 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a text file with a trained language model",
-        description="Print JSON with the model's loss on the whole file: loss (mean "
+        help="score a file with a trained model (language model or task model)",
+        description="Print JSON. A language model: its loss on the whole file: loss (mean "
         "cross-entropy, nats per token), bpc (bits per character), perplexity, tokens "
-        "(predictions scored) and characters.",
+        "(predictions scored) and characters. A task model (the file in its training format): "
+        "classify accuracy and macro_f1; tag token_accuracy and entity_f1 (seqeval's BIO "
+        "entities) with precision and recall; seq2seq exact_match, cer and bleu; forecast "
+        "rmse, mae and mase. Labels never seen in training count as wrong predictions.",
+        epilog="examples:\n  rnnkit evaluate --checkpoint runs/ts --data test.txt\n  "
+        "rnnkit evaluate --checkpoint runs/sentiment --data test.tsv",
+        formatter_class=_HelpFormatter,
     )
     add_evaluate_arguments(evaluate)
     _add_debug(evaluate)
@@ -278,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_arguments(generate)
     _add_debug(generate)
 
+    from .tasks.commands import PREDICT_DESCRIPTION, PREDICT_EPILOG, add_predict_arguments
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a trained task model (classify, tag, seq2seq, forecast)",
+        description=PREDICT_DESCRIPTION,
+        epilog=PREDICT_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    add_predict_arguments(predict)
+    _add_debug(predict)
+
     from .bench import add_bench_arguments
 
     bench = commands.add_parser(
@@ -290,10 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_predict(args: argparse.Namespace) -> int:
+    from .tasks.commands import run_predict as run_task_predict
+
+    return run_task_predict(args)
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "generate": run_generate,
+    "predict": run_predict,
 }
 
 

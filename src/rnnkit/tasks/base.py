@@ -227,7 +227,7 @@ def available_tasks() -> dict[str, type[Task]]:
     for name in TASK_MODULES:
         try:
             found[name] = task_class(name)
-        except NotImplementedError:
+        except Exception:  # not built yet, or broken: `--task name` itself reports why
             continue
     return found
 

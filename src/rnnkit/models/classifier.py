@@ -1,0 +1,135 @@
+"""Many-to-one sequence classifier: inputs -> stacked (bi)RNN -> pooling -> dropout -> linear.
+
+Shapes: B batch, T longest length, V vocabulary, E embedding_dim, F numeric features per step,
+H hidden_size, D directions, C classes.
+
+    ids (B, T) long  -> embedding (B, T, E) ┐
+    values (B, T, F) float ─────────────────┴-> dropout -> RecurrentEncoder (packed)
+        -> outputs (B, T, D*H), last (B, D*H) -> pooling (B, D*H) -> dropout -> linear (B, C)
+
+Pooling (padding excluded by the lengths): "last" the final state of each direction, "mean"
+the average over the real steps, "max" the element-wise maximum over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import dataclass_from_dict
+from .encoder import RecurrentEncoder, check_encoder_args, length_mask
+
+POOLINGS = ("last", "mean", "max")
+
+
+@dataclass
+class ClassifierConfig:
+    """Architecture of a `SequenceClassifier`; JSON-able, enough to rebuild it before loading."""
+
+    num_classes: int
+    vocab_size: int = 0  # > 0: token ids through an embedding; 0: numeric vectors (input_size)
+    input_size: int = 0  # F: features per step for numeric input (vocab_size 0)
+    embedding_dim: int = 64  # E for token input
+    padding_idx: int = 1  # the Vocab's <pad> id (its embedding row stays zero)
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "max"
+    dropout: float = 0.2  # on the inputs, between layers and before the linear layer
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        owner = "SequenceClassifier"
+        check_encoder_args(
+            owner,
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            backend=self.backend,
+        )
+        for name in ("num_classes", "vocab_size", "input_size", "embedding_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{owner}: {name} must be an int >= 0; got {value!r}")
+        if self.num_classes < 1:
+            raise ValueError(f"{owner}: num_classes must be >= 1; got {self.num_classes}")
+        if (self.vocab_size > 0) == (self.input_size > 0):
+            raise ValueError(
+                f"{owner}: give exactly one of vocab_size (token input) and input_size (numeric "
+                f"input); got vocab_size={self.vocab_size}, input_size={self.input_size}"
+            )
+        if self.vocab_size > 0 and self.embedding_dim < 1:
+            raise ValueError(f"{owner}: token input needs embedding_dim >= 1")
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"{owner}: pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
+            )
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"{owner}: bidirectional must be True or False")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClassifierConfig:
+        return dataclass_from_dict(cls, data, "classifier config")
+
+
+def pool(outputs: Tensor, last: Tensor, lengths: Tensor, how: str) -> Tensor:
+    """(B, D*H) from outputs (B, T, D*H): "last" state, masked "mean" or masked "max"."""
+    if how == "last":
+        return last
+    mask = length_mask(lengths.to(outputs.device), outputs.shape[1])[..., None]  # (B, T, 1)
+    if how == "mean":
+        return (outputs * mask).sum(1) / lengths.to(outputs)[:, None]
+    return outputs.masked_fill(~mask, float("-inf")).amax(1)
+
+
+class SequenceClassifier(nn.Module):
+    """Call: (inputs, lengths) -> logits (B, C). inputs: ids (B, T) long or values (B, T, F)."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        if config.vocab_size > 0:
+            self.embedding = nn.Embedding(
+                config.vocab_size, config.embedding_dim, padding_idx=config.padding_idx
+            )
+            width = config.embedding_dim
+        else:
+            self.embedding = None
+            width = config.input_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder = RecurrentEncoder(
+            config.cell,
+            width,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
+            backend=config.backend,
+        )
+        self.head = nn.Linear(self.encoder.output_size, config.num_classes)
+
+    def features(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """The pooled (B, D*H) representation the linear layer reads."""
+        x = self.embedding(inputs) if self.embedding is not None else inputs  # (B, T, E or F)
+        outputs, last = self.encoder(self.dropout(x), lengths)
+        return pool(outputs, last, lengths, self.config.pooling)
+
+    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        return self.head(self.dropout(self.features(inputs, lengths)))  # (B, C)
+
+    @torch.no_grad()
+    def predict_proba(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """(B, C) class probabilities, in eval mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(inputs, lengths).softmax(-1)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,307 @@
+"""The classify task: `label<TAB>text` lines -> a many-to-one SequenceClassifier.
+
+Inputs are tokenized by `--tokens` (char or word) into a Vocab built on the training part; with
+`--tokens numbers` the text column is a sequence of numeric vectors ("1 2 3; 4 5 6": time steps
+separated by ';', values by spaces or commas), standardized per feature with the training
+part's mean and standard deviation. Labels are the sorted set of training labels; a label the
+model has never seen counts as a wrong prediction in `evaluate` and is left out of the loss.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import Vocab, load_word_vectors, make_tokenizer
+from ..models.classifier import ClassifierConfig, SequenceClassifier
+from . import metrics
+from .base import Batch, Task, line_error, read_lines
+
+IGNORE = -100  # label id of a held-out label never seen in training (skipped by the loss)
+_SPLIT_VALUES = re.compile(r"[\s,]+")
+
+
+@dataclass
+class Example:
+    tokens: list  # list[str] for text, list[list[float]] for --tokens numbers
+    label: str | None  # None for prediction inputs
+
+
+def parse_numbers(text: str, where: str) -> list[list[float]]:
+    """'1 2 3; 4 5 6' -> [[1, 2, 3], [4, 5, 6]]; every step the same width."""
+    steps = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            values = [float(v) for v in _SPLIT_VALUES.split(part) if v]
+        except ValueError:
+            bad = next(v for v in _SPLIT_VALUES.split(part) if v and not _is_float(v))
+            raise ValueError(
+                f"{where}: {bad!r} is not a number (--tokens numbers: time steps separated by "
+                "';', values by spaces or commas)"
+            ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{where}: values must be finite numbers")
+        if steps and len(values) != len(steps[0]):
+            raise ValueError(
+                f"{where}: time step {len(steps) + 1} has {len(values)} values but the first "
+                f"has {len(steps[0])}; every step needs the same number"
+            )
+        steps.append(values)
+    return steps
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class ClassifyTask(Task):
+    name = "classify"
+    options = ("pooling", "unidirectional")
+    defaults: ClassVar[dict] = {
+        "tokens": "word",
+        "embedding_dim": 64,
+        "hidden_size": 128,
+        "dropout": 0.2,
+        "lr": 3e-3,
+        "warmup_steps": 20,
+        "batch_size": 32,
+        "eval_every": 100,
+        "save_every": 100,
+    }
+    best_by = ("accuracy", "max")
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.vocab: Vocab | None = None
+        self.labels: list[str] = []
+        self.mean: list[float] | None = None  # numbers: per-feature standardization
+        self.std: list[float] | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.config.tokens == "numbers"
+
+    # ------------------------------------------------------------ reading
+
+    def _tokens(self, text: str, where: str) -> list:
+        if self.numeric:
+            tokens = parse_numbers(text, where)
+        else:
+            tokens = make_tokenizer(self.config.tokens).tokenize(text)
+        if not tokens:
+            raise ValueError(f"{where}: the text is empty; every line needs label<TAB>text")
+        if self.numeric and self.mean is not None and len(tokens[0]) != len(self.mean):
+            raise ValueError(
+                f"{where}: {len(tokens[0])} values per time step, but the model was trained on "
+                f"{len(self.mean)}"
+            )
+        return tokens
+
+    def read_examples(self, path) -> list[Example]:
+        examples = []
+        width = None
+        for number, line in enumerate(read_lines(path, self.config.encoding), 1):
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if len(columns) != 2:
+                raise line_error(
+                    path,
+                    number,
+                    f"expected 2 tab-separated columns (label<TAB>text), found {len(columns)}",
+                )
+            label, text = columns[0].strip(), columns[1]
+            if not label:
+                raise line_error(path, number, "the label (first column) is empty")
+            tokens = self._tokens(text, f"{path}:{number}")
+            if self.numeric:
+                width = width or len(tokens[0])
+                if len(tokens[0]) != width:
+                    raise line_error(
+                        path,
+                        number,
+                        f"{len(tokens[0])} values per time step, but earlier lines have {width}",
+                    )
+            examples.append(Example(tokens, label))
+        if not examples:
+            raise ValueError(f"{path} holds no examples; expected label<TAB>text lines")
+        return examples
+
+    def read_inputs(self, path) -> list[Example]:
+        inputs = []
+        for number, line in enumerate(read_lines(path, self.config.encoding), 1):
+            columns = line.split("\t")
+            if len(columns) > 2:
+                raise line_error(
+                    path,
+                    number,
+                    f"expected text or label<TAB>text, found {len(columns)} tab-separated columns",
+                )
+            text = columns[-1]  # label<TAB>text: the answer is ignored
+            inputs.append(Example(self._tokens(text, f"{path}:{number}"), None))
+        if not inputs:
+            raise ValueError(f"{path} holds no inputs; expected one text per line")
+        return inputs
+
+    def examples_from_python(self, inputs: Sequence, targets: Sequence | None) -> list[Example]:
+        if targets is not None and len(targets) != len(inputs):
+            raise ValueError(
+                f"classify: {len(inputs)} inputs but {len(targets)} labels; give one label each"
+            )
+        examples = []
+        for i, item in enumerate(inputs):
+            where = f"inputs[{i}]"
+            if isinstance(item, str):
+                tokens = self._tokens(item, where)
+            elif self.numeric:
+                tokens = torch.as_tensor(item, dtype=torch.float64).tolist()
+                if not tokens or not isinstance(tokens[0], list):
+                    raise ValueError(f"{where}: numeric input must be (T, F) values, T >= 1")
+            else:
+                raise TypeError(
+                    f"{where}: expected a str (or (T, F) numbers with tokens='numbers'); got "
+                    f"{type(item).__name__}"
+                )
+            label = None if targets is None else str(targets[i])
+            examples.append(Example(tokens, label))
+        return examples
+
+    # ------------------------------------------------------------ fitted state
+
+    def fit(self, examples: list[Example]) -> None:
+        self.labels = sorted({e.label for e in examples})
+        if self.numeric:
+            values = torch.tensor([v for e in examples for v in e.tokens], dtype=torch.float64)
+            self.mean = values.mean(0).tolist()
+            self.std = [s if s > 0 else 1.0 for s in values.std(0, correction=0).tolist()]
+        else:
+            stream = (t for e in examples for t in e.tokens)
+            self.vocab = Vocab.build(
+                stream, max_size=self.config.vocab_size, min_freq=self.config.min_freq
+            )
+
+    def state_dict(self) -> dict:
+        return {
+            "labels": self.labels,
+            "vocab": self.vocab.to_dict() if self.vocab is not None else None,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.labels = list(state["labels"])
+        self.vocab = Vocab.from_dict(state["vocab"]) if state["vocab"] is not None else None
+        self.mean, self.std = state["mean"], state["std"]
+        if self.vocab is None and self.mean is None:
+            raise ValueError("neither a vocabulary nor a numeric scaler is stored")
+
+    # ------------------------------------------------------------ model
+
+    def build_model(self, model_config: dict | None = None) -> SequenceClassifier:
+        if model_config is not None:
+            return SequenceClassifier(ClassifierConfig.from_dict(model_config))
+        c = self.config
+        return SequenceClassifier(
+            ClassifierConfig(
+                num_classes=len(self.labels),
+                vocab_size=len(self.vocab) if self.vocab is not None else 0,
+                input_size=len(self.mean) if self.mean is not None else 0,
+                embedding_dim=c.embedding_dim,
+                cell=c.cell,
+                hidden_size=c.hidden_size,
+                num_layers=c.num_layers,
+                bidirectional=not c.unidirectional,
+                pooling=c.pooling,
+                dropout=c.dropout,
+                backend=c.backend,
+            )
+        )
+
+    def init_model(self, model: SequenceClassifier) -> None:
+        if self.config.word_vectors is None:
+            return
+        vectors, found = load_word_vectors(
+            self.config.word_vectors, self.vocab, dim=self.config.embedding_dim
+        )
+        if found == 0:
+            raise ValueError(f"{self.config.word_vectors} has no vector for any training word")
+        with torch.no_grad():
+            model.embedding.weight.copy_(vectors)
+
+    # ------------------------------------------------------------ batches
+
+    def _input_tensor(self, tokens) -> Tensor:
+        if self.numeric:
+            x = torch.tensor(tokens, dtype=torch.float32)  # (T, F)
+            return (x - torch.tensor(self.mean)) / torch.tensor(self.std)
+        return torch.tensor(self.vocab.encode(tokens), dtype=torch.long)  # (T,)
+
+    def encode(self, example: Example) -> tuple[Tensor, int]:
+        label = IGNORE
+        if example.label is not None and example.label in self.labels:
+            label = self.labels.index(example.label)
+        return self._input_tensor(example.tokens), label
+
+    def collate(self, items: list) -> Batch:
+        inputs = [x for x, _ in items]
+        lengths = torch.tensor([len(x) for x in inputs], dtype=torch.long)
+        pad = 0.0 if self.numeric else self.vocab.pad_id
+        padded = nn.utils.rnn.pad_sequence(inputs, batch_first=True, padding_value=pad)
+        labels = torch.tensor([y for _, y in items], dtype=torch.long)
+        return Batch(
+            {"inputs": padded, "lengths": lengths, "labels": labels},
+            size=len(items),
+            tokens=int(lengths.sum()),
+        )
+
+    def loss(self, model: SequenceClassifier, batch: Batch) -> Tensor:
+        t = batch.tensors
+        logits = model(t["inputs"], t["lengths"])  # (B, C)
+        if (t["labels"] == IGNORE).all():
+            return logits.sum() * 0.0  # no known label in this batch: nothing to learn
+        return F.cross_entropy(logits, t["labels"], ignore_index=IGNORE)
+
+    # ------------------------------------------------------------ inference
+
+    @torch.no_grad()
+    def predict(self, model: SequenceClassifier, inputs: list[Example], **options) -> list[str]:
+        if options:
+            raise ValueError(f"classify takes no prediction options; got {', '.join(options)}")
+        model.eval()
+        out = []
+        size = self.config.batch_size
+        items = [(self._input_tensor(e.tokens), IGNORE) for e in inputs]
+        for start in range(0, len(items), size):
+            t = self.collate(items[start : start + size]).tensors
+            out.extend(model(t["inputs"], t["lengths"]).argmax(-1).tolist())
+        return [self.labels[i] for i in out]
+
+    def format_output(self, output: str) -> str:
+        return output
+
+    def evaluate(self, model: SequenceClassifier, examples: list[Example], **options) -> dict:
+        predicted = self.predict(model, examples, **options)
+        gold = [e.label for e in examples]
+        return {
+            "accuracy": metrics.accuracy(gold, predicted),
+            "macro_f1": metrics.macro_f1(gold, predicted),
+            "examples": len(examples),
+            "unknown_labels": sum(label not in self.labels for label in gold),
+        }
+
+
+TASK = ClassifyTask
