@@ -150,7 +150,7 @@ def sliding_windows(rows: np.ndarray, target: np.ndarray, window: int) -> tuple[
     if count <= 0:
         return torch.zeros(0, window, rows.shape[1]), torch.zeros(0)
     view = np.lib.stride_tricks.sliding_window_view(rows[: count + window - 1], window, axis=0)
-    inputs = torch.from_numpy(np.ascontiguousarray(view.transpose(0, 2, 1)))  # (M', W, C)
+    inputs = torch.from_numpy(view.transpose(0, 2, 1).copy())  # (M', W, C), writable
     targets = torch.from_numpy(np.asarray(target[window : window + count], dtype=np.float64))
     return inputs.float(), targets.float()
 

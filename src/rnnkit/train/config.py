@@ -88,7 +88,7 @@ class TrainConfig:
         metavar="NAME",
     )
     window: int = _option(
-        24,
+        12,
         "forecast: past points the model reads for each forecast (sliding-window length)",
         metavar="N",
     )

@@ -1,0 +1,210 @@
+"""The forecaster: windows, scaling on the training part only, one-step and recursive forecasts,
+exogenous columns, the CSV format and its errors, and learning on small series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.models.forecaster import (
+    ForecasterConfig,
+    ForecasterModel,
+    Scaler,
+    make_inputs,
+    one_step_forecasts,
+    recursive_forecast,
+    sliding_windows,
+)
+from rnnkit.tasks.forecast import ForecastTask, Point, Window
+from rnnkit.train.config import TrainConfig
+
+
+def make_task(**options) -> ForecastTask:
+    return ForecastTask(TrainConfig(task="forecast", **options))
+
+
+def make_model(n_exogenous=0, cell="gru", seed=0) -> ForecasterModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ForecasterModel(ForecasterConfig(n_exogenous, cell=cell, hidden_size=8)).eval()
+
+
+# ---------------------------------------------------------------- windows and scaling
+
+
+def test_sliding_windows_pair_each_window_with_the_next_point():
+    series = np.arange(10.0)
+    inputs, targets = sliding_windows(make_inputs(series, None), series, 3)
+    assert inputs.shape == (7, 3, 1)
+    assert inputs[0, :, 0].tolist() == [0, 1, 2]
+    assert targets.tolist() == [3, 4, 5, 6, 7, 8, 9]
+    assert torch.equal(inputs[:, -1, 0] + 1, targets)
+
+
+def test_exogenous_rows_hold_the_next_times_values():
+    """Row s = [y_s, x_{s+1}]: the forecast of y_{t+1} sees x_{t+1}."""
+    y = np.arange(6.0)
+    x = 100 + np.arange(6.0)[:, None]  # x_t = 100 + t
+    rows = make_inputs(y, x)
+    assert rows.tolist() == [[t, 101 + t] for t in range(5)]
+    inputs, targets = sliding_windows(rows, y, 2)
+    assert inputs[0].tolist() == [[0, 101], [1, 102]] and targets[0] == 2
+
+
+def test_scaler_standardises_and_maps_back():
+    rows = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])
+    scaler = Scaler.fit(rows)
+    scaled = scaler.transform(rows)
+    np.testing.assert_allclose(scaled[:, 0].mean(), 0, atol=1e-12)
+    np.testing.assert_allclose(scaled[:, 0].std(), 1)
+    assert np.all(scaled[:, 1] == 0)  # a constant column maps to 0, no division by zero
+    np.testing.assert_allclose(scaler.inverse_target(scaled[:, 0]), rows[:, 0])
+    assert Scaler.from_dict(scaler.to_dict()).to_dict() == scaler.to_dict()
+
+
+def test_scaler_is_fitted_on_the_training_part_only():
+    """The held-out tail (here huge values) must not leak into the scaling."""
+    series = [*np.sin(np.arange(60) / 3).tolist(), *([1000.0] * 10)]
+    task = make_task(window=5, holdout=10)
+    train, val = task.split(task.examples_from_python(series, None), 0.1)
+    task.fit(train)
+    assert len(val) == 10 and all(w.position >= 60 for w in val)
+    np.testing.assert_allclose(task.scaler.mean, [np.mean(series[:60])])
+    np.testing.assert_allclose(task.scaler.std, [np.std(series[:60])])
+    assert task.naive_scale == pytest.approx(np.mean(np.abs(np.diff(series[:60]))))
+
+
+# ---------------------------------------------------------------- forecasting
+
+
+@pytest.mark.parametrize("n_exogenous", [0, 2])
+def test_recursive_forecast_equals_feeding_back_one_step_forecasts(n_exogenous):
+    model = make_model(n_exogenous)
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=20)
+    exo = rng.normal(size=(20 + 4, n_exogenous)) if n_exogenous else None
+    scaler = Scaler.fit(np.column_stack([history, exo[:20]]) if n_exogenous else history[:, None])
+    window, horizon = 6, 4
+    forecasts = recursive_forecast(
+        model,
+        scaler,
+        window,
+        history,
+        horizon,
+        history_exogenous=exo[:20] if n_exogenous else None,
+        future_exogenous=exo[20:] if n_exogenous else None,
+    )
+    series = list(history)
+    for step in range(horizon):
+        # a one-step forecast of the point after `series`: append a placeholder point and ask
+        # one_step_forecasts for it (its value is never read, only the points before it)
+        extended = np.array([*series, np.nan])
+        n = len(extended)
+        one = one_step_forecasts(
+            model, scaler, window, extended, exo[:n] if n_exogenous else None, start=n - 1
+        )
+        assert one.shape == (1,)
+        np.testing.assert_allclose(forecasts[step], one[0], rtol=1e-6)
+        series.append(one[0])
+
+
+def test_one_step_forecasts_use_only_the_points_before():
+    """Changing a point changes the forecasts after it, never the one of itself or before."""
+    model = make_model()
+    series = np.sin(np.arange(30) / 2)
+    scaler = Scaler.fit(series[:, None])
+    base = one_step_forecasts(model, scaler, 5, series, start=10)
+    changed = series.copy()
+    changed[20] += 3.0
+    after = one_step_forecasts(model, scaler, 5, changed, start=10)
+    np.testing.assert_array_equal(base[: 20 - 10 + 1], after[: 20 - 10 + 1])
+    assert not np.allclose(base[11:], after[11:])
+
+
+def test_task_evaluate_matches_one_step_forecasts():
+    task = make_task(window=4, holdout=6, hidden_size=8)
+    series = np.cos(np.arange(40) / 3) * 10
+    train, _ = task.split(task.examples_from_python(series, None), 0.1)
+    task.fit(train)
+    model = task.build_model().eval()
+    result = task.evaluate(model, task.examples_from_python(series, None), holdout=6)
+    expected = one_step_forecasts(model, task.scaler, 4, series, start=34)
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean((expected - series[34:]) ** 2)))
+    assert result["points"] == 6
+    assert result["mase"] == pytest.approx(result["mae"] / task.naive_scale)
+
+
+def test_forecast_needs_the_future_exogenous_values():
+    model = make_model(n_exogenous=1)
+    scaler = Scaler(np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError, match=r"future_exogenous must give them.*\(3, 1\)"):
+        recursive_forecast(model, scaler, 4, np.zeros(10), 3, history_exogenous=np.zeros((10, 1)))
+    with pytest.raises(ValueError, match="history must hold at least 4 points"):
+        recursive_forecast(make_model(), Scaler(np.zeros(1), np.ones(1)), 4, [1.0, 2.0], 1)
+
+
+# ---------------------------------------------------------------- the CSV format
+
+
+def write(tmp_path, text, name="series.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_default_column_is_the_last_numeric_one(tmp_path):
+    path = write(tmp_path, "date,value,note\n" + "".join(f"d{i},{i},x\n" for i in range(8)))
+    windows = make_task(window=3).read_examples(path)
+    assert [w.points[-1].value for w in windows] == [3, 4, 5, 6, 7]
+    assert windows[0].points[-1].line == 5  # header is line 1, so value 3 is line 5
+
+
+def test_csv_column_and_exogenous_by_name(tmp_path):
+    path = write(tmp_path, "a,b,c\n" + "".join(f"{i},{10 * i},{-i}\n" for i in range(6)))
+    task = make_task(window=2, column="a", exogenous="c")
+    window = task.read_examples(path)[0]
+    assert [(p.value, p.exogenous) for p in window.points] == [(0, (0,)), (1, (-1,)), (2, (-2,))]
+
+
+def test_headerless_numbers_are_a_series(tmp_path):
+    path = write(tmp_path, "1\n2\n3\n\n4\n")
+    inputs = make_task(window=2).read_inputs(path)
+    assert [p.value for p in inputs] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "message"),
+    [
+        ("t,v\n1,2\n2,x\n3,4\n", {}, r"series.csv:3: column 'v' holds 'x', not a number"),
+        ("t,v\n1,2\n2,3,4\n", {}, r"series.csv:3: expected 2 comma-separated columns .*found 3"),
+        ("t,v\n1,2\n2,\n", {}, r"series.csv:3: column 'v' is empty"),
+        ("t,v\n1,2\n", {"column": "w"}, r"no column 'w' for --column; the header has 't', 'v'"),
+        ("t,v\n1,2\n", {"exogenous": "z"}, r"no column 'z' for --exogenous"),
+        ("a,b\nx,y\n", {}, r"no numeric column in the first data row"),
+        ("v\n1\n2\n", {"window": 5}, r"has 2 points; --window 5 needs at least 6"),
+        ("", {}, r"empty"),
+    ],
+)
+def test_malformed_csv_names_file_and_line(tmp_path, text, options, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError, match=message):
+        make_task(**options).read_examples(path)
+
+
+def test_split_leaves_enough_points_for_a_window():
+    task = make_task(window=5, holdout=10)
+    with pytest.raises(ValueError, match="holding out 10 leaves 2, too few for --window 5"):
+        task.split(task.examples_from_python(list(range(12)), None), 0.1)
+
+
+def test_python_series_must_be_numbers():
+    task = make_task()
+    with pytest.raises(TypeError, match="the series must be numbers"):
+        task.examples_from_python(["a", "b"], None)
+    with pytest.raises(ValueError, match="pass the series as the inputs and no targets"):
+        task.examples_from_python([1.0, 2.0], [3.0])
+    points = task.examples_from_python(torch.arange(5.0), None)
+    assert [p.value for p in points] == [0, 1, 2, 3, 4] and isinstance(points[0], Point)
+    windows = make_task(window=3).windows(points)
+    assert [w.position for w in windows] == [3, 4] and isinstance(windows[0], Window)
