@@ -17,11 +17,20 @@ vocabulary:
     sample_next(logits (..., V), ...) -> ids (...)   one draw per row
     beam_search(model, start_ids, length, beam_size, ...) -> (ids, score)
 
+Decoders: greedy and sampled decoding of an rnnkit LanguageModel on the CPU run fused
+(rnnkit.stream.generation: the whole loop in one numba call, sampling included, several times
+faster); beam search and every other model run eagerly, one model call per token.
+`generate(..., decoder=)` chooses ("auto", "fused" or "eager"; an explicit "fused" that cannot
+serve the call raises) and the returned text says which ran (`text.decoder`, `text.reason`).
+The fused sampler draws from numba's generator: the same seed gives the same text, but not the
+eager path's text for that seed.
+
 Shapes: B batch (or beams), T time steps, V vocabulary size.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from collections.abc import Sequence
@@ -29,7 +38,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["beam_search", "filter_logits", "generate", "sample_next"]
+__all__ = ["DECODERS", "GeneratedText", "beam_search", "filter_logits", "generate", "sample_next"]
+
+DECODERS = ("auto", "fused", "eager")
+_log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- argument checks
@@ -63,6 +75,11 @@ def _check_top_p(top_p) -> None:
         isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1
     ):
         raise ValueError(f"generate: top_p must be None or a number in (0, 1]; got {top_p!r}")
+
+
+def _check_decoder(decoder) -> None:
+    if decoder not in DECODERS:
+        raise ValueError(f"generate: decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
 
 
 def _check_beam_size(beam_size) -> None:
@@ -283,6 +300,40 @@ def beam_search(
 # ---------------------------------------------------------------- generate
 
 
+class GeneratedText(str):
+    """The generated continuation (a str), plus which decoder produced it and why:
+    `decoder` is "fused", "eager" or "beam"; `reason` is one line."""
+
+    decoder: str
+    reason: str
+
+    def __new__(cls, text: str, decoder: str, reason: str) -> GeneratedText:
+        self = super().__new__(cls, text)
+        self.decoder, self.reason = decoder, reason
+        return self
+
+
+def _choose_decoder(model, decoder: str, beam_size) -> tuple[str, str]:
+    """("fused" | "eager" | "beam", why), or a one-line error when decoder="fused" cannot run."""
+    if beam_size is not None:
+        if decoder == "fused":
+            raise ValueError(
+                "generate: decoder='fused' cannot run beam search; use decoder='auto' or 'eager'"
+            )
+        return "beam", "beam search runs eagerly (one model call per step for all beams)"
+    if decoder == "eager":
+        return "eager", "decoder='eager' asked for explicitly"
+    from .stream.generation import unavailable_reason
+
+    reason = unavailable_reason(model)
+    if reason is None:
+        why = "asked for explicitly" if decoder == "fused" else "decoder='auto' and it serves"
+        return "fused", f"fused numba decoder: {why} this model"
+    if decoder == "fused":
+        raise ValueError(f"generate: decoder='fused' cannot serve this model: {reason}")
+    return "eager", f"eager decoder: the fused one cannot serve this model ({reason})"
+
+
 def generate(
     model: nn.Module,
     vocab,
@@ -297,7 +348,8 @@ def generate(
     beam_size: int | None = None,
     seed: int | None = None,
     stop_at_eos: bool | None = None,
-) -> str:
+    decoder: str = "auto",
+) -> GeneratedText:
     """Continue `prefix` with up to `length` tokens and return the continuation as text.
 
     Strategies: `greedy=True` takes the argmax at every step (temperature, top_k and top_p
@@ -313,12 +365,18 @@ def generate(
     The returned continuation is the detokenized prefix + generation minus the detokenized
     prefix, so `prefix + generate(...)` reads right (word models get their joining space).
     The model is put in eval mode under torch.no_grad() and its training flag restored.
+
+    `decoder`: "auto" (fused for greedy and sampling when the model allows it, else eager),
+    "fused" (raise if it cannot serve) or "eager". The result is a `GeneratedText` whose
+    `decoder` and `reason` say what ran; the choice is also logged at DEBUG level. The fused
+    sampler's random stream is not the eager one's (same seed, same text, per decoder).
     """
     _check_length(length)
     _check_temperature(temperature)
     _check_top_k(top_k)
     _check_top_p(top_p)
     _check_beam_size(beam_size)
+    _check_decoder(decoder)
     if not isinstance(prefix, str):
         raise TypeError(f"generate: prefix must be a str; got {type(prefix).__name__}")
     if beam_size is not None and (greedy or top_k is not None or top_p is not None):
@@ -344,6 +402,8 @@ def generate(
     if not stop_at_eos:
         banned.append(vocab.eos_id)
     eos_id = vocab.eos_id if stop_at_eos else None
+    chosen, reason = _choose_decoder(model, decoder, beam_size)
+    _log.debug("generate: %s", reason)
 
     was_training = model.training
     model.eval()
@@ -354,7 +414,10 @@ def generate(
                     model, start_ids, length, beam_size, eos_id=eos_id, banned_ids=banned
                 )
             else:
-                new_ids = _decode_step_by_step(
+                decode = _decode_step_by_step
+                if chosen == "fused":
+                    from .stream.generation import fused_decode as decode
+                new_ids = decode(
                     model,
                     start_ids,
                     length,
@@ -368,7 +431,8 @@ def generate(
                 )
     finally:
         model.train(was_training)
-    return _continuation_text(vocab, tokenizer, prefix_tokens, new_ids)
+    text = _continuation_text(vocab, tokenizer, prefix_tokens, new_ids)
+    return GeneratedText(text, chosen, reason)
 
 
 def _decode_step_by_step(

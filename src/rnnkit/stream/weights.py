@@ -132,7 +132,7 @@ def _build(layer, all_params: tuple) -> PreparedStack:
     position = 0
     with torch.no_grad():
         for k in range(L):
-            w_ih, w_hh, b_ih, b_hh, w_out, b_out = layer._weights_for(k, 0)
+            w_ih, w_hh, b_ih, b_hh, w_out, b_out = layer._weights_for(k, 0)[:6]
             n_in = w_ih.shape[1]
             input_sizes.append(n_in)
             b = _as_array(b_ih, (G,), np_dtype) + _as_array(b_hh, (G,), np_dtype)
