@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from ..train.loop import Clock, build_optimizer
 from ..train.plots import plot_loss_curve
 from ..train.progress import Progress, RunLog
 from ..train.schedule import LRSchedule, set_lr
-from .base import Batch, Task, make_task, task_class
+from .base import Batch, Task, check_options, make_task, task_class
 from .checkpoint import (
     TASK_JSON,
     load_task_training_state,
@@ -47,8 +47,10 @@ def task_config(task: str, **given) -> TrainConfig:
     """A TrainConfig for `task`: the task's own defaults, then the options `given`."""
     if task == "lm":
         return TrainConfig(task="lm", **given)
-    defaults = dict(task_class(task).defaults)
-    return TrainConfig(**{**defaults, **given, "task": task})
+    cls = task_class(task)
+    config = TrainConfig(**{**cls.defaults, **given, "task": task})
+    check_options(cls, config)
+    return config
 
 
 # ---------------------------------------------------------------- batches
@@ -480,7 +482,3 @@ def _train(config, resume, force, show, stop, train, val) -> dict:
     if finished:
         atomic.write_json(out / rundir.METRICS, metrics)
     return metrics
-
-
-def config_fields() -> set[str]:
-    return {f.name for f in fields(TrainConfig)}

@@ -1,0 +1,177 @@
+"""Task models from Python without the command line: fit / predict / evaluate on lists.
+
+    from rnnkit.tasks import TextClassifier
+    clf = TextClassifier(max_steps=300).fit(texts, labels)
+    clf.predict(["a new text"])            # -> ["positive"]
+    clf.evaluate(texts, labels)            # -> {"accuracy": ..., "macro_f1": ..., ...}
+
+`fit` runs the same trainer as `rnnkit train --task ...` (same defaults, checkpoints, best-by-
+validation weights), into `out=DIR` if given or else a temporary directory removed afterwards;
+the best weights stay in memory. Keyword options are TrainConfig fields (`hidden_size=...`,
+`crf=True`, `max_time=...`); the task's own defaults fill in the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from torch import nn
+
+from .base import Task
+from .checkpoint import LoadedTask, load_task_checkpoint, save_task_checkpoint
+from .trainer import task_config, train_task
+
+
+class TaskModel:
+    """A trainable, savable task model: `TaskModel("classify", **options)` or a subclass."""
+
+    task_name: ClassVar[str | None] = None
+
+    def __init__(self, task: str | None = None, **options) -> None:
+        name = task or self.task_name
+        if name is None:
+            raise ValueError("TaskModel: name the task, e.g. TaskModel('classify')")
+        if task is not None and self.task_name is not None and task != self.task_name:
+            raise ValueError(
+                f"{type(self).__name__} is a {self.task_name} model; got task={task!r}"
+            )
+        for reserved in ("task", "out", "data", "val_data"):
+            if reserved in options:
+                raise ValueError(
+                    f"{type(self).__name__}: {reserved!r} is not an option here (fit takes the "
+                    "data and out=DIR)"
+                )
+        task_config(name, **options)  # check the options now, not at fit time
+        self.task_name_ = name
+        self.options = options
+        self.metrics_: dict | None = None  # the training run's metrics after fit
+        self._loaded: LoadedTask | None = None
+
+    # ------------------------------------------------------------ training
+
+    def fit(
+        self,
+        inputs: Sequence,
+        targets: Sequence | None = None,
+        *,
+        validation_data: tuple | None = None,
+        out: str | os.PathLike | None = None,
+        force: bool = False,
+        progress: bool = False,
+    ) -> TaskModel:
+        """Train on (inputs, targets); keep the best held-out weights. Returns self.
+
+        validation_data=(inputs, targets) replaces the held-out tail (--val-fraction).
+        out: keep the run directory there (as `rnnkit train --out`); force replaces a run.
+        """
+        temporary = out is None
+        run_dir = Path(tempfile.mkdtemp(prefix="rnnkit-fit-")) if temporary else Path(out)
+        try:
+            config = task_config(self.task_name_, **self.options, out=str(run_dir))
+            from .base import make_task
+
+            task = make_task(config)
+            train = task.examples_from_python(inputs, targets)
+            val = None
+            if validation_data is not None:
+                if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                    raise ValueError("validation_data must be a pair (inputs, targets)")
+                val = task.examples_from_python(*validation_data)
+            self.metrics_ = train_task(
+                config,
+                force=force,
+                progress=progress,
+                train_examples=train,
+                val_examples=val,
+            )
+            self._loaded = load_task_checkpoint(run_dir)
+        finally:
+            if temporary:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return self
+
+    # ------------------------------------------------------------ inference
+
+    def _require(self) -> LoadedTask:
+        if self._loaded is None:
+            raise ValueError(f"{type(self).__name__} is not trained: call fit() or load() first")
+        return self._loaded
+
+    @property
+    def task(self) -> Task:
+        return self._require().task
+
+    @property
+    def model(self) -> nn.Module:
+        return self._require().model
+
+    def predict(self, inputs: Sequence, **options) -> list:
+        """One output per input, in order (labels, tag lists, strings or value lists)."""
+        loaded = self._require()
+        examples = loaded.task.examples_from_python(inputs, None)
+        loaded.model.eval()
+        return loaded.task.predict(loaded.model, examples, **options)
+
+    def evaluate(self, inputs: Sequence, targets: Sequence | None = None, **options) -> dict:
+        """The task's metrics on (inputs, targets)."""
+        loaded = self._require()
+        examples = loaded.task.examples_from_python(inputs, targets)
+        loaded.model.eval()
+        return loaded.task.evaluate(loaded.model, examples, **options)
+
+    # ------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint directory that `TaskModel.load` and `rnnkit predict` read."""
+        loaded = self._require()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_task_checkpoint(
+            path,
+            loaded.task,
+            loaded.model,
+            step=int(loaded.meta.get("step", 0)),
+            metrics=loaded.meta.get("metrics"),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TaskModel:
+        """A model from a run directory (`rnnkit train --out`, its best/) or a checkpoint."""
+        loaded = load_task_checkpoint(path)
+        if cls.task_name is not None and loaded.task.name != cls.task_name:
+            raise ValueError(f"{path} holds a {loaded.task.name} model, not {cls.task_name}")
+        self = cls.__new__(cls)
+        self.task_name_ = loaded.task.name
+        self.options = {}
+        self.metrics_ = None
+        self._loaded = loaded
+        return self
+
+
+class TextClassifier(TaskModel):
+    """classify: texts (or (T, F) numeric sequences with tokens="numbers") -> labels."""
+
+    task_name = "classify"
+
+
+class SequenceTagger(TaskModel):
+    """tag: token lists -> tag lists (BIO for entity F1); crf=True for a CRF output layer."""
+
+    task_name = "tag"
+
+
+class SequenceToSequence(TaskModel):
+    """seq2seq: source strings -> target strings (encoder-decoder with attention)."""
+
+    task_name = "seq2seq"
+
+
+class SeriesForecaster(TaskModel):
+    """forecast: a series -> its next values."""
+
+    task_name = "forecast"
