@@ -90,17 +90,67 @@ def _input_array(layer, x_t, prepared, shape: tuple[int, ...]) -> np.ndarray:
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
+def _dtype(prepared):
+    return prepared.flat.dtype
+
+
+def _state_shapes(prepared, batch: int | None) -> list[tuple[int, ...]]:
+    L = prepared.num_layers
+    sizes = [prepared.recurrent_size] + ([prepared.hidden_size] if prepared.carried_size else [])
+    return [(L, s) if batch is None else (L, batch, s) for s in sizes]
+
+
+def _bad_state(layer, prepared, state, batch: int | None) -> Exception:
+    """The one-line error for a state the fast path refused."""
+    name = _name(layer)
+    shapes = _state_shapes(prepared, batch)
+    what = " and ".join(str(s) for s in shapes)
+    tensors = [state] if isinstance(state, Tensor) else list(state)
+    if len(tensors) != len(shapes) or not all(isinstance(t, Tensor) for t in tensors):
+        form = "a tuple (h, c) of tensors" if len(shapes) == 2 else "one tensor"
+        return TypeError(f"{name}: state must be {form} of shape {what} (or None for zeros)")
+    for t in tensors:
+        if t.dtype != prepared.dtype:
+            return TypeError(
+                f"{name}: state is {t.dtype} but the layer's parameters are {prepared.dtype}"
+            )
+    got = " and ".join(str(tuple(t.shape)) for t in tensors)
+    return ValueError(f"{name}: state must have shape {what}; got {got}")
+
+
+def _state_arrays(layer, prepared, state, batch: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh (r (L, B, R), c (L, B, H or 0)) arrays holding a copy of `state` (the layer call's
+    format), or zeros for None; the caller's tensors are never written."""
+    L, B = prepared.num_layers, batch or 1
+    dtype = _dtype(prepared)
+    c_shape = (L, B, prepared.carried_size)
+    if state is None:
+        return np.zeros((L, B, prepared.recurrent_size), dtype), np.zeros(c_shape, dtype)
+    shapes = _state_shapes(prepared, batch)
+    tensors = (state,) if isinstance(state, Tensor) else state
+    try:
+        ok = isinstance(tensors, (tuple, list)) and len(tensors) == len(shapes)
+        ok = ok and all(
+            t.shape == shape and t.dtype is prepared.dtype and t.device.type == "cpu"
+            for t, shape in zip(tensors, shapes, strict=True)
+        )
+    except AttributeError:
+        ok = False
+    if not ok:
+        raise _bad_state(layer, prepared, state, batch)
+    arrays = [t.detach().numpy().reshape(L, B, -1).copy() for t in tensors]
+    return arrays[0], arrays[1] if len(arrays) == 2 else np.zeros(c_shape, dtype)
+
+
 class _Buffers:
     """The running state (r, c) and scratch of one stream, all numpy, reused across calls."""
 
-    def __init__(self, prepared, batch: int) -> None:
-        dtype = np.float32 if prepared.dtype == torch.float32 else np.float64
-        L, H = prepared.num_layers, prepared.hidden_size
-        self.r = np.zeros((L, batch, prepared.recurrent_size), dtype=dtype)
-        self.c = np.zeros((L, batch, prepared.carried_size), dtype=dtype)
+    def __init__(self, prepared, r: np.ndarray, c: np.ndarray) -> None:
+        dtype, batch = _dtype(prepared), r.shape[1]
+        self.r, self.c = r, c
         self.gi = np.empty((batch, prepared.gate_size), dtype=dtype)
         self.gh = np.empty((batch, prepared.gate_size), dtype=dtype)
-        self.m = np.empty((batch, H), dtype=dtype)
+        self.m = np.empty((batch, prepared.hidden_size), dtype=dtype)
 
     def run(self, prepared, x: np.ndarray) -> None:
         """One fused step of the whole stack on input x (B, I); the state advances in place."""
@@ -121,39 +171,10 @@ class _Buffers:
         )
 
 
-def _state_shapes(prepared, batch: int | None) -> list[tuple[int, ...]]:
-    L = prepared.num_layers
-    sizes = [prepared.recurrent_size] + ([prepared.hidden_size] if prepared.carried_size else [])
-    return [(L, s) if batch is None else (L, batch, s) for s in sizes]
-
-
-def _load_state(layer, prepared, buffers: _Buffers, state, batch: int | None) -> None:
-    """Copy a user state (the layer call's format) into the buffers, or zero them for None."""
-    if state is None:
-        buffers.r[...] = 0
-        buffers.c[...] = 0
-        return
-    name = _name(layer)
-    tensors = [state] if isinstance(state, Tensor) else list(state)
-    shapes = _state_shapes(prepared, batch)
-    what = " and ".join(str(s) for s in shapes)
-    if len(tensors) != len(shapes) or not all(isinstance(t, Tensor) for t in tensors):
-        form = "a tuple (h, c) of tensors" if len(shapes) == 2 else "one tensor"
-        raise TypeError(f"{name}: state must be {form} of shape {what} (or None for zeros)")
-    for t, shape, target in zip(tensors, shapes, (buffers.r, buffers.c), strict=False):
-        if tuple(t.shape) != shape:
-            raise ValueError(f"{name}: state must have shape {what}; got {tuple(t.shape)}")
-        if t.dtype != prepared.dtype:
-            raise TypeError(
-                f"{name}: state is {t.dtype} but the layer's parameters are {prepared.dtype}"
-            )
-        target[...] = t.detach().cpu().numpy().reshape(target.shape)
-
-
-def _state_tensors(prepared, buffers: _Buffers, batch: int | None):
-    """The buffers' state as fresh tensors in the layer call's format."""
-    arrays = [buffers.r] + ([buffers.c] if prepared.carried_size else [])
-    tensors = [torch.from_numpy(a[:, 0].copy() if batch is None else a.copy()) for a in arrays]
+def _state_tensors(prepared, r: np.ndarray, c: np.ndarray, batch: int | None):
+    """Tensors sharing r and c's memory, in the layer call's format."""
+    arrays = (r, c) if prepared.carried_size else (r,)
+    tensors = [torch.from_numpy(a[:, 0] if batch is None else a) for a in arrays]
     return tuple(tensors) if len(tensors) == 2 else tensors[0]
 
 
@@ -186,8 +207,8 @@ class LayerStream:
         self._prepare = prepared_stack
         self._prepared = prepared_stack(layer)
         self._shape = _input_shape(self._prepared, batch_size)
-        self._buffers = _Buffers(self._prepared, batch_size or 1)
-        _load_state(layer, self._prepared, self._buffers, state, batch_size)
+        r, c = _state_arrays(layer, self._prepared, state, batch_size)
+        self._buffers = _Buffers(self._prepared, r, c)
 
     @property
     def batch_size(self) -> int | None:
@@ -195,10 +216,14 @@ class LayerStream:
 
     @property
     def state(self):
-        return _state_tensors(self._prepared, self._buffers, self._batch)
+        """The current state in the layer call's format (a copy: the stream goes on)."""
+        buffers = self._buffers
+        return _state_tensors(self._prepared, buffers.r.copy(), buffers.c.copy(), self._batch)
 
     def reset(self, state=None) -> None:
-        _load_state(self._layer, self._prepared, self._buffers, state, self._batch)
+        """Start again from `state` (None: zeros)."""
+        r, c = _state_arrays(self._layer, self._prepared, state, self._batch)
+        self._buffers.r, self._buffers.c = r, c
 
     def __call__(self, x_t: Tensor) -> Tensor:
         layer = self._layer
@@ -258,11 +283,10 @@ class StreamingMixin:
             _check_no_grad(self, x_t, prepared)
         batch = x_t.shape[0] if isinstance(x_t, Tensor) and x_t.dim() == 2 else None
         x = _input_array(self, x_t, prepared, _input_shape(prepared, batch))
-        buffers = _Buffers(prepared, batch or 1)
-        _load_state(self, prepared, buffers, state, batch)
-        buffers.run(prepared, x)
-        y = torch.from_numpy(buffers.r[-1].copy())
-        return (y if batch is not None else y[0]), _state_tensors(prepared, buffers, batch)
+        r, c = _state_arrays(self, prepared, state, batch)
+        _Buffers(prepared, r, c).run(prepared, x)
+        y = torch.from_numpy(r[-1].copy())
+        return (y if batch is not None else y[0]), _state_tensors(prepared, r, c, batch)
 
     def stream(self, batch_size: int | None = 1, state=None) -> LayerStream:
         """A `LayerStream` over this layer: `y_t = stream(x_t)` carries the state for you."""

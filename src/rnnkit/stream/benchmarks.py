@@ -15,6 +15,8 @@ medians of the samples and the median of the per-round ratios.
                              cache, and in a second process that loads them from that cache
 
 Every row is a flat dict: configuration, times, ratios, the issue's target and whether it is met.
+torch runs on one thread while the suites time (its fastest setting for batch-1 work, and immune
+to a busy second core); the row records it, and the previous setting is restored afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -61,6 +64,16 @@ def _time_rounds(
     finally:
         gc.enable()
     return samples
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _median_ratio(slow: list[float], fast: list[float]) -> float:
@@ -136,7 +149,7 @@ def streaming_suite(quick: bool = False) -> list[dict]:
     configs = QUICK_STREAM_CONFIGS if quick else STREAM_CONFIGS
     repeats, calls, warmup = (7, 100, 1) if quick else (21, 200, 2)
     rows = []
-    with torch.no_grad():
+    with torch.no_grad(), _torch_threads(1):
         for cell, hidden, layers in configs:
             contenders, difference = _stream_contenders(cell, hidden, layers, torch.float32)
             samples = _time_rounds(contenders, calls, repeats, warmup)
@@ -226,7 +239,7 @@ def generation_suite(quick: bool = False) -> list[dict]:
     start = [1, 2, 3, 4]
     generator = torch.Generator().manual_seed(0)
     rows = []
-    with torch.no_grad():
+    with torch.no_grad(), _torch_threads(1):
         greedy_fused = fused_decode(model, start, 50, greedy=True)
         greedy_eager = _decode_step_by_step(
             model,
