@@ -1,4 +1,4 @@
-"""Layer normalization over the feature axis of each row, forward and hand-derived backward.
+"""Layer normalization over the feature axis of each row, forward and backward.
 
 torch.nn.LayerNorm's definition (Ba, Kiros, Hinton 2016), biased variance, eps inside the root:
 
@@ -9,6 +9,11 @@ Backward, with g = dL/dy * γ and means over the row:
 
     dL/dx = rstd * (g - mean(g) - x̂ * mean(g * x̂))
     dL/dγ = sum over rows of dL/dy * x̂,   dL/dβ = sum over rows of dL/dy
+
+Per step the cells call torch's fused kernel for dL/dx (one pass over the row, like the fused
+tanh and sigmoid backwards in rnnkit.activations), from the step's input, mean and rstd. Once per
+sweep, where the input was overwritten (the input projection, normalized in place), the formula
+above runs from x̂ in a few ops over all rows. dγ and dβ are summed once per sweep by the cells.
 """
 
 from __future__ import annotations
@@ -18,23 +23,40 @@ import copy
 import torch
 from torch import Tensor
 
-__all__ = ["EPS", "OwnParameters", "layer_norm_backward", "normalize"]
+__all__ = [
+    "EPS",
+    "OwnParameters",
+    "layer_norm_backward",
+    "layer_norm_backward_from_normalized",
+    "normalize",
+]
 
 EPS = 1e-5  # torch.nn.LayerNorm's default
 
 
-def normalize(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(x̂, rstd) for each row of x (n, F): x̂ (n, F) zero mean and unit (biased) variance, rstd
-    (n, 1). One fused torch kernel computes the row statistics and x̂ together."""
-    x_hat, _, rstd = torch.native_layer_norm(x, (x.shape[-1],), None, None, EPS)
-    return x_hat, rstd.view(-1, 1)
+def normalize(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(x̂, mean, rstd) for each row of x (n, F): x̂ (n, F) zero mean and unit (biased) variance,
+    mean and rstd (n, 1). One fused torch kernel computes all three."""
+    return torch.native_layer_norm(x, (x.shape[-1],), None, None, EPS)
 
 
 def layer_norm_backward(
+    grad_y: Tensor, gain: Tensor, x: Tensor, mean: Tensor, rstd: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(dL/dx, dL/dγ summed over these n rows) of y = γ x̂ + β, from dL/dy (n, F), γ (F) and the
+    forward's input x (n, F) and row statistics mean, rstd (n, 1): torch's fused kernel, which
+    forms the γ sum in the same pass (dL/dβ, a plain sum of dL/dy, is left to the caller)."""
+    grad_x, grad_gain, _ = torch.ops.aten.native_layer_norm_backward(
+        grad_y, x, [x.shape[-1]], mean, rstd, gain, None, [True, True, False]
+    )
+    return grad_x, grad_gain
+
+
+def layer_norm_backward_from_normalized(
     grad_y: Tensor, gain: Tensor, x_hat: Tensor, rstd: Tensor, out: Tensor | None = None
 ) -> Tensor:
-    """dL/dx of y = γ x̂ + β from dL/dy (n, F), γ (F), and the forward's x̂ (n, F), rstd (n, 1);
-    written into `out` when given (it may be grad_y itself)."""
+    """dL/dx of y = γ x̂ + β from dL/dy (n, F), γ (F), x̂ (n, F) and rstd (n, 1), for when x
+    itself is gone; written into `out` when given (it may be grad_y itself)."""
     g = grad_y * gain  # dL/dx̂
     mean_g = g.mean(1, keepdim=True)  # (n, 1)
     mean_gx = torch.linalg.vecdot(g, x_hat).unsqueeze(1).div_(x_hat.shape[1])  # (n, 1)

@@ -34,7 +34,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._layer_norm import OwnParameters, layer_norm_backward, normalize
+from ._layer_norm import (
+    OwnParameters,
+    layer_norm_backward,
+    layer_norm_backward_from_normalized,
+    normalize,
+)
 from .base import Cell, StepBackward, StepForward
 from .gru import GRUCell
 
@@ -64,54 +69,57 @@ class LayerNormGRUCell(OwnParameters, Cell):
 
     def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
         """gates_all (N, 3H) = W_ih x for every step becomes gi = γ_x x̂ + β_x + b_ih in place."""
-        x_hat, rstd = normalize(gates_all)
+        x_hat, _, rstd = normalize(gates_all)
         torch.addcmul(self._shift("ih"), x_hat, self.param("ln_ih_weight"), out=gates_all)
         return x_hat, rstd
 
     def step(self, gates: Tensor, hidden_gates: Tensor, r_prev, carried_prev, m_out) -> StepForward:
-        h_hat, h_rstd = normalize(hidden_gates)  # (n, 3H), (n, 1)
+        h_hat, h_mean, h_rstd = normalize(hidden_gates)  # (n, 3H), (n, 1), (n, 1)
         gh = torch.addcmul(self._shift("hh"), h_hat, self.param("ln_hh_weight"))
         _, gru_saved = _GRU.step(gates, gh, r_prev, (), m_out)
-        return (), (gru_saved, h_hat, h_rstd)
+        # W_hh h and its row statistics: the layer-norm backward reads its input
+        return (), (gru_saved, hidden_gates, h_mean, h_rstd)
 
     def prepare_backward(self, saved_steps: list) -> list:
-        """The GRU's factors, the normalized hidden side of all steps and a buffer for dgh,
-        which finish_backward reads whole (the last entry of every step's tuple)."""
+        """The GRU's factors; a buffer for dgh in visit order (for β_h and b_hh) and a list
+        collecting each step's share of dγ_h, which finish_backward reads whole (the last entry
+        of every step's tuple)."""
         factors = _GRU.prepare_backward([step[0] for step in saved_steps])
         sizes = [step[1].shape[0] for step in saved_steps]
-        h_hat = torch.cat([step[1] for step in saved_steps])  # (N, 3H)
-        grad_gh = torch.empty_like(h_hat)  # dL/dgh of every step, written by step_backward
-        whole = (h_hat, grad_gh)
+        grad_gh = saved_steps[0][1].new_empty((sum(sizes), saved_steps[0][1].shape[1]))
+        whole = (grad_gh, [])
         return [
-            (gru, h, step[2], g, whole)
-            for gru, step, h, g in zip(
-                factors, saved_steps, h_hat.split(sizes), grad_gh.split(sizes), strict=True
-            )
+            (gru, *step[1:], g, whole)
+            for gru, step, g in zip(factors, saved_steps, grad_gh.split(sizes), strict=True)
         ]
 
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
     ) -> StepBackward:
-        gru, h_hat, h_rstd, grad_gh, _ = saved
+        gru, w_hh_h, h_mean, h_rstd, grad_gh, whole = saved
         grad_h_direct, _ = _GRU.step_backward(grad_m, (), gru, grad_gates_out, grad_gh)
-        layer_norm_backward(
-            grad_gh, self.param("ln_hh_weight"), h_hat, h_rstd, out=grad_hidden_gates_out
+        grad_raw, grad_gain_h = layer_norm_backward(
+            grad_gh, self.param("ln_hh_weight"), w_hh_h, h_mean, h_rstd
         )
+        grad_hidden_gates_out.copy_(grad_raw)
+        whole[1].append(grad_gain_h)  # this step's Σ dgh ĥ
         return grad_h_direct, ()
 
     def finish_backward(self, prepared, grad_gates_all, grad_hidden_all, saved_inputs):
         x_hat, x_rstd = saved_inputs
-        h_hat, grad_gh = prepared[0][-1]
-        grad_gi = grad_gates_all  # (N, 3H) dgi of every step
+        grad_gh, grad_gain_h_steps = prepared[0][-1]
+        grad_gi = grad_gates_all  # (N, 3H) dgi of every step, time order like x̂
         grad_ih_shift, grad_hh_shift = grad_gi.sum(0), grad_gh.sum(0)
         grads = {
             "bias_ih": grad_ih_shift.clone(),
             "bias_hh": grad_hh_shift.clone(),
             "ln_ih_weight": (grad_gi * x_hat).sum(0),
             "ln_ih_bias": grad_ih_shift,
-            "ln_hh_weight": (grad_gh * h_hat).sum(0),
+            "ln_hh_weight": torch.stack(grad_gain_h_steps).sum(0),
             "ln_hh_bias": grad_hh_shift,
         }
         # dL/d(W_ih x) in place, now that dgi has served the parameters
-        layer_norm_backward(grad_gi, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gi)
+        layer_norm_backward_from_normalized(
+            grad_gi, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gi
+        )
         return tuple(grads[name] for name in self.param_names)

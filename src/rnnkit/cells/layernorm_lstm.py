@@ -35,7 +35,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._layer_norm import OwnParameters, layer_norm_backward, normalize
+from ._layer_norm import (
+    OwnParameters,
+    layer_norm_backward,
+    layer_norm_backward_from_normalized,
+    normalize,
+)
 from .base import Cell, StepBackward, StepForward
 from .lstm import LSTMCell
 
@@ -66,83 +71,79 @@ class LayerNormLSTMCell(OwnParameters, Cell):
         shift = self.param("ln_ih_bias") + self.param("ln_hh_bias")
         if self.param("bias") is not None:
             shift = shift + self.param("bias")
-        x_hat, rstd = normalize(gates_all)
+        x_hat, _, rstd = normalize(gates_all)
         torch.addcmul(shift, x_hat, self.param("ln_ih_weight"), out=gates_all)
         return x_hat, rstd
 
     def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev
         H = c_prev.shape[1]
-        h_hat, h_rstd = normalize(hidden_gates)  # (n, 4H), (n, 1)
+        h_hat, h_mean, h_rstd = normalize(hidden_gates)  # (n, 4H), (n, 1), (n, 1)
         act = gates.addcmul_(h_hat, self.param("ln_hh_weight"))  # a, then activated in place
         act[:, : 2 * H].sigmoid_()
         act[:, 2 * H : 3 * H].tanh_()
         act[:, 3 * H :].sigmoid_()
         i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
         c = torch.addcmul(f * c_prev, i, g)  # f * c_prev + i * g
-        c_hat, c_rstd = normalize(c)
+        c_hat, c_mean, c_rstd = normalize(c)
         tanh_y = torch.addcmul(self.param("ln_cell_bias"), c_hat, self.param("ln_cell_weight"))
         tanh_y.tanh_()  # tanh(LN(c))
         torch.mul(o, tanh_y, out=m_out)
-        return (c,), (act, c_prev, tanh_y, h_hat, h_rstd, c_hat, c_rstd)
+        # W_hh h and c with their row statistics: the layer-norm backward reads its inputs
+        saved = (act, c_prev, tanh_y, hidden_gates, h_mean, h_rstd, c, c_mean, c_rstd)
+        return (c,), saved
 
     def prepare_backward(self, saved_steps: list) -> list:
         """The LSTM's factors K, P, Q, f (rnnkit.cells.lstm) with tanh(y_c) in place of
-        tanh(c), plus the normalized vectors of all steps and buffers for da and dy_c, which
-        finish_backward reads whole (the last entry of every step's tuple). Like `prepared`
-        they are in visit order, which differs from grad_gates_all's time order in reverse."""
+        tanh(c); a buffer for dy_c and the normalized cells ĉ of all steps, both in visit
+        order, for γ_c and β_c; a list collecting each step's share of dγ_h. finish_backward
+        reads these whole (the last entry of every step's tuple)."""
         factors = _LSTM.prepare_backward([step[:3] for step in saved_steps])
         sizes = [step[0].shape[0] for step in saved_steps]
-        h_hat = torch.cat([step[3] for step in saved_steps])  # (N, 4H)
-        c_hat = torch.cat([step[5] for step in saved_steps])  # (N, H)
-        grad_a = torch.empty_like(h_hat)  # da of every step, written by step_backward
+        c, c_mean, c_rstd = (torch.cat([step[k] for step in saved_steps]) for k in (6, 7, 8))
+        c_hat = (c - c_mean).mul_(c_rstd)  # (N, H)
         grad_y_c = torch.empty_like(c_hat)  # dL/dy_c of every step, written by step_backward
-        whole = (h_hat, c_hat, grad_a, grad_y_c)
+        whole = (c_hat, grad_y_c, [])
         return [
-            (*lstm, step[4], step[6], h, c, ga, gy, whole)
-            for lstm, step, h, c, ga, gy in zip(
-                factors,
-                saved_steps,
-                h_hat.split(sizes),
-                c_hat.split(sizes),
-                grad_a.split(sizes),
-                grad_y_c.split(sizes),
-                strict=True,
-            )
+            (*lstm, *step[3:], gy, whole)
+            for lstm, step, gy in zip(factors, saved_steps, grad_y_c.split(sizes), strict=True)
         ]
 
     def step_backward(
         self, grad_m, grad_carried, saved, grad_gates_out, grad_hidden_gates_out
     ) -> StepBackward:
-        K, P, Q, f, h_rstd, c_rstd, h_hat, c_hat, grad_a, grad_y_c, _ = saved
+        K, P, Q, f, gh, h_mean, h_rstd, c, c_mean, c_rstd, grad_y_c, whole = saved
         (grad_c_next,) = grad_carried
         n, H = f.shape
         torch.mul(grad_m, K, out=grad_y_c)  # dL/dy_c, kept for γ_c and β_c
-        dc = layer_norm_backward(grad_y_c, self.param("ln_cell_weight"), c_hat, c_rstd)
+        dc, _ = layer_norm_backward(grad_y_c, self.param("ln_cell_weight"), c, c_mean, c_rstd)
         dc.add_(grad_c_next)  # dL/dc_t
+        grad_a = grad_gates_out  # da (n, 4H), the input side's gradient (finished later)
         torch.mul(dc.unsqueeze(1), P, out=grad_a[:, : 3 * H].view(n, 3, H))
-        torch.mul(grad_m, Q, out=grad_a[:, 3 * H :])  # da (n, 4H) complete
-        grad_gates_out.copy_(grad_a)  # the input side's gradient, finished after the sweep
-        layer_norm_backward(
-            grad_a, self.param("ln_hh_weight"), h_hat, h_rstd, out=grad_hidden_gates_out
+        torch.mul(grad_m, Q, out=grad_a[:, 3 * H :])
+        grad_gh, grad_gain_h = layer_norm_backward(
+            grad_a, self.param("ln_hh_weight"), gh, h_mean, h_rstd
         )
+        grad_hidden_gates_out.copy_(grad_gh)
+        whole[2].append(grad_gain_h)  # this step's Σ da ĥ
         return None, (dc * f,)
 
     def finish_backward(self, prepared, grad_gates_all, grad_hidden_all, saved_inputs):
         x_hat, x_rstd = saved_inputs
-        h_hat, c_hat, grad_a, grad_y_c = prepared[0][-1]  # visit order
+        c_hat, grad_y_c, grad_gain_h_steps = prepared[0][-1]
+        grad_a = grad_gates_all  # (N, 4H) da of every step, time order like x̂
         grad_shift = grad_a.sum(0)  # b, β_x and β_h all shift a
         grads = {
             "bias": grad_shift.clone(),
-            "ln_ih_weight": (grad_gates_all * x_hat).sum(0),  # both in time order
+            "ln_ih_weight": (grad_a * x_hat).sum(0),
             "ln_ih_bias": grad_shift.clone(),
-            "ln_hh_weight": (grad_a * h_hat).sum(0),
+            "ln_hh_weight": torch.stack(grad_gain_h_steps).sum(0),
             "ln_hh_bias": grad_shift,
-            "ln_cell_weight": (grad_y_c * c_hat).sum(0),
+            "ln_cell_weight": (grad_y_c * c_hat).sum(0),  # both in visit order
             "ln_cell_bias": grad_y_c.sum(0),
         }
         # dL/d(W_ih x) in place, now that da has served the parameters
-        layer_norm_backward(
-            grad_gates_all, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gates_all
+        layer_norm_backward_from_normalized(
+            grad_a, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_a
         )
         return tuple(grads[name] for name in self.param_names)
