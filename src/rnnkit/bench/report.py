@@ -1,0 +1,386 @@
+"""The report of a run: markdown tables per suite, the summary of the issue's targets, JSON.
+
+Targets (issue 6, judged on this run's rows; thresholds live here, never in tests):
+    standard cells (RNN, LSTM, GRU), per cell, suite train-step:
+      - compiled vs torch.nn: median over the configurations >= 1.0x
+      - no configuration below 0.8x
+      - compiled reaches >= 85% of the measured GEMM peak at the largest sizes (the rows with
+        the largest batch and the largest hidden size timed for that cell, every T)
+    Jordan and LayerNormLSTM: rnnkit (compiled, or the reference engine where no compiled
+      kernel exists, said so) >= 3x the hand-written autograd loop, median over the rows
+    streaming and generation: the rows of rnnkit.stream.benchmarks that carry `target`/`met`
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from .contenders import CELLS, STANDARD_CELLS
+from .timing import BUSY_SHARE
+
+__all__ = ["Target", "judge_targets", "markdown_report", "results_json", "suite_table"]
+
+SCHEMA = "rnnkit-bench/2"
+NATIVE_MEDIAN_GOAL, NATIVE_FLOOR, PEAK_GOAL, LOOP_GOAL = 1.0, 0.8, 85.0, 3.0
+
+
+@dataclass(frozen=True)
+class Target:
+    target: str  # what is asked, in words
+    goal: str  # the threshold
+    measured: str  # what this run found
+    met: bool | None  # None: not measured in this run
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ok(rows: Sequence[dict]) -> list[dict]:
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def _ratio(row: dict, key: str) -> float | None:
+    value = row.get("ratios", {}).get(key)
+    return None if value is None else value["median"]
+
+
+def _label(row: dict) -> str:
+    return row["config"]["label"]
+
+
+def _busy_note(rows: Sequence[dict]) -> str:
+    busy = sum(1 for r in rows if r.get("busy"))
+    return f"{busy} of {len(rows)} rows busy: unreliable" if busy else ""
+
+
+def _short_by(value: float, goal: float) -> str:
+    return "" if value >= goal else f"short by {100 * (goal - value) / goal:.0f}%"
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _standard_targets(cell: str, rows: list[dict]) -> list[Target]:
+    name = CELLS[cell].label
+    pairs = [(r, _ratio(r, "compiled_vs_native")) for r in rows]
+    pairs = [(r, v) for r, v in pairs if v is not None]
+    if not pairs:
+        return [Target(f"{name}: compiled vs torch.nn", "measured", "no row", None)]
+    used = [r for r, _ in pairs]
+    values = [v for _, v in pairs]
+    median = statistics.median(values)
+    worst_row, worst = min(pairs, key=lambda p: p[1])
+    below = sum(1 for v in values if v < NATIVE_FLOOR)
+    targets = [
+        Target(
+            f"{name}: compiled training step vs torch.nn, median over {len(values)} configurations",
+            f">= {NATIVE_MEDIAN_GOAL:.1f}x",
+            f"{median:.2f}x",
+            median >= NATIVE_MEDIAN_GOAL,
+            _join(_short_by(median, NATIVE_MEDIAN_GOAL), _busy_note(used)),
+        ),
+        Target(
+            f"{name}: no configuration below {NATIVE_FLOOR}x torch.nn",
+            f">= {NATIVE_FLOOR}x everywhere",
+            f"worst {worst:.2f}x ({_label(worst_row)}); {below} of {len(values)} below",
+            worst >= NATIVE_FLOOR,
+            _join(_short_by(worst, NATIVE_FLOOR), _busy_note(used)),
+        ),
+    ]
+    peaked = [r for r in used if "compiled" in r.get("percent_of_peak", {})]
+    if peaked:
+        batch = max(r["config"]["batch"] for r in peaked)
+        hidden = max(r["config"]["hidden_size"] for r in peaked)
+        largest = [
+            r
+            for r in peaked
+            if r["config"]["batch"] == batch and r["config"]["hidden_size"] == hidden
+        ]
+        shares = [(r["percent_of_peak"]["compiled"], r) for r in largest]
+        low, low_row = min(shares, key=lambda s: s[0])
+        targets.append(
+            Target(
+                f"{name}: compiled share of the GEMM peak at the largest sizes "
+                f"(B{batch} H{hidden})",
+                f">= {PEAK_GOAL:.0f}%",
+                f"{low:.0f}% ({_label(low_row)}; native "
+                f"{low_row['percent_of_peak'].get('native', float('nan')):.0f}%)",
+                low >= PEAK_GOAL,
+                _join(_short_by(low, PEAK_GOAL), _busy_note(largest)),
+            )
+        )
+    return targets
+
+
+def _loop_target(cell: str, rows: list[dict]) -> Target:
+    name = CELLS[cell].label
+    for backend in ("compiled", "reference"):
+        key = f"{backend}_vs_naive"
+        pairs = [(r, _ratio(r, key)) for r in rows if _ratio(r, key) is not None]
+        if pairs:
+            break
+    else:
+        return Target(
+            f"{name}: rnnkit vs the hand-written loop", f">= {LOOP_GOAL:.0f}x", "no row", None
+        )
+    values = [v for _, v in pairs]
+    median = statistics.median(values)
+    worst_row, worst = min(pairs, key=lambda p: p[1])
+    why = ""
+    if backend == "reference":
+        reasons = {r.get("left_out", {}).get("compiled", "") for r, _ in pairs} - {""}
+        why = "reference engine: compiled not available" + (
+            f" ({sorted(reasons)[0]})" if reasons else ""
+        )
+    return Target(
+        f"{name}: rnnkit {backend} vs the hand-written autograd loop, median over "
+        f"{len(values)} configurations",
+        f">= {LOOP_GOAL:.0f}x",
+        f"{median:.2f}x (worst {worst:.2f}x, {_label(worst_row)})",
+        median >= LOOP_GOAL,
+        _join(why, _short_by(median, LOOP_GOAL), _busy_note([r for r, _ in pairs])),
+    )
+
+
+def _external_label(row: dict) -> str:
+    """A configuration name for a row of rnnkit.stream.benchmarks."""
+    if "model" in row:
+        return f"{row['model']}, {row.get('mode', '')}".rstrip(", ")
+    parts = [str(row.get("cell", "")).upper()]
+    if "num_layers" in row and "hidden_size" in row:
+        parts.append(f"{row['num_layers']}x{row['hidden_size']}")
+    if "batch" in row:
+        parts.append(f"batch {row['batch']}")
+    return " ".join(p for p in parts if p) or str(row.get("name", ""))
+
+
+def _external_measured(row: dict) -> str:
+    """The figures a streaming/generation target is judged on: times, rates and ratios of
+    the contender the target names first (its keys start with that word), else all of them."""
+    shown = []
+    subject = str(row.get("target", "")).split(" ", 1)[0] + "_"  # "stream_", "fused_"
+    keys = [k for k in row if k.startswith(subject)] or list(row)
+    for key in keys:
+        value = row[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if key.endswith("_us"):
+            shown.append(f"{key} {value:.1f}")
+        elif key.endswith("_per_s"):
+            shown.append(f"{key} {value:,.0f}")
+        elif "_vs_" in key:
+            shown.append(f"{key} {value:.2f}x")
+    return ", ".join(shown)
+
+
+def judge_targets(suites: dict[str, list[dict]]) -> list[Target]:
+    """Every target of the issue this run has rows for (module docstring)."""
+    targets: list[Target] = []
+    train = _ok(suites.get("train-step", []))
+    for cell in STANDARD_CELLS:
+        rows = [r for r in train if r["config"]["cell"] == cell]
+        if rows:
+            targets += _standard_targets(cell, rows)
+    for cell in ("jordan", "lnlstm"):
+        rows = [r for r in train if r["config"]["cell"] == cell]
+        if rows:
+            targets.append(_loop_target(cell, rows))
+    for suite in ("streaming", "generation"):
+        for row in suites.get(suite, []):
+            if row.get("target") is not None:
+                met = row.get("met", row.get("target_met"))
+                targets.append(
+                    Target(
+                        f"{suite}: {_external_label(row)}",
+                        str(row["target"]),
+                        _external_measured(row),
+                        None if met is None else bool(met),
+                        _join(str(row.get("note", "")), "busy" if row.get("busy") else ""),
+                    )
+                )
+    return targets
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def _ms(row: dict, name: str) -> str:
+    timing = row["timings"].get(name)
+    if timing is not None:
+        return f"{timing['median_ms']:.2f}"
+    if name in row.get("agreement", {}).get("refused", {}):
+        return "refused"
+    return "-"
+
+
+def _x(row: dict, key: str) -> str:
+    ratio = row["ratios"].get(key)
+    if ratio is None:
+        return "-"
+    return f"{ratio['median']:.2f}x [{ratio['q1']:.2f}-{ratio['q3']:.2f}]"
+
+
+def _gflops(row: dict, name: str) -> str:
+    value = row.get("gflops", {}).get(name)
+    if value is None:
+        return "-"
+    share = row.get("percent_of_peak", {}).get(name)
+    return f"{value:.1f}" + (f" ({share:.0f}%)" if share is not None else "")
+
+
+def _row_label(row: dict) -> str:
+    label = _label(row)
+    if row.get("status") != "ok":
+        return f"{label} ({row['status']})"
+    if row.get("agreement", {}).get("refused"):
+        label += " (!)"
+    return label + (" (busy)" if row.get("busy") else "")
+
+
+def _pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A markdown pipe table with padded columns: readable in a terminal and in a document."""
+    table = [tuple(header), *(tuple(r) for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    rule = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]])
+    return "\n".join([line(table[0]), rule + "|", *(line(r) for r in table[1:])])
+
+
+TRAIN_COLUMNS = (
+    ("compiled ms", lambda r: _ms(r, "compiled")),
+    ("reference ms", lambda r: _ms(r, "reference")),
+    ("native ms", lambda r: _ms(r, "native")),
+    ("naive ms", lambda r: _ms(r, "naive")),
+    ("compiled vs native", lambda r: _x(r, "compiled_vs_native")),
+    ("compiled vs naive", lambda r: _x(r, "compiled_vs_naive")),
+    ("reference vs native", lambda r: _x(r, "reference_vs_native")),
+    ("compiled GFLOP/s (% peak)", lambda r: _gflops(r, "compiled")),
+    ("native GFLOP/s (% peak)", lambda r: _gflops(r, "native")),
+)
+VARLEN_COLUMNS = (
+    ("compiled packed ms", lambda r: _ms(r, "compiled-packed")),
+    ("compiled lengths= ms", lambda r: _ms(r, "compiled-lengths")),
+    ("native packed ms", lambda r: _ms(r, "native-packed")),
+    ("packed vs native", lambda r: _x(r, "compiled-packed_vs_native-packed")),
+    ("lengths= vs native", lambda r: _x(r, "compiled-lengths_vs_native-packed")),
+    ("lengths= vs packed", lambda r: _x(r, "compiled-lengths_vs_compiled-packed")),
+    ("compiled packed GFLOP/s (% peak)", lambda r: _gflops(r, "compiled-packed")),
+)
+
+
+def _timed_table(rows: Sequence[dict], columns, first: str = "configuration") -> str:
+    header = (first, *(name for name, _ in columns))
+    body = [(_row_label(r), *(cell(r) for _, cell in columns)) for r in rows]
+    return _pipe_table(header, body)
+
+
+def _generic_table(rows: Sequence[dict]) -> str:
+    """Rows of the external suites: every scalar field, in first-seen order."""
+    keys: list[str] = []
+    for row in rows:
+        for key, value in row.items():
+            if key != "suite" and key not in keys and not isinstance(value, dict | list):
+                keys.append(key)
+
+    def show(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return str(value)
+
+    return _pipe_table(keys, [[show(r.get(k)) for k in keys] for r in rows])
+
+
+def _left_out_notes(rows: Sequence[dict]) -> list[str]:
+    """Why contenders are missing, each reason once, with how many rows it concerns."""
+    counts: dict[tuple[str, str], int] = {}
+    for row in rows:
+        for name, reason in row.get("left_out", {}).items():
+            counts[(name, reason)] = counts.get((name, reason), 0) + 1
+    return [f"- {name} (-, {n} rows): {reason}" for (name, reason), n in counts.items()]
+
+
+def suite_table(suite: str, rows: Sequence[dict]) -> str:
+    """One suite as markdown: one table per cell for train-step, one table otherwise."""
+    if not rows:
+        return "(no rows)"
+    if suite == "train-step":
+        parts = []
+        for cell, kind in CELLS.items():
+            cell_rows = [r for r in rows if r["config"]["cell"] == cell]
+            if cell_rows:
+                parts.append(f"**{kind.label}** (naive: {kind.naive})\n\n")
+                parts[-1] += _timed_table(cell_rows, TRAIN_COLUMNS)
+        return "\n\n".join(parts + _left_out_notes(rows))
+    if suite == "varlen":
+        return "\n\n".join([_timed_table(rows, VARLEN_COLUMNS), *_left_out_notes(rows)])
+    return _generic_table(rows)
+
+
+def targets_table(targets: Sequence[Target]) -> str:
+    def met(value: bool | None) -> str:
+        return {True: "yes", False: "**no**", None: "n/a"}[value]
+
+    return _pipe_table(
+        ("target", "goal", "measured", "met", "note"),
+        [(t.target, t.goal, t.measured, met(t.met), t.note) for t in targets],
+    )
+
+
+READING = (
+    "Times: median ms per training step (forward + backward) over the interleaved rounds. "
+    "`A vs B`: per-round time_B / time_A, median [q1-q3]; above 1x A is faster. GFLOP/s: GEMM "
+    "flops of the step (rnnkit.bench.flops) / median time; % of the GEMM peak measured in the "
+    "same run. (!): a contender disagreed with the oracle and was refused (not timed); "
+    f"(busy): other processes used more than {BUSY_SHARE:.0%} of the CPUs while the row was "
+    "timed, its figures are unreliable; -: contender not in this row (reasons below the table)."
+)
+
+
+def markdown_report(report: dict) -> str:
+    """The whole run as a self-contained markdown fragment (what docs/benchmarks.md shows)."""
+    parts = ["\n".join(f"- {' '.join(line.split())}" for line in report["header"])]
+    parts += ["### Targets", targets_table([Target(**t) for t in report["summary"]])]
+    parts.append(READING)
+    for suite, rows in report["suites"].items():
+        parts.append(f"### Suite {suite}")
+        note = report["suite_notes"].get(suite)
+        if note:
+            parts.append(note)
+        parts.append(suite_table(suite, rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def results_json(
+    machine,
+    settings: dict,
+    peak: dict,
+    suites: dict,
+    suite_notes: dict,
+    header: list[str],
+    plan_notes: list[str],
+    elapsed_s: float,
+) -> dict:
+    return {
+        "schema": SCHEMA,
+        "machine": asdict(machine),
+        "settings": settings,
+        "gemm_peak": peak,
+        "plan_notes": plan_notes,
+        "elapsed_s": elapsed_s,
+        "header": header,
+        "summary": [t.to_dict() for t in judge_targets(suites)],
+        "suites": suites,
+        "suite_notes": suite_notes,
+    }

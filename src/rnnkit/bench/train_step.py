@@ -1,0 +1,80 @@
+"""Suite "train-step": forward + backward of one layer, rnnkit against torch.nn and a naive loop.
+
+Each row is one LayerConfig (rnnkit.bench.plan chooses which, and how many rounds); its
+contenders (rnnkit.bench.contenders) share weights and input; the step is
+torch.autograd.backward((output, *final_states), fixed_grads) with the input requiring grad,
+as for a layer inside a deeper network. Reported per row: median [q1-q3] ms per contender, the
+paired speedups compiled vs native, compiled vs naive, reference vs native and reference vs
+naive, GFLOP/s of every contender (rnnkit.bench.flops) and its share of the measured GEMM peak.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .contenders import build_train_contenders, oracle_of
+from .plan import PlannedRow
+from .rows import measure_row, not_run_row
+
+__all__ = ["RATIO_PAIRS", "SUITE", "run_train_step"]
+
+SUITE = "train-step"
+RATIO_PAIRS = (
+    ("compiled", "native"),
+    ("compiled", "naive"),
+    ("reference", "native"),
+    ("reference", "naive"),
+)
+
+
+def run_row(row: PlannedRow, seed: int, peak_gflops: float | None) -> dict:
+    contenders, x, unavailable = build_train_contenders(row.config, row.contenders, seed)
+    left_out = {**row.left_out, **unavailable}
+    if not contenders:
+        return not_run_row(SUITE, row.config.to_dict(), "no contender can run", left_out)
+    result = measure_row(
+        SUITE,
+        row.config.to_dict(),
+        contenders,
+        [x],
+        oracle=oracle_of([c.name for c in contenders]),
+        ratio_pairs=RATIO_PAIRS,
+        rounds=row.rounds,
+        warmup=row.warmup,
+        seed=seed,
+        flops=row.config.flops,
+        peak_gflops=peak_gflops,
+        left_out=left_out,
+    )
+    result["estimate_s"] = row.estimate_s
+    return result
+
+
+def run_train_step(
+    rows: list[PlannedRow],
+    *,
+    seed: int = 0,
+    peak_gflops: float | None = None,
+    deadline: float | None = None,
+    progress=sys.stderr,
+) -> list[dict]:
+    """Time every planned row; rows that would start after `deadline` (time.monotonic()) are
+    reported as not run."""
+    results = []
+    for index, row in enumerate(rows, 1):
+        label = row.config.label
+        if deadline is not None and time.monotonic() > deadline:
+            results.append(
+                not_run_row(SUITE, row.config.to_dict(), "time budget exhausted", row.left_out)
+            )
+            continue
+        if progress is not None:
+            print(
+                f"  [{SUITE} {index}/{len(rows)}] {label}: {', '.join(row.contenders)} "
+                f"x {row.rounds} rounds (est. {row.estimate_s:.1f} s)",
+                file=progress,
+                flush=True,
+            )
+        results.append(run_row(row, seed, peak_gflops))
+    return results
