@@ -214,9 +214,13 @@ class TaskRun:
         return max_time is not None and self.clock.train_time >= max_time
 
 
-def _better(task: Task, score: float, best: float | None) -> bool:
+def _better(task: Task, score: float, loss: float, clock: TaskClock) -> bool:
+    """Is this evaluation better than the best so far? Ties go to the lower held-out loss."""
+    best = clock.best_score
     if best is None:
         return True
+    if score == best:
+        return clock.best_val_loss is None or loss < clock.best_val_loss
     return score > best if task.best_by[1] == "max" else score < best
 
 
@@ -246,7 +250,7 @@ def evaluate_run(run: TaskRun) -> dict:
     clock.last_eval_step = clock.step
     name, _ = run.task.best_by
     score = result["val_loss"] if name == "loss" else result[name]
-    if _better(run.task, score, clock.best_score):
+    if _better(run.task, score, result["val_loss"], clock):
         clock.best_score, clock.best_step = score, clock.step
         clock.best_val_loss = result["val_loss"]
         clock.best_metrics = dict(result)
