@@ -167,13 +167,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_writable(path: Path, directory: bool = False) -> None:
     """Fail before timing, not after, when an output cannot be written."""
-    if path.exists() and path.is_dir() != directory:
-        kind = "is a directory; give a file name" if not directory else "is a file, not a directory"
-        raise (
-            IsADirectoryError(f"{path} {kind}")
-            if not directory
-            else NotADirectoryError(f"--out {path} {kind}")
-        )
+    if directory and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--out {path} is a file, not a directory")
+    if not directory and path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name")
     parent = path if directory else path.parent
     while not parent.exists():
         parent = parent.parent

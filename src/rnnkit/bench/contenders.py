@@ -35,6 +35,7 @@ __all__ = [
     "flatten",
     "make_layer",
     "oracle_of",
+    "why_not",
 ]
 
 CONTENDERS = ("compiled", "reference", "native", "naive")
@@ -98,6 +99,13 @@ class LayerConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "label": self.label, "flops": self.flops}
+
+
+def why_not(error: Exception) -> str:
+    """The reason in a layer's one-line refusal, without its owner and advice:
+    "LSTM: backend='compiled' cannot run this call: X; use ..." -> "backend='compiled' ...: X"."""
+    text = " ".join(str(error).split())
+    return text.split(": ", 1)[-1].split("; ", 1)[0]
 
 
 def flatten(result) -> tuple[Tensor, ...]:
@@ -208,7 +216,7 @@ def build_train_contenders(
         try:
             layer = make_layer(config, name, dtype)
         except (NotImplementedError, ValueError) as error:
-            unavailable[name] = " ".join(str(error).split())
+            unavailable[name] = why_not(error)
             continue
         layer.load_state_dict(master.state_dict())
         contenders.append(

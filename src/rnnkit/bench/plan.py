@@ -37,7 +37,7 @@ from functools import cache
 
 import torch
 
-from .contenders import CONTENDERS, STANDARD_CELLS, LayerConfig
+from .contenders import CONTENDERS, STANDARD_CELLS, LayerConfig, make_layer, why_not
 
 __all__ = [
     "DESIGNS",
@@ -135,7 +135,6 @@ def quick_configs(cells) -> list[LayerConfig]:
 @cache
 def available_backends(cell: str) -> dict[str, str | None]:
     """For each rnnkit backend: None if it can run `cell` in float32, else the one-line reason."""
-    from .contenders import make_layer
 
     probe = LayerConfig(cell, 1, 1, 2, 2, output_size=2 if cell == "jordan" else 0)
     reasons: dict[str, str | None] = {}
@@ -144,7 +143,7 @@ def available_backends(cell: str) -> dict[str, str | None]:
             make_layer(probe, backend, torch.float32)
             reasons[backend] = None
         except (NotImplementedError, ValueError) as error:
-            reasons[backend] = " ".join(str(error).split())
+            reasons[backend] = why_not(error)
     return reasons
 
 

@@ -264,6 +264,7 @@ TRAIN_COLUMNS = (
     ("compiled vs native", lambda r: _x(r, "compiled_vs_native")),
     ("compiled vs naive", lambda r: _x(r, "compiled_vs_naive")),
     ("reference vs native", lambda r: _x(r, "reference_vs_native")),
+    ("reference vs naive", lambda r: _x(r, "reference_vs_naive")),
     ("compiled GFLOP/s (% peak)", lambda r: _gflops(r, "compiled")),
     ("native GFLOP/s (% peak)", lambda r: _gflops(r, "native")),
 )

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .contenders import LayerConfig, flatten, make_layer
+from .contenders import LayerConfig, flatten, make_layer, why_not
 from .plan import QUICK_ROUNDS, estimate_step_seconds
 from .rows import measure_row, not_run_row
 from .timing import Contender
@@ -122,7 +122,7 @@ def build_varlen_contenders(case: VarlenCase, seed: int = 0):
         try:
             layer = make_layer(config, backend, dtype)
         except (NotImplementedError, ValueError) as error:
-            unavailable[name] = " ".join(str(error).split())
+            unavailable[name] = why_not(error)
             continue
         if make_step is lengths_step and not accepts_lengths(layer):
             unavailable[name] = (
