@@ -30,6 +30,7 @@ from ._checks import (
     check_proj_size,
 )
 from ._inputs import check_call, from_packed_layout, to_packed_layout
+from ._lengths import check_lengths, pack_with_lengths, unpack_output
 from .activations import get_activation
 from .cells import (
     Cell,
@@ -126,9 +127,20 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
     def reference_weight(self) -> Tensor:
         return next(iter(self.parameters()))
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, lengths=None):
+        """(input, hx=None, lengths=None) -> (output, final states). `lengths` (B,) makes a
+        padded batch variable-length: see rnnkit._lengths."""
+        if lengths is not None:
+            lengths = check_lengths(type(self).__name__, input, lengths, self.batch_first)
+            check_call(self, input, hx)
+            steps = input.shape[1 if self.batch_first else 0]
+            packed = pack_with_lengths(input, lengths, self.batch_first)
+            output, finals = self._forward_checked(packed, hx)
+            return unpack_output(output, self.batch_first, steps), finals
         check_call(self, input, hx)
-        call = None
+        return self._forward_checked(input, hx)
+
+    def _forward_checked(self, input, hx):
         if isinstance(input, PackedSequence):
             batch, steps, like = int(input.batch_sizes[0]), len(input.batch_sizes), input.data
         else:
@@ -448,8 +460,8 @@ class JordanRNN(_EngineDispatch, nn.Module):
             get("bias_y"),
         )
 
-    def forward(self, input, y_0=None):
-        return super().forward(input, y_0)
+    def forward(self, input, y_0=None, lengths=None):
+        return super().forward(input, y_0, lengths=lengths)
 
     def extra_repr(self) -> str:
         s = (

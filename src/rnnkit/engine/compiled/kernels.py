@@ -20,52 +20,141 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .vecmath import sigmoid_inplace, tanh_inplace, tanh_into
+
 # Cell kinds.
 ELMAN, LSTM, GRU = 0, 1, 2
 # Activation codes (rnnkit.activations names map to these in the engine).
 IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # numpy's: no checks, loops vectorize
 
-
-@njit(inline="always", **_JIT)
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-@njit(inline="always", **_JIT)
-def _activate(act, x):
-    if act == TANH:
-        return np.tanh(x)
-    if act == RELU:
-        return x if x > 0 else x * 0
-    if act == SIGMOID:
-        return _sigmoid(x)
-    return x
-
-
-@njit(inline="always", **_JIT)
-def _derivative(act, y):
-    """f'(x) written through y = f(x), as rnnkit.activations defines it."""
-    if act == TANH:
-        return 1 - y * y
-    if act == RELU:
-        return y * 0 + (1 if y > 0 else 0)
-    if act == SIGMOID:
-        return y * (1 - y)
-    return y * 0 + 1
+# Each row function below does one cell's pointwise work for one row of one step. Loops are kept
+# short and touch few arrays so LLVM vectorizes them (a loop that stores into many arrays gets
+# no SIMD: the aliasing checks it would need are too many).
 
 
 @njit(**_JIT)
-def _project(m, w_outT, b_out, proj_act, out):
+def _activate_into(act, x, out, n, scratch):
+    """out[:n] = f(x[:n]) for an activation code, tanh or relu (out a different array)."""
+    if act == TANH:
+        tanh_into(x, out, *scratch, n)
+    elif act == RELU:
+        for j in range(n):
+            out[j] = x[j] if x[j] > 0 else 0.0
+    else:
+        for j in range(n):
+            out[j] = x[j]
+
+
+@njit(**_JIT)
+def _activate_inplace(act, a, n, scratch):
+    """a[:n] = f(a[:n]) for an activation code."""
+    if act == TANH:
+        tanh_inplace(a, *scratch, n)
+    elif act == RELU:
+        for j in range(n):
+            a[j] = a[j] if a[j] > 0 else 0.0
+    elif act == SIGMOID:
+        sigmoid_inplace(a, *scratch, n)
+
+
+@njit(**_JIT)
+def _times_derivative(act, grad, y, out, n):
+    """out[:n] = grad[:n] * f'(x) written through y = f(x) (rnnkit.activations' convention)."""
+    if act == TANH:
+        for j in range(n):
+            out[j] = grad[j] * (1.0 - y[j] * y[j])
+    elif act == RELU:
+        for j in range(n):
+            out[j] = grad[j] if y[j] > 0 else 0.0
+    elif act == SIGMOID:
+        for j in range(n):
+            out[j] = grad[j] * y[j] * (1.0 - y[j])
+    else:
+        for j in range(n):
+            out[j] = grad[j]
+
+
+@njit(**_JIT)
+def _lstm_forward_row(a, hidden, c, c_prev_out, tanh_c_out, m_out, H, scratch):
+    """a: the row's 4H pre-activations [i|f|g|o] (activated in place); c: c_{t-1} in, c_t out."""
+    for k in range(4 * H):
+        a[k] += hidden[k]
+    sigmoid_inplace(a[: 2 * H], *scratch, 2 * H)
+    tanh_inplace(a[2 * H : 3 * H], *scratch, H)
+    sigmoid_inplace(a[3 * H :], *scratch, H)
+    for j in range(H):
+        c_prev_out[j] = c[j]
+    for j in range(H):
+        c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j]
+    tanh_into(c, tanh_c_out, *scratch, H)
+    for j in range(H):
+        m_out[j] = a[3 * H + j] * tanh_c_out[j]
+
+
+@njit(**_JIT)
+def _lstm_backward_row(a, tanh_c, c_prev, dm, dc, da, H):
+    """dc: dL/dc_t in, dL/dc_{t-1} out; da: the row's gradient of the 4H pre-activations."""
+    for j in range(H):
+        dc[j] += dm[j] * a[3 * H + j] * (1.0 - tanh_c[j] * tanh_c[j])
+    for j in range(H):
+        da[j] = dc[j] * a[2 * H + j] * a[j] * (1.0 - a[j])
+    for j in range(H):
+        da[H + j] = dc[j] * c_prev[j] * a[H + j] * (1.0 - a[H + j])
+    for j in range(H):
+        da[2 * H + j] = dc[j] * a[j] * (1.0 - a[2 * H + j] * a[2 * H + j])
+    for j in range(H):
+        da[3 * H + j] = dm[j] * tanh_c[j] * a[3 * H + j] * (1.0 - a[3 * H + j])
+    for j in range(H):
+        dc[j] *= a[H + j]
+
+
+@njit(**_JIT)
+def _gru_forward_row(a, hidden, b_hh, h_prev, hn_out, m_out, H, scratch):
+    """a: the row's 3H input pre-activations [r|z|n] (activated in place); hidden: W_hh h."""
+    for k in range(2 * H):
+        a[k] += hidden[k] + b_hh[k]
+    n = a[2 * H :]
+    sigmoid_inplace(a[: 2 * H], *scratch, 2 * H)
+    for j in range(H):
+        hn_out[j] = hidden[2 * H + j] + b_hh[2 * H + j]
+    for j in range(H):
+        n[j] += a[j] * hn_out[j]
+    tanh_inplace(n, *scratch, H)
+    for j in range(H):
+        m_out[j] = (1.0 - a[H + j]) * a[2 * H + j] + a[H + j] * h_prev[j]
+
+
+@njit(**_JIT)
+def _gru_backward_row(a, hn, h_prev, dh, dgi, dgh, H):
+    """dh: dL/dh_t in, the direct gradient dL/dh_{t-1} = dh * z out; dgi, dgh: the gradients
+    of the input and hidden pre-activations."""
+    for j in range(H):
+        r, z, n = a[j], a[H + j], a[2 * H + j]
+        d = dh[j]
+        da_n = d * (1.0 - z) * (1.0 - n * n)
+        dgi[2 * H + j] = da_n
+        dgh[2 * H + j] = da_n * r
+        dgi[j] = da_n * hn[j] * r * (1.0 - r)
+        dgi[H + j] = d * (h_prev[j] - n) * z * (1.0 - z)
+    for j in range(2 * H):
+        dgh[j] = dgi[j]
+    for j in range(H):
+        dh[j] *= a[H + j]
+
+
+@njit(**_JIT)
+def _project(m, w_outT, b_out, proj_act, out, scratch):
     """out = g(m @ W_out^T + b_out): the output projection of one step's rows."""
     np.dot(m, w_outT, out)
     n, R = out.shape
-    has_bias = b_out.shape[0] > 0
     for i in range(n):
-        for j in range(R):
-            v = out[i, j] + b_out[j] if has_bias else out[i, j]
-            out[i, j] = _activate(proj_act, v)
+        row = out[i]
+        if b_out.shape[0] > 0:
+            for j in range(R):
+                row[j] += b_out[j]
+        _activate_inplace(proj_act, row, R, scratch)
 
 
 @njit(**_JIT)
@@ -89,6 +178,9 @@ def forward_sweep(
     c_prev_all,
     aux_all,
     work,
+    work_e,
+    work_scale,
+    work_bits,
 ):
     """Run the sweep forward.
 
@@ -101,10 +193,14 @@ def forward_sweep(
     outputs (N, R): r_t. m_all (N, H): m_t (the same array as outputs without a projection).
     r_prev_all (N, R): r_{t-1} of every row. c_prev_all (N, H): LSTM's c_{t-1}.
     aux_all (N, H): LSTM's tanh(c_t), GRU's W_hn h_{t-1} + b_hn. work (B, G): scratch.
+    work_e, work_scale (max(G, R)) and work_bits (work_scale's integer view): scratch for
+    rnnkit.engine.compiled.vecmath.
     """
     T = batch_sizes.shape[0]
     H = m_all.shape[1]
+    G = gates.shape[1]
     has_projection = w_outT.shape[0] > 0
+    scratch = (work_e, work_scale, work_bits)
     for step in range(T):
         t = T - 1 - step if reverse else step
         n, o = batch_sizes[t], offsets[t]
@@ -115,34 +211,28 @@ def forward_sweep(
         for i in range(n):
             row = o + i
             if kind == LSTM:
-                for j in range(H):
-                    gi = _sigmoid(gates[row, j] + hidden[i, j])
-                    gf = _sigmoid(gates[row, H + j] + hidden[i, H + j])
-                    gg = np.tanh(gates[row, 2 * H + j] + hidden[i, 2 * H + j])
-                    go = _sigmoid(gates[row, 3 * H + j] + hidden[i, 3 * H + j])
-                    c_prev = c_state[i, j]
-                    c = gf * c_prev + gi * gg
-                    tanh_c = np.tanh(c)
-                    gates[row, j], gates[row, H + j] = gi, gf
-                    gates[row, 2 * H + j], gates[row, 3 * H + j] = gg, go
-                    c_prev_all[row, j] = c_prev
-                    aux_all[row, j] = tanh_c
-                    c_state[i, j] = c
-                    m_all[row, j] = go * tanh_c
+                _lstm_forward_row(
+                    gates[row],
+                    hidden[i],
+                    c_state[i],
+                    c_prev_all[row],
+                    aux_all[row],
+                    m_all[row],
+                    H,
+                    scratch,
+                )
             elif kind == GRU:
-                for j in range(H):
-                    hn = hidden[i, 2 * H + j] + b_hh[2 * H + j]
-                    r = _sigmoid(gates[row, j] + hidden[i, j] + b_hh[j])
-                    z = _sigmoid(gates[row, H + j] + hidden[i, H + j] + b_hh[H + j])
-                    nn = np.tanh(gates[row, 2 * H + j] + r * hn)
-                    gates[row, j], gates[row, H + j], gates[row, 2 * H + j] = r, z, nn
-                    aux_all[row, j] = hn
-                    m_all[row, j] = (1 - z) * nn + z * r_prev[i, j]
+                _gru_forward_row(
+                    gates[row], hidden[i], b_hh, r_prev[i], aux_all[row], m_all[row], H, scratch
+                )
             else:
-                for j in range(H):
-                    m_all[row, j] = _activate(act, gates[row, j] + hidden[i, j])
+                a = gates[row]
+                h = hidden[i]
+                for k in range(G):
+                    a[k] += h[k]
+                _activate_into(act, a, m_all[row], H, scratch)
         if has_projection:
-            _project(m_all[o : o + n], w_outT, b_out, proj_act, outputs[o : o + n])
+            _project(m_all[o : o + n], w_outT, b_out, proj_act, outputs[o : o + n], scratch)
         r_state[:n] = outputs[o : o + n]
 
 
@@ -190,48 +280,46 @@ def backward_sweep(
         if has_projection:
             pre = grad_pre[o : o + n]
             for i in range(n):
+                g, p, gr = grad_outputs[o + i], pre[i], grad_r[i]
                 for j in range(R):
-                    y = outputs[o + i, j]
-                    pre[i, j] = (grad_outputs[o + i, j] + grad_r[i, j]) * _derivative(proj_act, y)
+                    p[j] = g[j] + gr[j]
+                _times_derivative(proj_act, p, outputs[o + i], p, R)
             np.dot(pre, w_out, grad_m)
         else:
             for i in range(n):
+                g, gm, gr = grad_outputs[o + i], grad_m[i], grad_r[i]
                 for j in range(H):
-                    grad_m[i, j] = grad_outputs[o + i, j] + grad_r[i, j]
+                    gm[j] = g[j] + gr[j]
         for i in range(n):
             row = o + i
             if kind == LSTM:
-                for j in range(H):
-                    gi, gf = gates[row, j], gates[row, H + j]
-                    gg, go = gates[row, 2 * H + j], gates[row, 3 * H + j]
-                    tanh_c = aux_all[row, j]
-                    dm = grad_m[i, j]
-                    dc = grad_c[i, j] + dm * go * (1 - tanh_c * tanh_c)
-                    grad_gates[row, j] = dc * gg * gi * (1 - gi)
-                    grad_gates[row, H + j] = dc * c_prev_all[row, j] * gf * (1 - gf)
-                    grad_gates[row, 2 * H + j] = dc * gi * (1 - gg * gg)
-                    grad_gates[row, 3 * H + j] = dm * tanh_c * go * (1 - go)
-                    grad_c[i, j] = dc * gf
+                _lstm_backward_row(
+                    gates[row],
+                    aux_all[row],
+                    c_prev_all[row],
+                    grad_m[i],
+                    grad_c[i],
+                    grad_gates[row],
+                    H,
+                )
             elif kind == GRU:
-                for j in range(H):
-                    r, z, nn = gates[row, j], gates[row, H + j], gates[row, 2 * H + j]
-                    dh = grad_m[i, j]
-                    da_n = dh * (1 - z) * (1 - nn * nn)
-                    da_r = da_n * aux_all[row, j] * r * (1 - r)
-                    da_z = dh * (r_prev_all[row, j] - nn) * z * (1 - z)
-                    grad_gates[row, j], grad_hidden[row, j] = da_r, da_r
-                    grad_gates[row, H + j], grad_hidden[row, H + j] = da_z, da_z
-                    grad_gates[row, 2 * H + j] = da_n
-                    grad_hidden[row, 2 * H + j] = da_n * r
-                    grad_m[i, j] = dh * z  # the direct path to h_{t-1}, added below
+                _gru_backward_row(
+                    gates[row],
+                    aux_all[row],
+                    r_prev_all[row],
+                    grad_m[i],
+                    grad_gates[row],
+                    grad_hidden[row],
+                    H,
+                )
             else:
-                for j in range(H):
-                    grad_gates[row, j] = grad_m[i, j] * _derivative(act, m_all[row, j])
+                _times_derivative(act, grad_m[i], m_all[row], grad_gates[row], H)
         new_grad_r = work_r[:n]
         np.dot(grad_hidden[o : o + n], w_hh, new_grad_r)  # through W_hh, one BLAS call
         if kind == GRU:
             for i in range(n):
+                gr, ng, direct = grad_r[i], new_grad_r[i], grad_m[i]
                 for j in range(R):
-                    grad_r[i, j] = new_grad_r[i, j] + grad_m[i, j]
+                    gr[j] = ng[j] + direct[j]
         else:
             grad_r[:n] = new_grad_r

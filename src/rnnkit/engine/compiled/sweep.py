@@ -17,6 +17,7 @@ from torch import Tensor
 from ...cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
 from ..reference import SweepSpec
 from . import kernels
+from .vecmath import scratch_for
 
 __all__ = ["cannot_compile", "compiled_sweep"]
 
@@ -121,6 +122,8 @@ class _CompiledSweep(torch.autograd.Function):
             c_prev_all.numpy(),
             aux_all.numpy(),
             np.empty((B, G), dtype=_numpy_dtype(data)),
+            np.empty(max(G, R), dtype=_numpy_dtype(data)),
+            *scratch_for(max(G, R), _numpy_dtype(data)),
         )
         ctx.spec = spec
         ctx.codes = (kind, act, proj_act)
