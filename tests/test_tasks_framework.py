@@ -1,0 +1,148 @@
+"""The task framework: registry, option checks, epoch order, run directory, resume, checkpoint
+loading and the CLI's dispatch between language models and task models."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnnkit.cli import main
+from rnnkit.tasks import TASKS, load_task_checkpoint, task_class, task_config, train_task
+from rnnkit.tasks.base import split_tail
+from rnnkit.tasks.trainer import EpochOrder
+from rnnkit.train import TrainConfig, train
+
+FAST = {"backend": "native", "threads": 1}
+
+
+def lines(n: int) -> str:
+    words = ["good", "bad", "film", "plot", "the", "a"]
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        cue = "good" if i % 2 else "bad"
+        rows.append(f"{label}\t{words[i % 6]} {cue} {words[(i * 7) % 6]}")
+    return "\n".join(rows) + "\n"
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    path = tmp_path / "data.tsv"
+    path.write_text(lines(64))
+    return path
+
+
+def test_registry():
+    assert TASKS == ("lm", "classify", "tag", "seq2seq", "forecast")
+    assert task_class("classify").name == "classify"
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        task_class("nope")
+    with pytest.raises(ValueError, match="language model"):
+        task_class("lm")
+
+
+def test_lm_rejects_task_options():
+    with pytest.raises(ValueError, match="--crf applies to the task models"):
+        TrainConfig(crf=True)
+    with pytest.raises(ValueError, match="--tokens numbers applies to --task classify"):
+        TrainConfig(tokens="numbers")
+
+
+def test_split_tail():
+    assert split_tail(list(range(10)), 0.2) == (list(range(8)), [8, 9])
+    assert split_tail([1, 2], 0.01) == ([1], [2])  # at least one held out
+    with pytest.raises(ValueError, match="at least 2"):
+        split_tail([1], 0.5)
+
+
+def test_epoch_order_covers_each_example_once_per_epoch_and_resumes():
+    order = EpochOrder(10, 4, seed=3)
+    epoch = [i for _ in range(3) for i in order.next_indices()]
+    assert sorted(epoch) == list(range(10))  # batches of 4, 4, 2
+    second = order.next_indices()
+    again = EpochOrder(10, 4, seed=3)
+    again.load_state_dict({"epoch": 1, "position": 0})
+    assert again.next_indices() == second
+
+
+def test_resume_continues_exactly(tmp_path, data, one_thread):
+    options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2, "dropout": 0.3}
+    whole = task_config("classify", out=str(tmp_path / "whole"), **options, **FAST)
+    train_task(whole, progress=False)
+    split = task_config("classify", out=str(tmp_path / "split"), **options, **FAST)
+    train_task(split, progress=False, stop_at_step=5)
+    assert not (tmp_path / "split" / "metrics.json").exists()
+    train_task(split, resume=True, progress=False)
+    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
+    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    log_a = (tmp_path / "whole" / "log.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
+    strip = lambda row: {k: v for k, v in json.loads(row).items() if "time" not in k}  # noqa: E731
+    assert [strip(r)["val_loss"] for r in log_a] == [strip(r)["val_loss"] for r in log_b]
+
+
+def test_run_directory_rules(tmp_path, data, capsys, one_thread):
+    out = tmp_path / "run"
+    args = ["train", "--task", "classify", "--data", str(data), "--out", str(out)]
+    args += ["--max-steps", "2", "--backend", "native", "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    capsys.readouterr()
+    # a resumed task run keeps its settings; the budget may grow
+    assert main(["train", "--out", str(out), "--resume", "--max-steps", "4", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 4
+    code = main(["train", "--out", str(out), "--resume", "--hidden-size", "8", "--quiet"])
+    assert code == 2 and "a resumed run keeps its settings" in capsys.readouterr().err
+
+
+def test_checkpoint_mismatch_is_a_clear_error(tmp_path, data, one_thread):
+    out = tmp_path / "run"
+    train_task(
+        task_config("classify", data=str(data), out=str(out), max_steps=2, **FAST), progress=False
+    )
+    meta_path = out / "best" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta["model"]["hidden_size"] = 7
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="the weights do not belong to this config"):
+        load_task_checkpoint(out)
+    (out / "best" / "task.json").write_text("{")
+    with pytest.raises(ValueError, match=r"task\.json: task state is not valid JSON"):
+        load_task_checkpoint(out)
+
+
+def test_cli_dispatch_between_lm_and_task_checkpoints(tmp_path, data, capsys, one_thread):
+    text = tmp_path / "text.txt"
+    text.write_text("hello world, " * 200)
+    lm = tmp_path / "lm"
+    train(
+        TrainConfig(data=str(text), out=str(lm), max_steps=2, hidden_size=16, seq_len=16, **FAST),
+        progress=False,
+    )
+    code = main(["predict", "--checkpoint", str(lm), "--data", str(text)])
+    assert (
+        code == 2
+        and "holds a language model; predict is for task models" in capsys.readouterr().err
+    )
+    assert main(["evaluate", "--checkpoint", str(lm), "--data", str(text)]) == 0
+    assert "bpc" in json.loads(capsys.readouterr().out)  # the language model's evaluate
+    code = main(["evaluate", "--checkpoint", str(lm), "--data", str(text), "--holdout", "3"])
+    assert code == 2 and "does not apply to a language model" in capsys.readouterr().err
+
+
+def test_help_lists_the_tasks(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "--task {lm,classify,tag,seq2seq,forecast}" in text and "--crf" in text
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "one line of space-separated tags per" in capsys.readouterr().out
