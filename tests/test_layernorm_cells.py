@@ -328,3 +328,90 @@ def test_layer_learns_which_symbol_is_in_the_majority(kind):
     initial = dict(getattr(rnnkit, kind)(2, H).named_parameters())
     for name, p in layer.named_parameters():  # γ and β learned too: they receive gradients
         assert not torch.equal(p, initial[name]), name
+
+
+# --- the compiled layer-norm sweeps (rnnkit.engine.compiled.layernorm) ----------------------------
+
+
+def _sweep_case(cell_type, bias, batch_sizes, generator, I=3, H=4):
+    cell = cell_type(bias=bias)
+    G, N, B = cell.num_gates * H, sum(batch_sizes), batch_sizes[0]
+
+    def rand(*shape):
+        return torch.randn(*shape, dtype=F64, generator=generator).requires_grad_()
+
+    own = tuple(
+        (p + 0.3 * torch.randn(p.shape, dtype=F64, generator=generator)).requires_grad_()
+        for p in cell.init_params(H, dtype=F64)
+    )
+    carried0 = tuple(rand(B, H) for _ in range(cell.num_carried))
+    return cell, (rand(N, I), rand(B, H), *carried0, rand(G, I), rand(G, H), *own)
+
+
+def _run(sweep_fn, cell, batch_sizes, reverse, tensors):
+    k = cell.num_carried
+    data, r0, carried0 = tensors[0], tensors[1], tensors[2 : 2 + k]
+    w_ih, w_hh, own = tensors[2 + k], tensors[3 + k], tensors[4 + k :]
+    outputs, r_final, carried_final = sweep_fn(
+        SweepSpec(cell, batch_sizes, reverse=reverse),
+        data,
+        r0,
+        carried0,
+        (w_ih, w_hh, None, None, None, None, *own),
+    )
+    return (outputs, r_final, *carried_final)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize(("cell_type", "bias"), CELL_SETUPS)
+def test_compiled_sweep_matches_reference(cell_type, bias, reverse, layout):
+    """Outputs, final states and every gradient (γ, β included) equal the reference sweep's."""
+    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+
+    generator = torch.Generator().manual_seed(8)
+    batch_sizes = (3, 3, 3, 3) if layout == "padded" else (4, 3, 3, 1)
+    cell, tensors = _sweep_case(cell_type, bias, batch_sizes, generator, I=3, H=5)
+    ours = _run(layernorm_compiled_sweep, cell, batch_sizes, reverse, tensors)
+    expected = _run(sweep, cell, batch_sizes, reverse, tensors)
+    for a, e in zip(ours, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=TOLERANCE, rtol=0)
+    weights = [torch.randn(t.shape, dtype=F64, generator=generator) for t in ours]
+    grads = [
+        torch.autograd.grad(sum((t * w).sum() for t, w in zip(out, weights, strict=True)), tensors)
+        for out in (ours, expected)
+    ]
+    for a, e in zip(*grads, strict=True):
+        torch.testing.assert_close(a, e, atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell_type", [LayerNormLSTMCell, LayerNormGRUCell])
+def test_compiled_sweep_gradcheck(cell_type, reverse):
+    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+
+    generator = torch.Generator().manual_seed(9)
+    batch_sizes = (3, 2, 1)
+    cell, tensors = _sweep_case(cell_type, True, batch_sizes, generator)
+
+    def run(*tensors):
+        return _run(layernorm_compiled_sweep, cell, batch_sizes, reverse, tensors)
+
+    assert gradcheck(run, tensors, eps=1e-6, atol=1e-7)
+
+
+def test_compiled_sweep_refuses_other_cells_and_weights():
+    from rnnkit.cells import LSTMCell
+    from rnnkit.engine.compiled.layernorm import (
+        cannot_compile_layernorm,
+        layernorm_compiled_sweep,
+    )
+
+    cpu = torch.device("cpu")
+    assert cannot_compile_layernorm(LayerNormGRUCell(), torch.float32, cpu) is None
+    assert "LSTMCell" in cannot_compile_layernorm(LSTMCell(), torch.float64, cpu)
+    assert "bfloat16" in cannot_compile_layernorm(LayerNormLSTMCell(), torch.bfloat16, cpu)
+    cell = LayerNormGRUCell(bias=False)
+    x, h = torch.zeros(1, 2), torch.zeros(1, 3)
+    with pytest.raises(ValueError, match=r"weights must be \(w_ih, w_hh, None, None, None, "):
+        layernorm_compiled_sweep(SweepSpec(cell, (1,)), x, h, (), (None,) * 6)
