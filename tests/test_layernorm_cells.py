@@ -415,3 +415,23 @@ def test_compiled_sweep_refuses_other_cells_and_weights():
     x, h = torch.zeros(1, 2), torch.zeros(1, 3)
     with pytest.raises(ValueError, match=r"weights must be \(w_ih, w_hh, None, None, None, "):
         layernorm_compiled_sweep(SweepSpec(cell, (1,)), x, h, (), (None,) * 6)
+
+
+@pytest.mark.parametrize("cell_type", [LayerNormLSTMCell, LayerNormGRUCell])
+def test_compiled_sweep_in_float32_agrees_with_float64(cell_type):
+    """float32 kernels (vectorized exp, float32 lanes) stay within float32 rounding of the
+    float64 reference."""
+    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+
+    generator = torch.Generator().manual_seed(10)
+    batch_sizes = (4, 4, 3, 2, 2)
+    cell, tensors = _sweep_case(cell_type, True, batch_sizes, generator, I=6, H=16)
+    single = tuple(t.detach().float().requires_grad_() for t in tensors)
+    ours = _run(layernorm_compiled_sweep, cell, batch_sizes, True, single)
+    expected = _run(sweep, cell, batch_sizes, True, tensors)
+    for a, e in zip(ours, expected, strict=True):
+        torch.testing.assert_close(a.double(), e, atol=2e-5, rtol=1e-4)
+    ours_grads = torch.autograd.grad(ours[0].sum(), single)
+    expected_grads = torch.autograd.grad(expected[0].sum(), tensors)
+    for a, e in zip(ours_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a.double(), e, atol=1e-4, rtol=1e-4)

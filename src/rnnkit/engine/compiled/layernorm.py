@@ -25,6 +25,7 @@ from torch import Tensor
 from ...cells import LayerNormGRUCell, LayerNormLSTMCell
 from ...cells._layer_norm import EPS, layer_norm_backward_from_normalized
 from ..reference import SweepSpec
+from .vecmath import scratch_for, sigmoid_inplace, tanh_inplace
 
 __all__ = ["cannot_compile_layernorm", "layernorm_compiled_sweep"]
 
@@ -44,14 +45,6 @@ def cannot_compile_layernorm(cell, dtype: torch.dtype, device: torch.device) -> 
 
 
 # --- row functions: one row of one step ---------------------------------------------------------
-
-
-@njit(**_JIT)
-def _sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
 
 
 @njit(**_JIT)
@@ -89,25 +82,28 @@ def _layer_norm_backward_row(grad_y, gain, x_hat, rstd, grad_x):
 
 
 @njit(**_JIT)
-def _ln_lstm_forward_row(a, hidden, c, c_prev_out, h_hat, c_hat, tanh_y, m_out, g_h, g_c, b_c, eps):
+def _ln_lstm_forward_row(
+    a, hidden, c, c_prev_out, h_hat, c_hat, tanh_y, m_out, g_h, g_c, b_c, eps, scratch
+):
     """a: the row's 4H transformed input side (then a, then its activations, in place);
-    hidden: W_hh h_{t-1} for the row; c: c_{t-1} in, c_t out. Returns (rstd_h, rstd_c)."""
+    hidden: W_hh h_{t-1} for the row; c: c_{t-1} in, c_t out. Returns (rstd_h, rstd_c).
+    scratch: (e, scale, bits) for rnnkit.engine.compiled.vecmath."""
     H = c.shape[0]
     rstd_h = _normalize_row(hidden, h_hat, eps)
     for k in range(4 * H):
         a[k] += g_h[k] * h_hat[k]
-    for k in range(2 * H):
-        a[k] = _sigmoid(a[k])
-    for k in range(2 * H, 3 * H):
-        a[k] = math.tanh(a[k])
-    for k in range(3 * H, 4 * H):
-        a[k] = _sigmoid(a[k])
+    sigmoid_inplace(a[: 2 * H], *scratch, 2 * H)
+    tanh_inplace(a[2 * H : 3 * H], *scratch, H)
+    sigmoid_inplace(a[3 * H :], *scratch, H)
     for j in range(H):
         c_prev_out[j] = c[j]
+    for j in range(H):
         c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j]
     rstd_c = _normalize_row(c, c_hat, eps)
     for j in range(H):
-        tanh_y[j] = math.tanh(g_c[j] * c_hat[j] + b_c[j])
+        tanh_y[j] = g_c[j] * c_hat[j] + b_c[j]
+    tanh_inplace(tanh_y, *scratch, H)
+    for j in range(H):
         m_out[j] = a[3 * H + j] * tanh_y[j]
     return rstd_h, rstd_c
 
@@ -148,19 +144,21 @@ def _ln_lstm_backward_row(
 
 
 @njit(**_JIT)
-def _ln_gru_forward_row(a, hidden, h_prev, h_hat, hn_out, m_out, g_h, shift_h, eps):
+def _ln_gru_forward_row(a, hidden, h_prev, h_hat, hn_out, m_out, g_h, shift_h, eps, scratch):
     """a: the row's 3H input side gi (activated in place to [r|z|n]); hidden: W_hh h_{t-1}.
     hn_out: gh_n, the normalized hidden n-part with its shift. Returns rstd_h."""
     H = h_prev.shape[0]
     rstd_h = _normalize_row(hidden, h_hat, eps)
     for k in range(2 * H):
-        a[k] = _sigmoid(a[k] + g_h[k] * h_hat[k] + shift_h[k])
+        a[k] += g_h[k] * h_hat[k] + shift_h[k]
+    sigmoid_inplace(a[: 2 * H], *scratch, 2 * H)
     for j in range(H):
-        k = 2 * H + j
-        hn_out[j] = g_h[k] * h_hat[k] + shift_h[k]
-        n = math.tanh(a[k] + a[j] * hn_out[j])
-        a[k] = n
-        m_out[j] = (1.0 - a[H + j]) * n + a[H + j] * h_prev[j]
+        hn_out[j] = g_h[2 * H + j] * h_hat[2 * H + j] + shift_h[2 * H + j]
+    for j in range(H):
+        a[2 * H + j] += a[j] * hn_out[j]
+    tanh_inplace(a[2 * H :], *scratch, H)
+    for j in range(H):
+        m_out[j] = (1.0 - a[H + j]) * a[2 * H + j] + a[H + j] * h_prev[j]
     return rstd_h
 
 
@@ -193,11 +191,13 @@ def _ln_gru_backward_row(a, hn, h_prev, h_hat, rstd_h, dh, dgi, dgh_norm, dgh, g
 def _forward_sweep(
     is_lstm, reverse, sizes, offsets, gates, w_hhT, r_state, c_state, outputs, r_prev_all,
     c_prev_all, h_hat_all, rstd_h_all, c_hat_all, rstd_c_all, aux_all, g_h, shift_h, g_c, b_c,
-    work, eps,
+    work, eps, work_e, work_scale, work_bits,
 ):  # fmt: skip
     """gates (N, G): the transformed input side on entry, the activated gates on exit.
-    aux_all (N, H): LSTM tanh(LN(c_t)), GRU gh_n. Other arrays as their names say."""
+    aux_all (N, H): LSTM tanh(LN(c_t)), GRU gh_n. Other arrays as their names say; work (B, G)
+    and work_e, work_scale, work_bits (G) are scratch."""
     T = sizes.shape[0]
+    scratch = (work_e, work_scale, work_bits)
     for step in range(T):
         t = T - 1 - step if reverse else step
         n, o = sizes[t], offsets[t]
@@ -210,14 +210,14 @@ def _forward_sweep(
             if is_lstm:
                 rh, rc = _ln_lstm_forward_row(
                     gates[row], hidden[i], c_state[i], c_prev_all[row], h_hat_all[row],
-                    c_hat_all[row], aux_all[row], outputs[row], g_h, g_c, b_c, eps,
+                    c_hat_all[row], aux_all[row], outputs[row], g_h, g_c, b_c, eps, scratch,
                 )  # fmt: skip
                 rstd_h_all[row] = rh
                 rstd_c_all[row] = rc
             else:
                 rstd_h_all[row] = _ln_gru_forward_row(
                     gates[row], hidden[i], r_prev[i], h_hat_all[row], aux_all[row],
-                    outputs[row], g_h, shift_h, eps,
+                    outputs[row], g_h, shift_h, eps, scratch,
                 )  # fmt: skip
         r_state[:n] = outputs[o : o + n]
 
@@ -297,6 +297,7 @@ class _LayerNormSweep(torch.autograd.Function):
         c_prev_all, c_hat_all, rstd_c_all = (
             (new((N, H)), new((N, H)), new((N,))) if is_lstm else (new((0, H)),) * 2 + (new(0),)
         )
+        dtype = gates.numpy().dtype
         r_state = r0.detach().clone(memory_format=torch.contiguous_format)
         c_state = carried0[0].detach().clone() if k else new((B, 0))
         gain_h = cell.param("ln_hh_weight")
@@ -308,7 +309,8 @@ class _LayerNormSweep(torch.autograd.Function):
             _np(w_hh.t()), r_state.numpy(), c_state.numpy(), outputs.numpy(), r_prev_all.numpy(),
             c_prev_all.numpy(), h_hat_all.numpy(), rstd_h_all.numpy(), c_hat_all.numpy(),
             rstd_c_all.numpy(), aux_all.numpy(), _np(gain_h), _np(shift_h), _np(gain_c),
-            _np(shift_c), np.empty((B, G), dtype=gates.numpy().dtype), EPS,
+            _np(shift_c), np.empty((B, G), dtype=dtype), EPS, np.empty(G, dtype=dtype),
+            *scratch_for(G, dtype),
         )  # fmt: skip
         ctx.spec = spec
         ctx.save_for_backward(
