@@ -60,6 +60,17 @@ def test_fused_greedy_equals_eager_greedy(cell, embedding_dim, dtype):
     assert len(set(texts)) > 1  # the start matters: the state really flows
 
 
+def test_without_a_seed_sampling_follows_torchs_generator_and_greedy_leaves_it_alone():
+    model = _model("lstm", 8, torch.float64)
+    before = torch.get_rng_state()
+    fused_decode(model, [5], 20, banned=[0, 1, 2], greedy=True)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(5)
+    a = fused_decode(model, [5], 40, banned=[0, 1, 2], temperature=2.0)
+    torch.manual_seed(5)
+    assert fused_decode(model, [5], 40, banned=[0, 1, 2], temperature=2.0) == a
+
+
 def test_top_k_1_is_greedy_and_seeds_reproduce():
     model = _model("lstm", 8, torch.float64)
     greedy = fused_decode(model, [5], 40, banned=[0, 1, 2], greedy=True)

@@ -110,8 +110,8 @@ def fused_decode(
     L = prepared.num_layers
     r = np.zeros((L, 1, prepared.recurrent_size), dtype=np_dtype)
     c = np.zeros((L, 1, prepared.carried_size), dtype=np_dtype)
-    if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, ()))
+    if seed is None:  # greedy draws nothing, so it leaves torch's generator alone
+        seed = 0 if greedy else int(torch.randint(0, 2**31 - 1, ()))
     out = np.empty(length, dtype=np.int64)
     n = K.generate_tokens(
         prepared.kind,
