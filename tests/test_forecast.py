@@ -3,6 +3,10 @@ exogenous columns, the CSV format and its errors, and learning on small series."
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +20,7 @@ from rnnkit.models.forecaster import (
     recursive_forecast,
     sliding_windows,
 )
+from rnnkit.tasks import SeriesForecaster
 from rnnkit.tasks.forecast import ForecastTask, Point, Window
 from rnnkit.train.config import TrainConfig
 
@@ -208,3 +213,122 @@ def test_python_series_must_be_numbers():
     assert [p.value for p in points] == [0, 1, 2, 3, 4] and isinstance(points[0], Point)
     windows = make_task(window=3).windows(points)
     assert [w.position for w in windows] == [3, 4] and isinstance(windows[0], Window)
+
+
+# ---------------------------------------------------------------- learning, API, CLI
+
+FAST = {"backend": "native", "threads": 1}  # tiny models: torch's kernel, one thread
+
+
+def write_named(tmp_path, name, text):
+    return write(tmp_path, text, name)
+
+
+def csv_text(series) -> str:
+    return "day,reading\n" + "".join(f"{i},{v}\n" for i, v in enumerate(series))
+
+
+def sine(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 10 * np.sin(2 * np.pi * t / 16) + 50 + rng.normal(0, 0.3, n)
+
+
+def test_sine_forecast_beats_the_naive_forecast(one_thread):
+    series = sine(300)
+    model = SeriesForecaster(window=12, max_steps=300, **FAST).fit(series[:250])
+    result = model.evaluate(series, holdout=50)
+    naive = np.sqrt(np.mean((series[250:] - series[249:-1]) ** 2))
+    assert result["points"] == 50
+    assert result["rmse"] < 0.3 * naive  # naive: about 3.9; noise floor 0.3
+    assert result["mase"] < 0.3
+    # a multi-step forecast is the one-step forecast fed back, and follows the wave
+    forecasts = model.forecast(series[:250], horizon=4)
+    assert forecasts.shape == (4,)
+    again = model.forecast([*series[:250], forecasts[0]], horizon=3)
+    np.testing.assert_allclose(again, forecasts[1:], rtol=1e-5)
+    assert np.sqrt(np.mean((forecasts - series[250:254]) ** 2)) < 0.5 * naive
+
+
+def test_exogenous_columns_are_read_at_the_forecast_time(one_thread):
+    """y_t = 2 x_t with x white noise: only a model that sees x_{t+1} can forecast y_{t+1}."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=400)
+    data = np.column_stack([2 * x, x])  # the series first, then the exogenous column
+    model = SeriesForecaster(window=4, exogenous="x", max_steps=300, **FAST).fit(data[:350])
+    assert model.evaluate(data, holdout=50)["rmse"] < 0.3  # y's std is 2
+    history = data[:352].copy()
+    history[-2:, 0] = np.nan  # two future rows: their x is known, y is asked for
+    np.testing.assert_allclose(model.forecast(history, horizon=2), 2 * x[350:352], atol=0.5)
+    with pytest.raises(ValueError, match=r"needs their future values: end the file with 3 row"):
+        model.forecast(history, horizon=3)
+
+
+def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
+    from rnnkit.cli import main
+
+    series = sine(200)
+    data = write_named(tmp_path, "s.csv", csv_text(series))
+    out = tmp_path / "run"
+    args = ["train", "--task", "forecast", "--data", str(data), "--out", str(out), "--quiet"]
+    args += ["--max-steps", "300", "--backend", "native", "--holdout", "20"]
+    assert main(args) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["task"] == "forecast" and metrics["val_examples"] == 20
+    assert metrics["rmse"] < 1.5 and metrics["mase"] < 0.5
+
+    history = write_named(tmp_path, "h.csv", csv_text(series[:150]))
+    assert (
+        main(["predict", "--checkpoint", str(out), "--data", str(history), "--horizon", "3"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    np.testing.assert_allclose([float(v) for v in lines], series[150:153], atol=2.0)
+
+    assert main(["evaluate", "--checkpoint", str(out), "--data", str(data), "--holdout", "30"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "forecast" and result["points"] == 30
+    assert set(result) >= {"rmse", "mae", "mase"} and result["rmse"] < 1.5
+
+    bad = write_named(tmp_path, "bad.csv", "day,reading\n1,2.0\n2,oops\n")
+    code = main(["predict", "--checkpoint", str(out), "--data", str(bad)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("bad.csv:3: column 'reading' holds 'oops', not a number")
+    assert len(err.splitlines()) == 1
+    code = main(["evaluate", "--checkpoint", str(out), "--data", str(data), "--beam-size", "2"])
+    assert code == 2 and "--beam-size does not apply to a forecast model" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the examples, short
+
+
+def load_example(name: str):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_seed000_next_number_through_the_forecast_task(one_thread):
+    example = load_example("seed000_forecast_task")
+    model = example.train(**FAST)
+    assert model.forecast([1, 2, 3, 4], 1)[0] == pytest.approx(5, abs=0.3)
+    assert model.forecast([5, 6, 7], 1)[0] == pytest.approx(8, abs=0.3)
+
+
+def test_sunspots_example_short(one_thread):
+    example = load_example("sunspots_forecast")
+    result = example.compare(seed=0, max_steps=300, **FAST)
+    assert 16.5 < result["ar9"]["rmse"] < 18  # statsmodels' AR(9): about 17, as documented
+    assert result["rnnkit"]["rmse"] < result["naive"]["rmse"]  # naive: about 22
+    assert result["rnnkit"]["rmse"] < 20
+
+
+def test_a_separate_validation_series(one_thread):
+    series = sine(200)
+    model = SeriesForecaster(window=8, max_steps=20, **FAST)
+    model.fit(series[:120], validation_data=series[120:])
+    assert model.metrics_["val_examples"] == 80 - 8  # every point with 8 before it
+    assert model.metrics_["train_examples"] == 120 - 8
+    np.testing.assert_allclose(model.task.scaler.mean, [series[:120].mean()])

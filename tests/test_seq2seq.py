@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import random
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
+from rnnkit.cli import main
 from rnnkit.models.seq2seq import (
     ATTENTIONS,
     BOS_ID,
@@ -15,6 +21,12 @@ from rnnkit.models.seq2seq import (
     beam_decode,
     greedy_decode,
 )
+from rnnkit.tasks import SequenceToSequence, TaskModel
+from rnnkit.tasks.seq2seq import Seq2SeqTask
+from rnnkit.train.config import TrainConfig
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FAST = {"backend": "native", "threads": 1}  # tiny models: torch's kernel, one thread
 
 CONFIGS = [
     ("gru", "bahdanau", True, 1),
@@ -171,3 +183,169 @@ def test_bad_source_batch_is_a_clear_error():
         model.encode(torch.zeros(2, 3), torch.tensor([3, 3]))
     with pytest.raises(ValueError, match="lengths must be a \\(B,\\) tensor with B = 2"):
         model.encode(torch.ones(2, 3, dtype=torch.long), torch.tensor([3]))
+
+
+# ---------------------------------------------------------------- the task: format and errors
+
+
+def reversal_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Short random strings over a-h and their reversals."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choice("abcdefgh") for _ in range(rng.randint(1, 6))) for _ in range(n)]
+    return [(w, w[::-1]) for w in words]
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_tsv_format_and_errors(tmp_path):
+    task = Seq2SeqTask(TrainConfig(task="seq2seq"))
+    good = write(tmp_path / "ok.tsv", ["abc\tcba", "", "x y\t"])
+    pairs = task.read_examples(good)
+    assert [(p.source, p.target, p.line) for p in pairs] == [("abc", "cba", 1), ("x y", "", 3)]
+    bad = write(tmp_path / "bad.tsv", ["abc\tcba", "no tab here"])
+    with pytest.raises(ValueError, match=r"bad.tsv:2: expected 2 tab-separated columns"):
+        task.read_examples(bad)
+    bad = write(tmp_path / "bad3.tsv", ["a\tb\tc"])
+    with pytest.raises(ValueError, match=r"bad3.tsv:1: .*found 3"):
+        task.read_examples(bad)
+    # predict input: one source per line; an answer column is ignored; blank lines kept
+    inputs = task.read_inputs(write(tmp_path / "in.txt", ["abc\tcba", "", "de"]))
+    assert [p.source for p in inputs] == ["abc", "", "de"]
+    with pytest.raises(ValueError, match="got 2 sources but 1 targets"):
+        task.examples_from_python(["a", "b"], ["a"])
+    with pytest.raises(TypeError, match=r"sources\[1\] must be a str"):
+        task.examples_from_python(["a", 3], None)
+
+
+def test_word_tokens_and_unknown_tokens():
+    task = Seq2SeqTask(TrainConfig(task="seq2seq", tokens="word"))
+    task.fit(task.examples_from_python(["the cat sat", "a dog"], ["le chat", "un chien"]))
+    assert "cat" in task.source_vocab and "chien" in task.target_vocab
+    source, target = task.encode(task.examples_from_python(["the zebra"], ["le"])[0])
+    assert source.tolist() == [task.source_vocab["the"], 0, EOS_ID]  # zebra -> <unk>, then <eos>
+    assert target.tolist() == [task.target_vocab["le"]]
+
+
+def test_cell_and_attention_options_are_checked():
+    task = Seq2SeqTask(TrainConfig(task="seq2seq", cell="jordan"))
+    task.fit(task.examples_from_python(["ab"], ["ba"]))
+    with pytest.raises(ValueError, match="--cell jordan is not available for --task seq2seq"):
+        task.build_model()
+    with pytest.raises(ValueError, match="--beam-size must be a positive int"):
+        task.predict(None, [], beam_size=0)
+    with pytest.raises(ValueError, match="--max-length must be a positive int"):
+        task.predict(None, [], max_length=0)
+
+
+# ---------------------------------------------------------------- learning, API, CLI
+
+
+def test_reversal_learns_from_python(one_thread):
+    pairs = reversal_pairs(1500)
+    test = reversal_pairs(200, seed=1)
+    model = SequenceToSequence(
+        attention="luong", hidden_size=64, embedding_dim=32, max_steps=250, lr=1e-2, **FAST
+    ).fit([s for s, _ in pairs], [t for _, t in pairs])
+    result = model.evaluate([s for s, _ in test], [t for _, t in test])
+    assert result["exact_match"] >= 0.9  # chance: about 1 in 8**3
+    assert result["cer"] <= 0.05
+    assert model.predict(["abc", "hgfed"]) == ["cba", "defgh"]
+    beam = model.predict([s for s, _ in test[:50]], beam_size=3)
+    assert sum(b == t for b, (_, t) in zip(beam, test[:50], strict=True)) >= 45
+
+
+def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
+    data = write(tmp_path / "train.tsv", [f"{s}\t{t}" for s, t in reversal_pairs(1500)])
+    out = tmp_path / "run"
+    args = ["train", "--task", "seq2seq", "--data", str(data), "--out", str(out), "--quiet"]
+    args += ["--max-steps", "250", "--lr", "0.01", "--hidden-size", "64", "--backend", "native"]
+    args += ["--attention", "luong", "--eval-every", "250"]
+    assert main(args) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["task"] == "seq2seq" and metrics["steps"] == 250
+    assert metrics["exact_match"] >= 0.9
+
+    inputs = write(tmp_path / "in.txt", ["abc", "hgfed\tdefgh", "", "xyz"])
+    assert main(["predict", "--checkpoint", str(out), "--data", str(inputs)]) == 0
+    predicted = capsys.readouterr().out.split("\n")
+    assert predicted[:3] == ["cba", "defgh", ""] and len(predicted) == 5  # xyz: <unk>s, no crash
+    assert (
+        main(["predict", "--checkpoint", str(out), "--data", str(inputs), "--beam-size", "4"]) == 0
+    )
+    assert capsys.readouterr().out.split("\n")[:2] == ["cba", "defgh"]
+
+    test = write(tmp_path / "test.tsv", [f"{s}\t{t}" for s, t in reversal_pairs(100, seed=2)])
+    assert main(["evaluate", "--checkpoint", str(out), "--data", str(test)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "seq2seq" and result["exact_match"] >= 0.9
+    assert 0 <= result["cer"] <= 0.05 and 0.9 <= result["bleu"] <= 1
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = write(tmp_path / "data.tsv", ["abc\tcba", "oops"])
+    code = main(["train", "--task", "seq2seq", "--data", str(bad), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.strip().endswith(
+        "data.tsv:2: expected 2 tab-separated columns (source<TAB>target), found 1"
+    )
+    code = main(
+        ["train", "--task", "seq2seq", "--data", str(bad), "--out", str(tmp_path / "r"), "--crf"]
+    )
+    assert code == 2 and "--crf applies to --task tag" in capsys.readouterr().err
+
+
+def test_saved_model_loads_back(tmp_path, one_thread):
+    pairs = reversal_pairs(300)
+    model = SequenceToSequence(hidden_size=32, max_steps=20, **FAST)
+    model.fit([s for s, _ in pairs], [t for _, t in pairs])
+    model.save(tmp_path / "model")
+    again = TaskModel.load(tmp_path / "model")
+    sources = [s for s, _ in pairs[:30]]
+    assert again.predict(sources) == model.predict(sources)
+    assert again.predict(sources, beam_size=2) == model.predict(sources, beam_size=2)
+
+
+# ---------------------------------------------------------------- the examples, short
+
+
+def load_example(name: str):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_date_normalization_example_short(one_thread):
+    dates = load_example("date_normalization")
+    sources, targets = dates.make_pairs(50, seed=3)
+    assert len(sources) == 50 and sources != targets
+    assert all(len(t) == 10 and t[4] == t[7] == "-" for t in targets)
+    assert "March 3, 2021" in dates.human_formats(__import__("datetime").date(2021, 3, 3))
+    # the default attention (Bahdanau), a smaller model and 150 steps
+    _, result = dates.run(3000, 300, seed=0, hidden_size=64, max_steps=150, **FAST)
+    assert result["exact_match"] >= 0.4  # chance is ~0; the full run reaches 1.0
+
+
+def test_addition_example_short(one_thread):
+    addition = load_example("addition")
+    questions = addition.make_questions(100, digits=2, seed=0)
+    assert len({q for q, _ in questions}) == 100
+    assert all(int(a) == sum(map(int, q.split("+"))) for q, a in questions)
+    _, result = addition.run(
+        3000,
+        300,
+        digits=2,
+        seed=0,
+        attention="luong",
+        hidden_size=64,
+        max_steps=400,
+        lr=1e-2,
+        **FAST,
+    )
+    assert result["exact_match"] >= 0.1  # chance is about 0.01 for two-digit sums
+    assert result["cer"] <= 0.5

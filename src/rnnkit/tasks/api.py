@@ -166,12 +166,47 @@ class SequenceTagger(TaskModel):
 
 
 class SequenceToSequence(TaskModel):
-    """seq2seq: source strings -> target strings (encoder-decoder with attention)."""
+    """seq2seq: source strings -> target strings (encoder-decoder with attention).
+
+    model = SequenceToSequence(attention="luong").fit(sources, targets)
+    model.predict(["March 3, 2021"], beam_size=4)     # -> ["2021-03-03"]
+    model.evaluate(sources, targets)                  # exact_match, cer, bleu
+    """
 
     task_name = "seq2seq"
 
 
 class SeriesForecaster(TaskModel):
-    """forecast: a series -> its next values."""
+    """forecast: a series -> its next values.
+
+        f = SeriesForecaster(window=12).fit(series)       # (N,) list, array or tensor
+        f.forecast(history, horizon=5)                    # next 5 values (recursive), an array
+        f.evaluate(series, holdout=31)                    # one-step RMSE/MAE/MASE, last 31 points
+
+    With exogenous columns (exogenous="A,B"), series are (N, 1 + K), the target first; to
+    forecast H steps, history ends with H rows whose target is nan and whose exogenous values
+    are those of the forecast times. `predict(history, horizon=H)` is `forecast` as a list.
+    """
 
     task_name = "forecast"
+
+    def fit(self, inputs, targets=None, *, validation_data=None, **kwargs) -> SeriesForecaster:
+        """Train on the series `inputs`; validation_data: a separate series whose windows are
+        held out (instead of the last --val-fraction / --holdout points)."""
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            validation_data = validation_data[0]  # the (inputs, targets) form of TaskModel.fit
+        if validation_data is not None:
+            from .base import make_task
+
+            # Without a split the trainer takes both parts as they are: hand it windows.
+            task = make_task(task_config(self.task_name_, **self.options))
+            windows = task.windows(task.examples_from_python(validation_data, None))
+            validation_data = (windows, None)
+            inputs = task.windows(task.examples_from_python(inputs, targets))
+        return super().fit(inputs, targets, validation_data=validation_data, **kwargs)
+
+    def forecast(self, history, horizon: int = 1):
+        """The next `horizon` values after `history`, as a numpy array."""
+        import numpy as np
+
+        return np.array(self.predict(history, horizon=horizon))
