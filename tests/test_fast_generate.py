@@ -172,3 +172,25 @@ def test_no_silent_fallback():
     assert "cannot stream" in unavailable_reason(bidirectional) or "bidirectional" in (
         unavailable_reason(bidirectional)
     )
+
+
+def test_cli_generate_says_which_decoder_ran(tmp_path, capsys, one_thread):
+    from rnnkit.cli import main
+
+    data = tmp_path / "text.txt"
+    data.write_text("the time machine and the traveller said so\n" * 40, encoding="utf-8")
+    tiny = ["--hidden-size=16", "--embedding-dim=8", "--seq-len=16", "--batch-size=4"]
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "3", *tiny]
+    assert main([*argv, "--warmup-steps=1", "--threads=1", "--quiet"]) == 0
+    capsys.readouterr()
+    common = ["generate", "--checkpoint", str(run), "--prefix", "the", "--length", "20"]
+    assert main([*common, "--greedy", "--debug"]) == 0
+    captured = capsys.readouterr()
+    assert "fused numba decoder" in captured.err and captured.out.startswith("the")
+    assert main([*common, "--greedy", "--decoder", "eager", "--debug"]) == 0
+    eager = capsys.readouterr()
+    assert "eager" in eager.err and eager.out == captured.out  # greedy: the same text
+    code = main([*common, "--beam-size", "2", "--decoder", "fused"])
+    err = capsys.readouterr().err
+    assert code == 2 and "decoder='fused' cannot run beam search" in err
