@@ -307,7 +307,7 @@ class GeneratedText(str):
     decoder: str
     reason: str
 
-    def __new__(cls, text: str, decoder: str, reason: str) -> GeneratedText:
+    def __new__(cls, text: str, decoder: str = "eager", reason: str = "") -> GeneratedText:
         self = super().__new__(cls, text)
         self.decoder, self.reason = decoder, reason
         return self
