@@ -269,3 +269,26 @@ def test_kernels_load_from_the_disk_cache_in_a_new_process():
     )
     misses, hits = (int(v) for v in result.stdout.split())
     assert misses == 0 and hits >= 1
+
+
+def test_benchmark_rows_are_flat_and_judged(monkeypatch):
+    """The suites' row format on tiny configurations (timing values are not asserted)."""
+    from rnnkit.stream import benchmarks
+
+    monkeypatch.setattr(benchmarks, "QUICK_STREAM_CONFIGS", [("lstm", 128, 1), ("gru", 8, 2)])
+    monkeypatch.setattr(benchmarks, "GENERATION_MODEL", (12, 16, 2, 8))
+    monkeypatch.setattr(benchmarks, "QUICK_GENERATION_TOKENS", 20)
+    threads = torch.get_num_threads()
+    stream_rows = benchmarks.streaming_suite(quick=True)
+    generation_rows = benchmarks.generation_suite(quick=True)
+    assert torch.get_num_threads() == threads  # restored
+    for row in stream_rows + generation_rows:
+        assert all(not isinstance(v, dict | list | tuple) for v in row.values())
+    targeted, other = stream_rows
+    assert isinstance(targeted["target_met"], bool) and targeted["target"].startswith("stream")
+    assert other["target"] is None and other["target_met"] is None
+    assert all(r["max_abs_difference"] < 1e-4 for r in stream_rows)
+    assert all(r["stream_us"] > 0 and r["native_us"] > 0 for r in stream_rows)
+    sample, greedy = generation_rows
+    assert sample["greedy_fused_equals_eager"] and isinstance(sample["target_met"], bool)
+    assert sample["fused_vs_eager_nn_lstm"] > 0 and greedy["target"] is None

@@ -76,6 +76,21 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _busy_fields(before) -> dict:
+    """others_cpu_share (share of all CPUs other processes used since `before`) and busy, with
+    rnnkit.bench's threshold, so a row timed on a loaded machine is flagged."""
+    from ..bench.timing import BUSY_SHARE, cpu_ticks, others_share
+
+    share = others_share(before, cpu_ticks())
+    return {"others_cpu_share": share, "busy": share is not None and share > BUSY_SHARE}
+
+
+def _ticks():
+    from ..bench.timing import cpu_ticks
+
+    return cpu_ticks()
+
+
 def _median_ratio(slow: list[float], fast: list[float]) -> float:
     return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
 
@@ -152,7 +167,9 @@ def streaming_suite(quick: bool = False) -> list[dict]:
     with torch.no_grad(), _torch_threads(1):
         for cell, hidden, layers in configs:
             contenders, difference = _stream_contenders(cell, hidden, layers, torch.float32)
+            before = _ticks()
             samples = _time_rounds(contenders, calls, repeats, warmup)
+            busy = _busy_fields(before)
             us = {name: statistics.median(s) * 1e6 for name, s in samples.items()}
             vs_native = _median_ratio(samples["native"], samples["stream"])
             targeted = cell == "lstm" and hidden == 128 and layers == 1
@@ -176,6 +193,7 @@ def streaming_suite(quick: bool = False) -> list[dict]:
                     "max_abs_difference": difference,
                     "repeats": repeats,
                     "calls_per_sample": calls,
+                    **busy,
                     "target": (
                         f"stream >= {STREAM_TARGET_SPEEDUP:g}x nn.LSTM and <= "
                         f"{STREAM_TARGET_US:g} us"
@@ -224,17 +242,21 @@ def _eager_nn_lstm_loop(model, lstm, start: list[int], length: int, generator) -
     return tokens
 
 
+GENERATION_MODEL = (65, 256, 2, 64)  # vocabulary, hidden size, layers, embedding width
+QUICK_GENERATION_TOKENS = 200
+
+
 def generation_suite(quick: bool = False) -> list[dict]:
     """Characters per second of a 2-layer, 256-unit character LSTM (random weights, V = 65,
     embedding 64, float32), sampling at temperature 1 and greedy."""
     from ..generate import _decode_step_by_step
     from .generation import fused_decode
 
-    V, H, L, E = 65, 256, 2, 64
+    V, H, L, E = GENERATION_MODEL
     model = _char_model(V, H, L, E)
     lstm = nn.LSTM(E, H, L, batch_first=True).eval()
     lstm.load_state_dict(model.layers.state_dict())
-    length = 200 if quick else 1000
+    length = QUICK_GENERATION_TOKENS if quick else 1000
     repeats = 3 if quick else 7
     start = [1, 2, 3, 4]
     generator = torch.Generator().manual_seed(0)
@@ -274,7 +296,9 @@ def generation_suite(quick: bool = False) -> list[dict]:
             }
             if greedy:
                 del contenders["eager_nn_lstm"]  # the hand-written loop samples
+            before = _ticks()
             samples = _time_rounds(contenders, 1, repeats, 1)
+            busy = _busy_fields(before)
             rate = {name: length / statistics.median(s) for name, s in samples.items()}
             row = {
                 "suite": "generation",
@@ -288,6 +312,7 @@ def generation_suite(quick: bool = False) -> list[dict]:
                 "fused_vs_rnnkit_eager": _median_ratio(samples["rnnkit_eager"], samples["fused"]),
                 "greedy_fused_equals_eager": agrees,
                 "repeats": repeats,
+                **busy,
             }
             if not greedy:
                 speedup = _median_ratio(samples["eager_nn_lstm"], samples["fused"])
