@@ -334,3 +334,22 @@ def test_plan_prints_rows_and_times_nothing(capsys, monkeypatch):
     assert main(["bench", "--plan", "--cells", "gru"]) == 0
     out = capsys.readouterr().out
     assert "train-step 16 rows" in out and "GRU B64 T" in out
+
+
+def test_json_has_no_infinities():
+    from rnnkit.bench.report import _finite
+
+    cleaned = _finite({"refused": {"short": float("inf")}, "x": [float("nan"), 1.5]})
+    assert cleaned == {"refused": {"short": "inf"}, "x": ["nan", 1.5]}
+    json.loads(json.dumps(cleaned, allow_nan=False))
+
+
+@pytest.mark.slow
+def test_compile_cost_rows_from_two_fresh_processes():
+    from rnnkit.bench.compile_cost import PROCESSES, engine_first_calls
+
+    rows = engine_first_calls()
+    assert [r["process"] for r in rows] == list(PROCESSES)
+    for row in rows:
+        for key in ("import_s", "lstm_s", "gru_s", "rnn_s", "jordan_s", "lstm_float64_s", "cpu_s"):
+            assert row[key] > 0, key

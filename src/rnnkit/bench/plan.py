@@ -78,6 +78,9 @@ STEP_OVERHEAD_S = {
     "naive": {"lnlstm": 350e-6, "lngru": 350e-6, "default": 120e-6},
 }
 SLOW_STEP_S = 1.0
+# How the plan marks what it leaves out (the report's tables show "slow" and "cut").
+SLOW_MARK = "slow"
+BUDGET_MARK = "cut to fit the time budget"
 ROW_SECONDS = 2.5  # timed rounds per row, all contenders together
 MIN_ROUNDS, MAX_ROUNDS = 3, 15
 QUICK_ROUNDS = 3
@@ -184,10 +187,7 @@ def _planned(
         estimates[name] = estimate_step_seconds(config, name, peak_gflops)
         slow = estimates[name] > SLOW_STEP_S and not quick
         if name in ("naive", "reference") and config.cell in STANDARD_CELLS and slow:
-            left_out[name] = (
-                f"left out: about {estimates[name]:.1f} s per step (estimate), GEMM-bound "
-                "at this size; see the smaller rows"
-            )
+            left_out[name] = f"{SLOW_MARK}: about {estimates[name]:.1f} s per step (estimate)"
             continue
         chosen.append(name)
     round_s = sum(estimates[c] for c in chosen) or 1e-3
@@ -225,7 +225,7 @@ def plan_rows(
         has_other = any(c in row.contenders for c in ("native", "naive"))
         if "reference" in row.contenders and "compiled" in row.contenders and has_other:
             row.contenders = tuple(c for c in row.contenders if c != "reference")
-            row.left_out["reference"] = "left out to fit the time budget"
-    if any(r.left_out.get("reference") == "left out to fit the time budget" for r in rows):
+            row.left_out["reference"] = BUDGET_MARK
+    if any(r.left_out.get("reference") == BUDGET_MARK for r in rows):
         notes.append("reference left out of the largest rows to fit the budget")
     return rows, notes

@@ -13,11 +13,13 @@ Targets (issue 6, judged on this run's rows; thresholds live here, never in test
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from .contenders import CELLS, STANDARD_CELLS
+from .plan import BUDGET_MARK, SLOW_MARK, SLOW_STEP_S
 from .timing import BUSY_SHARE
 
 __all__ = ["Target", "judge_targets", "markdown_report", "results_json", "suite_table"]
@@ -180,15 +182,20 @@ def _external_measured(row: dict) -> str:
 def judge_targets(suites: dict[str, list[dict]]) -> list[Target]:
     """Every target of the issue this run has rows for (module docstring)."""
     targets: list[Target] = []
-    train = _ok(suites.get("train-step", []))
-    for cell in STANDARD_CELLS:
+    planned = suites.get("train-step", [])
+    train = _ok(planned)
+    for cell in (*STANDARD_CELLS, "jordan", "lnlstm"):
         rows = [r for r in train if r["config"]["cell"] == cell]
         if rows:
-            targets += _standard_targets(cell, rows)
-    for cell in ("jordan", "lnlstm"):
-        rows = [r for r in train if r["config"]["cell"] == cell]
-        if rows:
-            targets.append(_loop_target(cell, rows))
+            targets += (
+                _standard_targets(cell, rows)
+                if cell in STANDARD_CELLS
+                else [_loop_target(cell, rows)]
+            )
+        elif any(r["config"]["cell"] == cell for r in planned):
+            targets.append(
+                Target(f"{CELLS[cell].label}: train-step targets", "-", "no row ran", None)
+            )
     for suite in ("streaming", "generation"):
         for row in suites.get(suite, []):
             if row.get("target") is not None:
@@ -208,13 +215,23 @@ def judge_targets(suites: dict[str, list[dict]]) -> list[Target]:
 # ------------------------------------------------------------------------ tables
 
 
+def _absent(row: dict, name: str) -> str:
+    """Why a contender has no figure in a row, in one word (explained under the table)."""
+    if name in row.get("agreement", {}).get("refused", {}):
+        return "refused"
+    reason = row.get("left_out", {}).get(name, "")
+    if reason.startswith(SLOW_MARK):
+        return "slow"
+    if reason == BUDGET_MARK:
+        return "cut"
+    return "n/a" if reason else "-"
+
+
 def _ms(row: dict, name: str) -> str:
     timing = row["timings"].get(name)
     if timing is not None:
         return f"{timing['median_ms']:.2f}"
-    if name in row.get("agreement", {}).get("refused", {}):
-        return "refused"
-    return "-"
+    return _absent(row, name)
 
 
 def _x(row: dict, key: str) -> str:
@@ -303,13 +320,25 @@ def _generic_table(rows: Sequence[dict]) -> str:
     return _pipe_table(keys, [[show(r.get(k)) for k in keys] for r in rows])
 
 
-def _left_out_notes(rows: Sequence[dict]) -> list[str]:
-    """Why contenders are missing, each reason once, with how many rows it concerns."""
-    counts: dict[tuple[str, str], int] = {}
+def _left_out_notes(rows: Sequence[dict]) -> str:
+    """What the words in place of a time mean; each reason a backend cannot run, once."""
+    unavailable: dict[tuple[str, str], int] = {}
+    marks = set()
     for row in rows:
         for name, reason in row.get("left_out", {}).items():
-            counts[(name, reason)] = counts.get((name, reason), 0) + 1
-    return [f"- {name} (-, {n} rows): {reason}" for (name, reason), n in counts.items()]
+            if reason.startswith(SLOW_MARK) or reason == BUDGET_MARK:
+                marks.add("slow" if reason.startswith(SLOW_MARK) else "cut")
+            else:
+                unavailable[(name, reason)] = unavailable.get((name, reason), 0) + 1
+    lines = [f"- n/a, {name} ({n} rows): {reason}" for (name, reason), n in unavailable.items()]
+    if "slow" in marks:
+        lines.append(
+            "- slow: left out of a standard-cell row whose step would take more than "
+            f"{SLOW_STEP_S:g} s (estimated; GEMM-bound there, see the smaller rows)"
+        )
+    if "cut" in marks:
+        lines.append("- cut: left out to fit the time budget (--max-minutes)")
+    return "\n".join(lines)
 
 
 def suite_table(suite: str, rows: Sequence[dict]) -> str:
@@ -323,9 +352,9 @@ def suite_table(suite: str, rows: Sequence[dict]) -> str:
             if cell_rows:
                 parts.append(f"**{kind.label}** (naive: {kind.naive})\n\n")
                 parts[-1] += _timed_table(cell_rows, TRAIN_COLUMNS)
-        return "\n\n".join(parts + _left_out_notes(rows))
+        return "\n\n".join([*parts, _left_out_notes(rows)]).rstrip()
     if suite == "varlen":
-        return "\n\n".join([_timed_table(rows, VARLEN_COLUMNS), *_left_out_notes(rows)])
+        return "\n\n".join([_timed_table(rows, VARLEN_COLUMNS), _left_out_notes(rows)]).rstrip()
     return _generic_table(rows)
 
 
@@ -363,6 +392,17 @@ def markdown_report(report: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _finite(value):
+    """JSON has no infinity or NaN: such floats become the strings "inf", "nan"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def results_json(
     machine,
     settings: dict,
@@ -373,15 +413,17 @@ def results_json(
     plan_notes: list[str],
     elapsed_s: float,
 ) -> dict:
-    return {
-        "schema": SCHEMA,
-        "machine": asdict(machine),
-        "settings": settings,
-        "gemm_peak": peak,
-        "plan_notes": plan_notes,
-        "elapsed_s": elapsed_s,
-        "header": header,
-        "summary": [t.to_dict() for t in judge_targets(suites)],
-        "suites": suites,
-        "suite_notes": suite_notes,
-    }
+    return _finite(
+        {
+            "schema": SCHEMA,
+            "machine": asdict(machine),
+            "settings": settings,
+            "gemm_peak": peak,
+            "plan_notes": plan_notes,
+            "elapsed_s": elapsed_s,
+            "header": header,
+            "summary": [t.to_dict() for t in judge_targets(suites)],
+            "suites": suites,
+            "suite_notes": suite_notes,
+        }
+    )
