@@ -81,6 +81,10 @@ class Seq2SeqTask(Task):
         "lr": 3e-3,
         "weight_decay": 0.0,
         "warmup_steps": 50,
+        # torch's kernel: for this packed bidirectional encoder and the one-step decoder calls,
+        # 6x faster per training step than what backend="auto" picks today (the compiled
+        # sweep), measured on 2 cores with B=64, S=20, H=128. Pass --backend auto to compare.
+        "backend": "native",
     }
     best_by = ("loss", "min")
     predict_flags: ClassVar[dict] = _decode_flags()
