@@ -58,6 +58,10 @@ def _busy_note(rows: Sequence[dict]) -> str:
     return f"{busy} of {len(rows)} rows busy: unreliable" if busy else ""
 
 
+def _rows(values: Sequence) -> str:
+    return f"{len(values)} configuration" + ("" if len(values) == 1 else "s")
+
+
 def _short_by(value: float, goal: float) -> str:
     return "" if value >= goal else f"short by {100 * (goal - value) / goal:.0f}%"
 
@@ -79,7 +83,7 @@ def _standard_targets(cell: str, rows: list[dict]) -> list[Target]:
     below = sum(1 for v in values if v < NATIVE_FLOOR)
     targets = [
         Target(
-            f"{name}: compiled training step vs torch.nn, median over {len(values)} configurations",
+            f"{name}: compiled training step vs torch.nn, median over {_rows(values)}",
             f">= {NATIVE_MEDIAN_GOAL:.1f}x",
             f"{median:.2f}x",
             median >= NATIVE_MEDIAN_GOAL,
@@ -139,8 +143,7 @@ def _loop_target(cell: str, rows: list[dict]) -> Target:
             f" ({sorted(reasons)[0]})" if reasons else ""
         )
     return Target(
-        f"{name}: rnnkit {backend} vs the hand-written autograd loop, median over "
-        f"{len(values)} configurations",
+        f"{name}: rnnkit {backend} vs the hand-written autograd loop, median over {_rows(values)}",
         f">= {LOOP_GOAL:.0f}x",
         f"{median:.2f}x (worst {worst:.2f}x, {_label(worst_row)})",
         median >= LOOP_GOAL,
@@ -258,18 +261,20 @@ def _row_label(row: dict) -> str:
     return label + (" (busy)" if row.get("busy") else "")
 
 
-def _pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A markdown pipe table with padded columns: readable in a terminal and in a document."""
+def _pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """A markdown pipe table with padded columns, readable in a terminal and in a document:
+    the first `left` columns (text) aligned left, the others (figures) right."""
     table = [tuple(header), *(tuple(r) for r in rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in pairs]
         return "| " + " | ".join(cells) + " |"
 
-    rule = "|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]])
+    rule = "".join(
+        "|" + "-" * (w + 2) if i < left else "|" + "-" * (w + 1) + ":" for i, w in enumerate(widths)
+    )
     return "\n".join([line(table[0]), rule + "|", *(line(r) for r in table[1:])])
 
 
@@ -359,12 +364,16 @@ def suite_table(suite: str, rows: Sequence[dict]) -> str:
 
 
 def targets_table(targets: Sequence[Target]) -> str:
+    if not targets:
+        return "(no target is judged from the suites of this run)"
+
     def met(value: bool | None) -> str:
         return {True: "yes", False: "**no**", None: "n/a"}[value]
 
     return _pipe_table(
         ("target", "goal", "measured", "met", "note"),
         [(t.target, t.goal, t.measured, met(t.met), t.note) for t in targets],
+        left=5,
     )
 
 
@@ -374,7 +383,9 @@ READING = (
     "flops of the step (rnnkit.bench.flops) / median time; % of the GEMM peak measured in the "
     "same run. (!): a contender disagreed with the oracle and was refused (not timed); "
     f"(busy): other processes used more than {BUSY_SHARE:.0%} of the CPUs while the row was "
-    "timed, its figures are unreliable; -: contender not in this row (reasons below the table)."
+    "timed, its figures are unreliable. In place of a time: n/a = the backend cannot run this "
+    "cell (reason below the table), slow = left out of a GEMM-bound row, cut = left out to fit "
+    "the time budget, refused = disagreed; - = no figure."
 )
 
 
