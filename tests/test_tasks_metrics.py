@@ -92,6 +92,8 @@ def test_forecast_errors_by_hand_and_sklearn():
     assert M.rmse(actual, forecast) == pytest.approx(math.sqrt((1 + 4) / 2))
     # naive one-step errors on [1, 3, 2, 4]: 2, 1, 2 -> scale 5/3
     assert M.mase(actual, forecast, [1, 3, 2, 4]) == pytest.approx(1.5 / (5 / 3))
+    assert M.naive_scale([1, 3, 2, 4]) == pytest.approx(5 / 3)
+    assert M.naive_scale([1, 3, 2, 4], m=2) == pytest.approx((1 + 1) / 2)  # |2-1|, |4-3|
     rng = np.random.default_rng(0)
     a, f = rng.normal(size=50), rng.normal(size=50)
     assert M.rmse(a, f) == pytest.approx(math.sqrt(skm.mean_squared_error(a, f)))

@@ -293,8 +293,10 @@ class ForecastTask(Task):
         series = [covered[i] for i in sorted(covered)]
         self.n_exogenous = len(series[0].exogenous)
         self.scaler = Scaler.fit(_columns(series))
-        values = np.array([p.value for p in series])
-        self.naive_scale = float(np.mean(np.abs(np.diff(values)))) if len(values) > 1 else 0.0
+        try:
+            self.naive_scale = metrics.naive_scale([p.value for p in series])
+        except ValueError:  # a constant training part: MASE is undefined, evaluate omits it
+            self.naive_scale = None
 
     def state_dict(self) -> dict:
         if self.scaler is None:
@@ -406,7 +408,7 @@ class ForecastTask(Task):
             "mae": metrics.mae(actual, forecasts),
             "points": len(actual),
         }
-        if self.naive_scale:  # metrics.mase's definition, with the training part's scale
+        if self.naive_scale:  # metrics.mase, with the scale kept from the training part
             result["mase"] = result["mae"] / self.naive_scale
         return result
 

@@ -9,7 +9,7 @@ seq2seq          exact_match, character_error_rate (total Levenshtein distance /
                  characters), corpus_bleu (up to 4-grams, clipped counts, brevity penalty, no
                  smoothing: 0 when some n-gram order has no match, as nltk's corpus_bleu)
 forecast         rmse, mae, mase (MAE over the in-sample MAE of the one-step naive forecast on
-                 the training part, Hyndman & Koehler 2006)
+                 the training part, Hyndman & Koehler 2006), naive_scale (that denominator)
 
 Every function validates lengths and says which argument is wrong; an empty input is an error,
 not a silent 0 or nan.
@@ -34,6 +34,7 @@ __all__ = [
     "macro_f1",
     "mae",
     "mase",
+    "naive_scale",
     "rmse",
     "token_accuracy",
 ]
@@ -279,10 +280,17 @@ def mase(actual, forecast, train, m: int = 1) -> float:
     forecast). Below 1: better than naive on average. A constant training part has scale 0: error.
     """
     a, f = _as_arrays("mase", actual, forecast)
+    return float(np.mean(np.abs(a - f))) / naive_scale(train, m)
+
+
+def naive_scale(train, m: int = 1) -> float:
+    """MASE's denominator: mean(|train[t] - train[t - m]|) for t = m..len(train)-1, the in-sample
+    MAE of the seasonal naive forecast (m = 1: next value = this value). Kept by a fitted
+    forecaster so that MASE can be computed later without the training series."""
     history = np.asarray(train, dtype=np.float64).reshape(-1)
     if len(history) <= m:
         raise ValueError(f"mase: train needs more than m={m} points; got {len(history)}")
     scale = float(np.mean(np.abs(history[m:] - history[:-m])))
     if scale == 0:
         raise ValueError("mase: the training series is constant, so the naive error scale is 0")
-    return float(np.mean(np.abs(a - f))) / scale
+    return scale
