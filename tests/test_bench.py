@@ -353,3 +353,16 @@ def test_compile_cost_rows_from_two_fresh_processes():
     for row in rows:
         for key in ("import_s", "lstm_s", "gru_s", "rnn_s", "jordan_s", "lstm_float64_s", "cpu_s"):
             assert row[key] > 0, key
+
+
+def test_rows_behind_schedule_get_fewer_rounds_never_below_the_minimum():
+    from rnnkit.bench.train_step import _fit_remaining
+
+    rows, _ = plan_rows(full_grid("gru")[:6], 100.0, None)
+    before = [r.rounds for r in rows]
+    _fit_remaining(rows, slowdown=1.0, seconds_left=1e9)
+    assert [r.rounds for r in rows] == before
+    _fit_remaining(rows, slowdown=4.0, seconds_left=sum(r.estimate_s for r in rows))
+    after = [r.rounds for r in rows]
+    assert all(MIN_ROUNDS <= a <= b for a, b in zip(after, before, strict=True))
+    assert sum(after) < sum(before)

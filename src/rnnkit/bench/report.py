@@ -343,6 +343,12 @@ def _left_out_notes(rows: Sequence[dict]) -> str:
         )
     if "cut" in marks:
         lines.append("- cut: left out to fit the time budget (--max-minutes)")
+    fewer = sum(1 for row in rows if row.get("rounds_cut"))
+    if fewer:
+        lines.append(
+            f"- {fewer} rows ran fewer rounds than planned: the run was behind its estimate "
+            "(rounds_cut in the JSON)"
+        )
     return "\n".join(lines)
 
 

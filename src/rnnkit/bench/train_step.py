@@ -14,7 +14,7 @@ import sys
 import time
 
 from .contenders import build_train_contenders, oracle_of
-from .plan import PlannedRow
+from .plan import MIN_ROUNDS, PlannedRow
 from .rows import measure_row, not_run_row
 
 __all__ = ["RATIO_PAIRS", "SUITE", "run_train_step"]
@@ -51,6 +51,22 @@ def run_row(row: PlannedRow, seed: int, peak_gflops: float | None) -> dict:
     return result
 
 
+def _behind_schedule(spent: float, estimated: float) -> float:
+    """How much slower than estimated the rows so far ran (1 when on or ahead of schedule)."""
+    return max(1.0, spent / estimated) if estimated > 0 else 1.0
+
+
+def _fit_remaining(rows: list[PlannedRow], slowdown: float, seconds_left: float) -> None:
+    """Cut the rounds of `rows` (never below MIN_ROUNDS) when, at the observed slowdown, they
+    would overrun the seconds left."""
+    projected = slowdown * sum(r.estimate_s for r in rows)
+    if projected <= seconds_left:
+        return
+    scale = max(0.0, seconds_left) / projected
+    for row in rows:
+        row.rounds = max(MIN_ROUNDS, int(row.rounds * scale))
+
+
 def run_train_step(
     rows: list[PlannedRow],
     *,
@@ -59,16 +75,25 @@ def run_train_step(
     deadline: float | None = None,
     progress=sys.stderr,
 ) -> list[dict]:
-    """Time every planned row; rows that would start after `deadline` (time.monotonic()) are
-    reported as not run."""
+    """Time every planned row within `deadline` (a time.monotonic() value).
+
+    The plan's durations are estimates; when the rows run slower than estimated, the rounds of
+    the rows still to come are cut (never below MIN_ROUNDS, and the row says so), and rows that
+    would start after the deadline are reported as not run.
+    """
     results = []
+    spent = estimated = 0.0
     for index, row in enumerate(rows, 1):
         label = row.config.label
-        if deadline is not None and time.monotonic() > deadline:
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
             results.append(
                 not_run_row(SUITE, row.config.to_dict(), "time budget exhausted", row.left_out)
             )
             continue
+        planned_rounds = row.rounds
+        if deadline is not None:
+            _fit_remaining(rows[index - 1 :], _behind_schedule(spent, estimated), deadline - now)
         if progress is not None:
             print(
                 f"  [{SUITE} {index}/{len(rows)}] {label}: {', '.join(row.contenders)} "
@@ -76,5 +101,11 @@ def run_train_step(
                 file=progress,
                 flush=True,
             )
-        results.append(run_row(row, seed, peak_gflops))
+        started = time.monotonic()
+        result = run_row(row, seed, peak_gflops)
+        spent += time.monotonic() - started
+        estimated += row.estimate_s
+        if row.rounds != planned_rounds:
+            result["rounds_cut"] = f"{planned_rounds} -> {row.rounds}: running behind the plan"
+        results.append(result)
     return results
