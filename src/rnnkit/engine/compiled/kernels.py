@@ -144,10 +144,34 @@ def _gru_backward_row(a, hn, h_prev, dh, dgi, dgh, H):
         dh[j] *= a[H + j]
 
 
+SMALL_BATCH = 4  # up to this many rows, products skip BLAS (its call and threading cost more)
+
+
+@njit(**_JIT)
+def _matmul(a, b, out):
+    """out = a @ b for C-contiguous a (n, K), b (K, M). BLAS for a real batch; for a few rows
+    (streaming, batch 1 and the last steps of packed sequences) an axpy loop over b's rows,
+    which vectorizes along M and costs no call or thread wake-up."""
+    n = a.shape[0]
+    if n > SMALL_BATCH:
+        np.dot(a, b, out)
+        return
+    K, M = b.shape
+    zero = out.dtype.type(0)
+    for i in range(n):
+        row, x = out[i], a[i]
+        for j in range(M):
+            row[j] = zero
+        for k in range(K):
+            w, v = b[k], x[k]
+            for j in range(M):
+                row[j] += v * w[j]
+
+
 @njit(**_JIT)
 def _project(m, w_outT, b_out, proj_act, out, scratch):
     """out = g(m @ W_out^T + b_out): the output projection of one step's rows."""
-    np.dot(m, w_outT, out)
+    _matmul(m, w_outT, out)
     n, R = out.shape
     for i in range(n):
         row = out[i]
@@ -207,7 +231,7 @@ def forward_sweep(
         r_prev = r_state[:n]
         r_prev_all[o : o + n] = r_prev
         hidden = work[:n]
-        np.dot(r_prev, w_hhT, hidden)  # W_hh r_{t-1}, one BLAS call for the step
+        _matmul(r_prev, w_hhT, hidden)  # W_hh r_{t-1}: the step's one matrix product
         for i in range(n):
             row = o + i
             if kind == LSTM:
@@ -284,7 +308,7 @@ def backward_sweep(
                 for j in range(R):
                     p[j] = g[j] + gr[j]
                 _times_derivative(proj_act, p, outputs[o + i], p, R)
-            np.dot(pre, w_out, grad_m)
+            _matmul(pre, w_out, grad_m)
         else:
             for i in range(n):
                 g, gm, gr = grad_outputs[o + i], grad_m[i], grad_r[i]
@@ -315,7 +339,7 @@ def backward_sweep(
             else:
                 _times_derivative(act, grad_m[i], m_all[row], grad_gates[row], H)
         new_grad_r = work_r[:n]
-        np.dot(grad_hidden[o : o + n], w_hh, new_grad_r)  # through W_hh, one BLAS call
+        _matmul(grad_hidden[o : o + n], w_hh, new_grad_r)  # through W_hh
         if kind == GRU:
             for i in range(n):
                 gr, ng, direct = grad_r[i], new_grad_r[i], grad_m[i]
