@@ -197,6 +197,15 @@ def test_malformed_csv_names_file_and_line(tmp_path, text, options, message):
         make_task(**options).read_examples(path)
 
 
+@pytest.mark.parametrize(
+    ("option", "flag"),
+    [({"tokens": "word"}, "--tokens"), ({"embedding_dim": 8}, "--embedding-dim")],
+)
+def test_text_options_are_rejected(option, flag):
+    with pytest.raises(ValueError, match=f"{flag} does not apply to --task forecast"):
+        make_task(**option)
+
+
 def test_split_leaves_enough_points_for_a_window():
     task = make_task(window=5, holdout=10)
     with pytest.raises(ValueError, match="holding out 10 leaves 2, too few for --window 5"):

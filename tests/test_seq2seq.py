@@ -230,10 +230,10 @@ def test_word_tokens_and_unknown_tokens():
 
 
 def test_cell_and_attention_options_are_checked():
-    task = Seq2SeqTask(TrainConfig(task="seq2seq", cell="jordan"))
-    task.fit(task.examples_from_python(["ab"], ["ba"]))
     with pytest.raises(ValueError, match="--cell jordan is not available for --task seq2seq"):
-        task.build_model()
+        Seq2SeqTask(TrainConfig(task="seq2seq", cell="jordan"))
+    task = Seq2SeqTask(TrainConfig(task="seq2seq"))
+    task.fit(task.examples_from_python(["ab"], ["ba"]))
     with pytest.raises(ValueError, match="--beam-size must be a positive int"):
         task.predict(None, [], beam_size=0)
     with pytest.raises(ValueError, match="--max-length must be a positive int"):

@@ -112,6 +112,7 @@ class ForecastTask(Task):
 
     def __init__(self, config) -> None:
         super().__init__(config)
+        _reject_text_options(config)
         self.window = config.window
         self.scaler: Scaler | None = None
         self.naive_scale: float | None = None  # MASE denominator of the training part
@@ -417,6 +418,19 @@ class ForecastTask(Task):
         model.eval()
         inputs = torch.stack([self.encode(w)[0] for w in windows])  # (N, W, C)
         return self.scaler.inverse_target(model(inputs).double().numpy())
+
+
+def _reject_text_options(config) -> None:
+    """A series has no tokens: text options set away from their defaults are a mistake."""
+    from dataclasses import fields
+
+    defaults = {f.name: f.default for f in fields(config)}
+    for name in ("tokens", "vocab_size", "min_freq", "embedding_dim", "word_vectors"):
+        if getattr(config, name) != defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{flag} does not apply to --task forecast (a numeric series); drop it"
+            )
 
 
 def _columns(points: Sequence[Point]) -> np.ndarray:

@@ -100,6 +100,13 @@ class Seq2SeqTask(Task):
             raise ValueError(
                 "--tokens numbers applies to --task classify; seq2seq takes char or word"
             )
+        if config.word_vectors is not None:
+            raise ValueError("--word-vectors is not supported by --task seq2seq; drop it")
+        if config.cell not in SEQ2SEQ_CELLS:
+            raise ValueError(
+                f"--cell {config.cell} is not available for --task seq2seq; use one of "
+                f"{', '.join(SEQ2SEQ_CELLS)}"
+            )
 
     # ------------------------------------------------------------ data
 
@@ -173,11 +180,6 @@ class Seq2SeqTask(Task):
         if model_config is not None:
             return Seq2SeqModel(Seq2SeqConfig.from_dict(model_config))
         c = self.config
-        if c.cell not in SEQ2SEQ_CELLS:
-            raise ValueError(
-                f"--cell {c.cell} is not available for --task seq2seq; use one of "
-                f"{', '.join(SEQ2SEQ_CELLS)}"
-            )
         if c.attention not in ATTENTIONS:
             raise ValueError(
                 f"--attention must be one of {', '.join(ATTENTIONS)}; got {c.attention!r}"
