@@ -175,6 +175,33 @@ def test_stream_sees_parameter_updates():
         assert torch.allclose(stream(x), layer(x[None])[0][0], atol=TOL, rtol=0)
 
 
+def test_stream_reads_the_parameters_in_place():
+    """Writes through .data do not move torch's version counter; the kernels see them anyway
+    because they read the parameters' own memory. A non-contiguous parameter is read through a
+    contiguous copy, refreshed when its version moves."""
+    torch.manual_seed(3)
+    layer = rnnkit.GRU(5, 7, dtype=F64)
+    x = torch.randn(1, 5, dtype=F64)
+    with torch.no_grad():
+        stream = layer.stream()
+        before = stream(x)
+        layer.weight_hh_l0.data.mul_(-2.0)  # invisible to _version
+        layer.bias_ih_l0.data.add_(0.5)
+        stream.reset()
+        after = stream(x)
+        assert not torch.allclose(after, before)
+        assert torch.allclose(after, layer(x[None])[0][0], atol=TOL, rtol=0)
+
+        transposed = torch.randn(5, 21, dtype=F64).t()  # (21, 5), not C-contiguous
+        layer.weight_ih_l0 = nn.Parameter(transposed)
+        assert not layer.weight_ih_l0.is_contiguous()
+        stream.reset()
+        assert torch.allclose(stream(x), layer(x[None])[0][0], atol=TOL, rtol=0)
+        layer.weight_ih_l0.mul_(3.0)  # in place: moves the version, the copy is refreshed
+        stream.reset()
+        assert torch.allclose(stream(x), layer(x[None])[0][0], atol=TOL, rtol=0)
+
+
 def test_stream_refuses_a_layer_whose_dtype_changed():
     layer = rnnkit.RNN(5, 7)
     with torch.no_grad():

@@ -91,7 +91,7 @@ def _input_array(layer, x_t, prepared, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _dtype(prepared):
-    return prepared.flat.dtype
+    return prepared.np_dtype
 
 
 def _state_shapes(prepared, batch: int | None) -> list[tuple[int, ...]]:
@@ -160,8 +160,7 @@ class _Buffers:
             prepared.out_act,
             x,
             False,
-            prepared.flat,
-            prepared.offsets,
+            prepared.addresses,
             prepared.input_sizes,
             self.r,
             self.c,

@@ -95,12 +95,11 @@ def fused_decode(
         raise ValueError(f"fused generation: start ids must lie in [0, {V}); got {start.tolist()}")
     with torch.no_grad():
         prepared = prepared_stack(model.layers)
-        np_dtype = prepared.flat.dtype
+        np_dtype = prepared.np_dtype
         if isinstance(model.embedding, OneHot):
             # W_ih x for a one-hot x is a column of W_ih: layer 0's input rows per token
-            G, n_in = prepared.gate_size, int(prepared.input_sizes[0])
-            w_ih = prepared.flat[prepared.offsets[0, K.W_IH] :][: G * n_in].reshape(G, n_in)
-            table, projected = np.ascontiguousarray(w_ih.T), True  # (V, G)
+            w_ih = model.layers._weights_for(0, 0)[0]  # (G, V)
+            table, projected = _numpy(w_ih.t()), True  # (V, G)
         else:
             table, projected = _numpy(model.embedding.weight), False  # (V, E)
         head_w = _numpy(model.head.weight)  # (V, R)
@@ -117,8 +116,7 @@ def fused_decode(
         prepared.kind,
         prepared.act,
         prepared.out_act,
-        prepared.flat,
-        prepared.offsets,
+        prepared.addresses,
         prepared.input_sizes,
         prepared.hidden_size,
         r,

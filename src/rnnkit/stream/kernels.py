@@ -12,26 +12,51 @@ matrix products (numba's np.dot, scipy's BLAS: gemv at batch 1, gemm above):
                   m = n + z (r_prev - n)
     r = g(W_out m + b_out) with an output projection (LSTM proj_size, Jordan), else r = m
 
-Weights of a stack live in one flat array (`flat`), layer k's pieces at `offsets[k]`
-(w_ih, w_hh, b, b_hn, w_out, b_out; see rnnkit.stream.weights), so one compiled signature per
-dtype serves every stack depth and size. `b` is b_ih + b_hh, except that GRU's n row keeps b_hh
-apart (b_hn) because the reset gate multiplies it. The states are updated in place.
+The kernels read the weights where torch keeps them: `addresses[k]` holds the memory addresses
+of layer k's w_ih (G, I_k), w_hh (G, R), b_ih (G), b_hh (G), w_out (R, H) and b_out (R), all
+C-contiguous in the states' dtype (rnnkit.stream.weights prepares them and points absent biases at
+zeros). So every change of a parameter's values, however it is made, is seen by the next call,
+and one compiled signature per dtype serves every stack depth and size. The states are updated
+in place. b_ih and b_hh are added where torch adds them (GRU: b_hn inside the reset product).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # Cell kinds.
 ELMAN, LSTM, GRU = 0, 1, 2
 # Activation codes; NO_PROJECTION marks a stack without an output projection.
 IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
 NO_PROJECTION = -1
-# Offsets columns.
-W_IH, W_HH, BIAS, B_HN, W_OUT, B_OUT = 0, 1, 2, 3, 4, 5
+# Columns of `addresses`.
+W_IH, W_HH, B_IH, B_HH, W_OUT, B_OUT = 0, 1, 2, 3, 4, 5
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@intrinsic
+def _void_pointer(typingctx, address):
+    """An integer memory address as a void pointer, for numba.carray."""
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(address), codegen
+
+
+@njit(inline="always", **_JIT)
+def _matrix(address, rows, cols, like):
+    """The (rows, cols) C-contiguous array at `address`, of like's dtype (no copy)."""
+    return carray(_void_pointer(address), (rows, cols), like.dtype)
+
+
+@njit(inline="always", **_JIT)
+def _vector(address, n, like):
+    return carray(_void_pointer(address), (n,), like.dtype)
 
 
 # The activations take `one`, the constant 1 in the arrays' dtype, so float32 stays float32.
@@ -81,68 +106,72 @@ def _matmul_rows(x, w, out):
         np.dot(x, w.T, out)
 
 
+@njit(inline="always", **_JIT)
+def _gate(gi, gh, b_ih, b_hh, row, k):
+    """Pre-activation k of a row, summed as torch sums it: (W_ih x + b_ih) + (W_hh h + b_hh)."""
+    return (gi[row, k] + b_ih[k]) + (gh[row, k] + b_hh[k])
+
+
 @njit(**_JIT)
-def _layer_step(kind, act, out_act, x, x_projected, flat, offs, n_in, r_prev, c, gi, gh, m):
+def _layer_step(kind, act, out_act, x, x_projected, addr, n_in, r_prev, c, gi, gh, m):
     """One layer, one step: r_prev (B, R) and c (B, H) are updated in place.
 
     x (B, I) is the layer's input, or (B, G) = W_ih x already formed when x_projected.
     gi, gh (B, G) and m (B, H) are scratch; m may be r_prev itself when there is no projection.
     """
-    one = np.ones(1, dtype=flat.dtype)[0]
+    one = np.ones(1, dtype=r_prev.dtype)[0]
     B = r_prev.shape[0]
     R = r_prev.shape[1]
     H = m.shape[1]
     G = _num_gates(kind) * H
-    w_hh = flat[offs[W_HH] : offs[W_HH] + G * R].reshape((G, R))
-    b = flat[offs[BIAS] : offs[BIAS] + G]
+    w_hh = _matrix(addr[W_HH], G, R, r_prev)
+    b_ih = _vector(addr[B_IH], G, r_prev)
+    b_hh = _vector(addr[B_HH], G, r_prev)
     if x_projected:
         gi[:, :] = x
     else:
-        w_ih = flat[offs[W_IH] : offs[W_IH] + G * n_in].reshape((G, n_in))
-        _matmul_rows(x, w_ih, gi)
+        _matmul_rows(x, _matrix(addr[W_IH], G, n_in, r_prev), gi)
     _matmul_rows(r_prev, w_hh, gh)
 
     if kind == LSTM:
         for row in range(B):
             for j in range(H):
-                i_g = _sigmoid(gi[row, j] + gh[row, j] + b[j], one)
-                f_g = _sigmoid(gi[row, H + j] + gh[row, H + j] + b[H + j], one)
-                g_g = _tanh(gi[row, 2 * H + j] + gh[row, 2 * H + j] + b[2 * H + j], one)
-                o_g = _sigmoid(gi[row, 3 * H + j] + gh[row, 3 * H + j] + b[3 * H + j], one)
+                i_g = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, j), one)
+                f_g = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, H + j), one)
+                g_g = _tanh(_gate(gi, gh, b_ih, b_hh, row, 2 * H + j), one)
+                o_g = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, 3 * H + j), one)
                 c_new = f_g * c[row, j] + i_g * g_g
                 c[row, j] = c_new
                 m[row, j] = o_g * _tanh(c_new, one)
     elif kind == GRU:
-        b_hn = flat[offs[B_HN] : offs[B_HN] + H]
         for row in range(B):
             for j in range(H):
-                reset = _sigmoid(gi[row, j] + gh[row, j] + b[j], one)
-                update = _sigmoid(gi[row, H + j] + gh[row, H + j] + b[H + j], one)
-                hidden_n = gh[row, 2 * H + j] + b_hn[j]
-                n = _tanh(gi[row, 2 * H + j] + b[2 * H + j] + reset * hidden_n, one)
+                reset = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, j), one)
+                update = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, H + j), one)
+                hidden_n = gh[row, 2 * H + j] + b_hh[2 * H + j]
+                n = _tanh(gi[row, 2 * H + j] + b_ih[2 * H + j] + reset * hidden_n, one)
                 m[row, j] = n + update * (r_prev[row, j] - n)
     else:
         for row in range(B):
             for j in range(H):
-                m[row, j] = _activate(act, gi[row, j] + gh[row, j] + b[j], one)
+                m[row, j] = _activate(act, _gate(gi, gh, b_ih, b_hh, row, j), one)
 
     if out_act != NO_PROJECTION:
-        w_out = flat[offs[W_OUT] : offs[W_OUT] + R * H].reshape((R, H))
-        b_out = flat[offs[B_OUT] : offs[B_OUT] + R]
-        _matmul_rows(m, w_out, r_prev)
+        b_out = _vector(addr[B_OUT], R, r_prev)
+        _matmul_rows(m, _matrix(addr[W_OUT], R, H, r_prev), r_prev)
         for row in range(B):
             for k in range(R):
                 r_prev[row, k] = _activate(out_act, r_prev[row, k] + b_out[k], one)
 
 
 @njit(**_JIT)
-def stack_step(kind, act, out_act, x, x_projected, flat, offsets, input_sizes, r, c, gi, gh, m):
+def stack_step(kind, act, out_act, x, x_projected, addresses, input_sizes, r, c, gi, gh, m):
     """One step of the whole stack: r (L, B, R) and c (L, B, H) are updated in place.
 
     x (B, I) feeds layer 0 (or (B, G) = W_ih x when x_projected); layer k > 0 reads r[k - 1].
     gi, gh (B, G), m (B, H): scratch. The stack's output is r[L - 1].
     """
-    L = offsets.shape[0]
+    L = addresses.shape[0]
     for layer in range(L):
         inp = x if layer == 0 else r[layer - 1]
         projected = x_projected and layer == 0
@@ -153,8 +182,7 @@ def stack_step(kind, act, out_act, x, x_projected, flat, offsets, input_sizes, r
             out_act,
             inp,
             projected,
-            flat,
-            offsets[layer],
+            addresses[layer],
             input_sizes[layer],
             r[layer],
             c[layer],
@@ -228,8 +256,7 @@ def generate_tokens(
     kind,
     act,
     out_act,
-    flat,
-    offsets,
+    addresses,
     input_sizes,
     hidden_size,
     r,
@@ -257,15 +284,15 @@ def generate_tokens(
     never generated. The draws come from numba's generator seeded with `seed`.
     """
     np.random.seed(seed)
-    L = offsets.shape[0]
+    L = addresses.shape[0]
     G = _num_gates(kind) * hidden_size
-    gi = np.empty((1, G), dtype=flat.dtype)
-    gh = np.empty((1, G), dtype=flat.dtype)
-    m = np.empty((1, hidden_size), dtype=flat.dtype)
+    gi = np.empty((1, G), dtype=r.dtype)
+    gh = np.empty((1, G), dtype=r.dtype)
+    m = np.empty((1, hidden_size), dtype=r.dtype)
     V = head_w.shape[0]
     logits = np.empty(V, dtype=np.float64)
     probs = np.empty(V, dtype=np.float64)
-    scores = np.empty(V, dtype=flat.dtype)
+    scores = np.empty(V, dtype=r.dtype)
     for t in range(start_ids.shape[0]):
         token = start_ids[t]
         stack_step(
@@ -274,8 +301,7 @@ def generate_tokens(
             out_act,
             table[token : token + 1],
             table_projected,
-            flat,
-            offsets,
+            addresses,
             input_sizes,
             r,
             c,
@@ -300,8 +326,7 @@ def generate_tokens(
                 out_act,
                 table[token : token + 1],
                 table_projected,
-                flat,
-                offsets,
+                addresses,
                 input_sizes,
                 r,
                 c,

@@ -1,15 +1,14 @@
-"""A layer stack's weights as the streaming kernels read them, prepared once and refreshed when
-a parameter changes.
+"""A layer stack's weights as the streaming kernels read them: the addresses of torch's own
+parameter memory, prepared once per layer and re-prepared when a parameter moves.
 
-`prepared_stack(layer)` returns the layer's `PreparedStack`, cached on the layer. Every call
-compares a fingerprint of the parameters (object, `_version`, storage address, dtype) with the
-one the copy was made from: an optimizer step, `load_state_dict`, `layer.double()` or a
-reassigned parameter all change it, so a training update is never silently ignored. The check
-costs about a microsecond; the copy happens only when something changed.
-
-Flat layout per layer k (rows of `offsets[k]`, see rnnkit.stream.kernels):
-    w_ih (G, I_k), w_hh (G, R), b (G) = b_ih + b_hh (GRU: n row b_in only), b_hn (H, GRU),
-    w_out (R, H), b_out (R) (zeros for LSTM's bias-free projection)
+No copy: the kernels read the parameters in place (rnnkit.stream.kernels), so any change of
+their values (an optimizer step, `load_state_dict`, writes through `.data`) reaches the next call.
+`prepared_stack(layer)` returns the layer's `PreparedStack`, kept per layer (weakly). Every call
+compares each parameter's object and storage address with those the addresses were taken from:
+a reassigned parameter, `.data = ...` or `layer.double()` re-prepares it (about a microsecond for
+the check). A parameter that is not C-contiguous is the one exception: the kernels read a
+contiguous copy of it, refreshed when its version counter moves (writes through `.data` do not
+move it; call `layer.stream()` again after those).
 """
 
 from __future__ import annotations
@@ -53,9 +52,15 @@ def cell_codes(layer) -> tuple[int, int, int]:
 
 
 def _fingerprint(params: tuple) -> tuple:
-    """(parameter, version counter, storage address) per parameter: in-place updates bump the
-    version; `.data =`, `.double()` and `load_state_dict(assign=True)` move the storage."""
-    return tuple((p, p._version, p.data_ptr()) if p is not None else (None, 0, 0) for p in params)
+    """(parameter, storage address, shape, version counter or None) per parameter; the version
+    counts only for a parameter read through a copy (not C-contiguous). Address and shape are
+    what the kernels' memory reads rely on."""
+    return tuple(
+        (None, 0, None, None)
+        if p is None
+        else (p, p.data_ptr(), p.shape, None if p.is_contiguous() else p._version)
+        for p in params
+    )
 
 
 @dataclass
@@ -70,10 +75,11 @@ class PreparedStack:
     hidden_size: int  # H
     recurrent_size: int  # R: H, proj_size or Jordan's output_size
     dtype: torch.dtype
-    flat: np.ndarray  # (total,) every weight
-    offsets: np.ndarray  # (L, 6) int64
+    np_dtype: np.dtype
+    addresses: np.ndarray  # (L, 6) int64: w_ih, w_hh, b_ih, b_hh, w_out, b_out of each layer
     input_sizes: np.ndarray  # (L,) int64
-    fingerprint: tuple
+    fingerprint: tuple  # (parameter, storage address, shape, version or None) per parameter
+    keep_alive: tuple  # the zeros and contiguous copies the addresses point into
 
     @property
     def params(self) -> tuple:
@@ -99,16 +105,16 @@ class PreparedStack:
         params = layer._parameters
         if len(params) != len(self.fingerprint):
             return False
-        for p, (q, version, address) in zip(params.values(), self.fingerprint, strict=True):
-            if p is not q or (p is not None and (p._version != version or p.data_ptr() != address)):
+        for p, (q, address, shape, version) in zip(params.values(), self.fingerprint, strict=True):
+            if p is not q:
+                return False
+            if p is not None and (
+                p.data_ptr() != address
+                or p.shape != shape
+                or (version is not None and p._version != version)
+            ):
                 return False
         return True
-
-
-def _as_array(t: torch.Tensor | None, shape: tuple[int, ...], dtype) -> np.ndarray:
-    if t is None:
-        return np.zeros(shape, dtype=dtype)
-    return t.detach().cpu().numpy().astype(dtype, copy=False).reshape(shape)
 
 
 def _build(layer, all_params: tuple) -> PreparedStack:
@@ -123,37 +129,30 @@ def _build(layer, all_params: tuple) -> PreparedStack:
     if any(p.device.type != "cpu" for p in params):
         raise ValueError(f"{name}: streaming runs on the CPU; move the layer with .cpu()")
     dtype = next(iter(dtypes))
-    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    np_dtype = np.dtype(np.float32 if dtype == torch.float32 else np.float64)
     kind, act, out_act = cell_codes(layer)
     L, H = layer.num_layers, layer.hidden_size
     G = K.num_gates(kind) * H
     R = layer.state_sizes()[0]
-    pieces, offsets, input_sizes = [], np.zeros((L, 6), dtype=np.int64), []
-    position = 0
-    with torch.no_grad():
-        for k in range(L):
-            w_ih, w_hh, b_ih, b_hh, w_out, b_out = layer._weights_for(k, 0)[:6]
-            n_in = w_ih.shape[1]
-            input_sizes.append(n_in)
-            b = _as_array(b_ih, (G,), np_dtype) + _as_array(b_hh, (G,), np_dtype)
-            b_hn = np.zeros(H if kind == K.GRU else 0, dtype=np_dtype)
-            if kind == K.GRU and b_hh is not None:
-                b_hn = _as_array(b_hh, (G,), np_dtype)[2 * H :].copy()
-                b[2 * H :] = _as_array(b_ih, (G,), np_dtype)[2 * H :]
-            has_out = out_act != K.NO_PROJECTION
-            layer_pieces = (
-                _as_array(w_ih, (G, n_in), np_dtype),
-                _as_array(w_hh, (G, R), np_dtype),
-                b,
-                b_hn,
-                _as_array(w_out, (R, H), np_dtype) if has_out else np.zeros(0, np_dtype),
-                _as_array(b_out, (R,), np_dtype) if has_out else np.zeros(0, np_dtype),
-            )
-            for column, piece in enumerate(layer_pieces):
-                offsets[k, column] = position
-                pieces.append(piece.reshape(-1))
-                position += piece.size
-    flat = np.ascontiguousarray(np.concatenate(pieces), dtype=np_dtype)
+    zeros = np.zeros(max(G, R), dtype=np_dtype)  # what an absent bias reads
+    keep_alive: list = [zeros]
+
+    def address(t: torch.Tensor | None) -> int:
+        if t is None:
+            return zeros.ctypes.data
+        if not t.is_contiguous():
+            t = t.detach().contiguous()
+            keep_alive.append(t)
+        return t.data_ptr()
+
+    addresses = np.zeros((L, 6), dtype=np.int64)
+    input_sizes = np.zeros(L, dtype=np.int64)
+    for k in range(L):
+        w_ih, w_hh, b_ih, b_hh, w_out, b_out = layer._weights_for(k, 0)[:6]
+        input_sizes[k] = w_ih.shape[1]
+        has_out = out_act != K.NO_PROJECTION
+        pieces = (w_ih, w_hh, b_ih, b_hh, w_out if has_out else None, b_out if has_out else None)
+        addresses[k] = [address(t) for t in pieces]
     return PreparedStack(
         kind=kind,
         act=act,
@@ -163,10 +162,11 @@ def _build(layer, all_params: tuple) -> PreparedStack:
         hidden_size=H,
         recurrent_size=R,
         dtype=dtype,
-        flat=flat,
-        offsets=offsets,
-        input_sizes=np.asarray(input_sizes, dtype=np.int64),
+        np_dtype=np_dtype,
+        addresses=addresses,
+        input_sizes=input_sizes,
         fingerprint=_fingerprint(all_params),
+        keep_alive=tuple(keep_alive),
     )
 
 
