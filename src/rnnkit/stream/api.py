@@ -2,7 +2,7 @@
 
 Online inference feeds one time step at a time and carries the state between calls. Both entry
 points run one fused numba kernel per call over the whole layer stack (rnnkit.stream.kernels),
-with the weights prepared once per layer and refreshed when a parameter changes
+reading the parameters' own memory, so every update of their values reaches the next call
 (rnnkit.stream.weights).
 
 Inference only, by design: the kernels record nothing for backward, so a call made while torch
