@@ -26,8 +26,9 @@ the figures in docs/benchmarks.md; an estimate, printed as one). The planner the
   - gives each row ROW_SECONDS of timed rounds, at least MIN_ROUNDS and at most MAX_ROUNDS;
   - if the whole estimate exceeds the budget, cuts rounds (never below MIN_ROUNDS), then the
     reference contender (informational) where the budget still does not fit.
-At run time a deadline guards the budget: rows that would start after it are reported as not
-run, never silently dropped.
+At run time (rnnkit.bench.train_step) the budget is a deadline: when rows run slower than
+estimated, the rounds of the rows still to come are cut (never below MIN_ROUNDS, noted in the
+row), and rows that would start after the deadline are reported as not run, never dropped.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ STEP_OVERHEAD_S = {
     "reference": {"lnlstm": 250e-6, "lngru": 250e-6, "default": 90e-6},
     "naive": {"lnlstm": 350e-6, "lngru": 350e-6, "default": 120e-6},
 }
+ROW_FIXED_S = 0.1  # building the contenders, the agreement bookkeeping, gc: per row
 SLOW_STEP_S = 1.0
 # How the plan marks what it leaves out (the report's tables show "slow" and "cut").
 SLOW_MARK = "slow"
@@ -170,9 +172,9 @@ class PlannedRow:
 
     @property
     def estimate_s(self) -> float:
-        """Agreement check + warm-up + rounds, every contender."""
+        """Agreement check + warm-up + rounds, every contender, and the row's fixed cost."""
         runs = 1 + self.warmup + self.rounds
-        return runs * sum(self.step_estimates_s[c] for c in self.contenders)
+        return ROW_FIXED_S + runs * sum(self.step_estimates_s[c] for c in self.contenders)
 
 
 def _planned(

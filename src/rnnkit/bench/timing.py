@@ -187,7 +187,7 @@ def time_interleaved(
             reset(contender)
             run(contender)
     samples: dict[str, list[float]] = {c.name: [] for c in contenders}
-    gc.collect()
+    gc.collect(1)  # the young generations hold the warm-up's garbage; a full pass costs 0.25 s
     gc.disable()
     try:
         for round_ in range(rounds):

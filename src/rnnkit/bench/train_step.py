@@ -51,9 +51,13 @@ def run_row(row: PlannedRow, seed: int, peak_gflops: float | None) -> dict:
     return result
 
 
+EVIDENCE_S = 5.0  # estimated seconds of rows run before their pace is trusted
+
+
 def _behind_schedule(spent: float, estimated: float) -> float:
-    """How much slower than estimated the rows so far ran (1 when on or ahead of schedule)."""
-    return max(1.0, spent / estimated) if estimated > 0 else 1.0
+    """How much slower than estimated the rows so far ran (1 when on or ahead of schedule, or
+    before EVIDENCE_S of estimated work: the first tiny rows are all fixed costs)."""
+    return max(1.0, spent / estimated) if estimated >= EVIDENCE_S else 1.0
 
 
 def _fit_remaining(rows: list[PlannedRow], slowdown: float, seconds_left: float) -> None:
@@ -103,8 +107,9 @@ def run_train_step(
             )
         started = time.monotonic()
         result = run_row(row, seed, peak_gflops)
-        spent += time.monotonic() - started
-        estimated += row.estimate_s
+        if index > 1:  # the first row also pays for first calls (kernel cache loads)
+            spent += time.monotonic() - started
+            estimated += row.estimate_s
         if row.rounds != planned_rounds:
             result["rounds_cut"] = f"{planned_rounds} -> {row.rounds}: running behind the plan"
         results.append(result)
