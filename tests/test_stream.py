@@ -110,6 +110,25 @@ def test_jordan_step_matches_reference_engine(nonlinearity, output_nonlinearity,
     _assert_close(last, expected_last)
 
 
+@pytest.mark.parametrize("layer_class", [rnnkit.LayerNormLSTM, rnnkit.LayerNormGRU])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_layer_norm_step_matches_reference_engine(layer_class, bias, batch):
+    torch.manual_seed(4)
+    layer = layer_class(5, 7, num_layers=2, bias=bias, dtype=F64, backend="reference")
+    with torch.no_grad():  # gains and shifts away from their 1 and 0 starts
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(6, batch, 5, dtype=F64)
+    state = tuple(torch.randn(2, batch, 7, dtype=F64) for _ in layer.state_sizes())
+    state = state if len(state) == 2 else state[0]
+    with torch.no_grad():
+        expected, expected_state = layer(x, state)
+        ys, final = _step_through(layer, x, state)
+    _assert_close(ys, expected)
+    _assert_close(final, expected_state)
+
+
 @pytest.mark.parametrize(("ours", "theirs", "kwargs"), TORCH_LAYERS[2:4], ids=IDS[2:4])
 def test_float32_step_matches_torch_nn(ours, theirs, kwargs):
     layer, reference = _twins(ours, theirs, kwargs, 2, dtype=torch.float32)

@@ -27,13 +27,19 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..cells._layer_norm import EPS as _LAYER_NORM_EPS
+
 # Cell kinds.
-ELMAN, LSTM, GRU = 0, 1, 2
+ELMAN, LSTM, GRU, LN_LSTM, LN_GRU = 0, 1, 2, 3, 4
 # Activation codes; NO_PROJECTION marks a stack without an output projection.
 IDENTITY, TANH, RELU, SIGMOID = 0, 1, 2, 3
 NO_PROJECTION = -1
-# Columns of `addresses`.
+# Columns of `addresses`: the engine's six weights, then the layer-norm cells' gains and shifts
+# (for W_ih x, W_hh h and the LSTM cell state); a kind reads only the columns it uses.
 W_IH, W_HH, B_IH, B_HH, W_OUT, B_OUT = 0, 1, 2, 3, 4, 5
+GAIN_X, SHIFT_X, GAIN_H, SHIFT_H, GAIN_C, SHIFT_C = 6, 7, 8, 9, 10, 11
+NUM_ADDRESSES = 12
+LN_EPS = _LAYER_NORM_EPS  # torch.nn.LayerNorm's default, as the layer-norm cells use
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -85,16 +91,33 @@ def _activate(act, x, one):
 
 
 def num_gates(kind: int) -> int:
-    return 4 if kind == LSTM else 3 if kind == GRU else 1
+    return 4 if kind in (LSTM, LN_LSTM) else 3 if kind in (GRU, LN_GRU) else 1
 
 
 @njit(inline="always", **_JIT)
 def _num_gates(kind):
-    if kind == LSTM:
+    if kind in (LSTM, LN_LSTM):
         return 4
-    if kind == GRU:
+    if kind in (GRU, LN_GRU):
         return 3
     return 1
+
+
+@njit(inline="always", **_JIT)
+def _layer_norm_row(v, gain, shift, one):
+    """v (F,) <- γ (v - mean) / sqrt(var + eps) + β in place (biased variance, as torch)."""
+    F = v.shape[0]
+    mean = v[0] * 0
+    for k in range(F):
+        mean += v[k]
+    mean /= F
+    var = v[0] * 0
+    for k in range(F):
+        d = v[k] - mean
+        var += d * d
+    rstd = one / np.sqrt(var / F + LN_EPS)
+    for k in range(F):
+        v[k] = gain[k] * ((v[k] - mean) * rstd) + shift[k]
 
 
 @njit(inline="always", **_JIT)
@@ -132,8 +155,15 @@ def _layer_step(kind, act, out_act, x, x_projected, addr, n_in, r_prev, c, gi, g
     else:
         _matmul_rows(x, _matrix(addr[W_IH], G, n_in, r_prev), gi)
     _matmul_rows(r_prev, w_hh, gh)
+    layer_norm = kind in (LN_LSTM, LN_GRU)
+    if layer_norm:  # LN(W_ih x) and LN(W_hh h), each row over all G pre-activations
+        gain_x, shift_x = _vector(addr[GAIN_X], G, r_prev), _vector(addr[SHIFT_X], G, r_prev)
+        gain_h, shift_h = _vector(addr[GAIN_H], G, r_prev), _vector(addr[SHIFT_H], G, r_prev)
+        for row in range(B):
+            _layer_norm_row(gi[row], gain_x, shift_x, one)
+            _layer_norm_row(gh[row], gain_h, shift_h, one)
 
-    if kind == LSTM:
+    if kind in (LSTM, LN_LSTM):
         for row in range(B):
             for j in range(H):
                 i_g = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, j), one)
@@ -142,8 +172,18 @@ def _layer_step(kind, act, out_act, x, x_projected, addr, n_in, r_prev, c, gi, g
                 o_g = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, 3 * H + j), one)
                 c_new = f_g * c[row, j] + i_g * g_g
                 c[row, j] = c_new
-                m[row, j] = o_g * _tanh(c_new, one)
-    elif kind == GRU:
+                if layer_norm:
+                    gi[row, 3 * H + j] = o_g  # kept until LN(c) is known
+                else:
+                    m[row, j] = o_g * _tanh(c_new, one)
+        if layer_norm:  # m = o * tanh(LN(c)); c itself stays un-normalized
+            gain_c, shift_c = _vector(addr[GAIN_C], H, r_prev), _vector(addr[SHIFT_C], H, r_prev)
+            for row in range(B):
+                m[row, :] = c[row, :]
+                _layer_norm_row(m[row], gain_c, shift_c, one)
+                for j in range(H):
+                    m[row, j] = gi[row, 3 * H + j] * _tanh(m[row, j], one)
+    elif kind in (GRU, LN_GRU):
         for row in range(B):
             for j in range(H):
                 reset = _sigmoid(_gate(gi, gh, b_ih, b_hh, row, j), one)
@@ -172,6 +212,20 @@ def stack_step(kind, act, out_act, x, x_projected, addresses, input_sizes, r, c,
     gi, gh (B, G), m (B, H): scratch. The stack's output is r[L - 1].
     """
     L = addresses.shape[0]
+    H = m.shape[1]
+    G = _num_gates(kind) * H
+    # The weights are raw addresses: check every shape they are read with, so a wrong call
+    # raises instead of reading or writing outside the arrays.
+    if gi.shape[1] != G or gh.shape[1] != G or gi.shape[0] != x.shape[0] or r.shape[0] != L:
+        raise ValueError("stack_step: scratch or state shapes do not match the stack")
+    if c.shape[2] != (H if kind in (LSTM, LN_LSTM) else 0) or c.shape[0] != L:
+        raise ValueError("stack_step: the carried state c does not match the cell")
+    if x.shape[1] != (G if x_projected else input_sizes[0]) or input_sizes.shape[0] != L:
+        raise ValueError("stack_step: the input width does not match layer 0")
+    if r.shape[1] != x.shape[0] or c.shape[1] != x.shape[0] or m.shape[0] != x.shape[0]:
+        raise ValueError("stack_step: the batch sizes of input, states and scratch differ")
+    if out_act == NO_PROJECTION and r.shape[2] != H:
+        raise ValueError("stack_step: without a projection the state width must be H")
     for layer in range(L):
         inp = x if layer == 0 else r[layer - 1]
         projected = x_projected and layer == 0

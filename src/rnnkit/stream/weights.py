@@ -19,13 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cells import ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..cells import ElmanCell, GRUCell, JordanCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell
 from . import kernels as K
 
 __all__ = ["PreparedStack", "cell_codes", "prepared_stack"]
 
 _ACTIVATION_CODES = {"identity": K.IDENTITY, "tanh": K.TANH, "relu": K.RELU, "sigmoid": K.SIGMOID}
 _DTYPES = (torch.float32, torch.float64)
+# where the layer-norm cells' own parameters go (LayerNormLSTMCell's `bias` is its one b)
+_LAYER_NORM_SLOTS = {
+    K.B_IH: "bias",
+    K.GAIN_X: "ln_ih_weight",
+    K.SHIFT_X: "ln_ih_bias",
+    K.GAIN_H: "ln_hh_weight",
+    K.SHIFT_H: "ln_hh_bias",
+    K.GAIN_C: "ln_cell_weight",
+    K.SHIFT_C: "ln_cell_bias",
+}
 
 
 def cell_codes(layer) -> tuple[int, int, int]:
@@ -45,6 +55,10 @@ def cell_codes(layer) -> tuple[int, int, int]:
         )
     if kind_of is ElmanCell:
         return K.ELMAN, _ACTIVATION_CODES[cell.activation.name], K.NO_PROJECTION
+    if kind_of is LayerNormLSTMCell:
+        return K.LN_LSTM, K.TANH, K.NO_PROJECTION
+    if kind_of is LayerNormGRUCell:
+        return K.LN_GRU, K.TANH, K.NO_PROJECTION
     raise ValueError(
         f"{type(layer).__name__}: no streaming kernel for {type(cell).__name__}; use the layer "
         "call layer(x_t.unsqueeze(0), state) instead"
@@ -93,7 +107,7 @@ class PreparedStack:
     @property
     def carried_size(self) -> int:
         """Width of the carried state c: H for LSTM, 0 for the other cells."""
-        return self.hidden_size if self.kind == K.LSTM else 0
+        return self.hidden_size if self.kind in (K.LSTM, K.LN_LSTM) else 0
 
     @property
     def gate_size(self) -> int:
@@ -145,13 +159,21 @@ def _build(layer, all_params: tuple) -> PreparedStack:
             keep_alive.append(t)
         return t.data_ptr()
 
-    addresses = np.zeros((L, 6), dtype=np.int64)
+    addresses = np.zeros((L, K.NUM_ADDRESSES), dtype=np.int64)
     input_sizes = np.zeros(L, dtype=np.int64)
     for k in range(L):
-        w_ih, w_hh, b_ih, b_hh, w_out, b_out = layer._weights_for(k, 0)[:6]
+        weights = layer._weights_for(k, 0)
+        w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights[:6]
         input_sizes[k] = w_ih.shape[1]
         has_out = out_act != K.NO_PROJECTION
-        pieces = (w_ih, w_hh, b_ih, b_hh, w_out if has_out else None, b_out if has_out else None)
+        pieces = [w_ih, w_hh, b_ih, b_hh, w_out if has_out else None, b_out if has_out else None]
+        pieces += [None] * (K.NUM_ADDRESSES - 6)
+        if kind in (K.LN_LSTM, K.LN_GRU):  # the cell's own parameters, by name
+            own = dict(zip(layer._cell().param_names, weights[6:], strict=True))
+            for column, name in _LAYER_NORM_SLOTS.items():
+                pieces[column] = own.get(name)
+            if kind == K.LN_GRU:  # torch.nn.GRU's two biases
+                pieces[K.B_IH], pieces[K.B_HH] = own.get("bias_ih"), own.get("bias_hh")
         addresses[k] = [address(t) for t in pieces]
     return PreparedStack(
         kind=kind,
