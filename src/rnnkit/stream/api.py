@@ -187,7 +187,8 @@ class LayerStream:
     Made by `layer.stream(batch_size=1, state=None)`; `batch_size=None` streams one unbatched
     sequence (x_t (I,) -> y_t (R,)). `stream.state` is the current state in the layer call's
     format (fresh tensors); `stream.reset(state=None)` starts again. Every call checks the
-    layer's parameters, so an update between calls is used by the next one.
+    layer's parameters, so an update between calls is used by the next one. A stream owns its
+    state buffers: share one between threads only with a lock.
     """
 
     def __init__(self, layer, batch_size: int | None = 1, state=None) -> None:

@@ -47,6 +47,10 @@ def unavailable_reason(model) -> str | None:
         return f"its input encoding is a {type(embedding).__name__}"
     if not isinstance(model.head, nn.Linear):
         return f"its head is a {type(model.head).__name__}, not nn.Linear"
+    tokens_in = getattr(embedding, "num_embeddings", None) or embedding.num_classes
+    tokens_out = model.head.out_features
+    if tokens_in != tokens_out:
+        return f"its input encoding has {tokens_in} tokens but its head predicts {tokens_out}"
     params = list(model.parameters())
     dtypes = {p.dtype for p in params}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _DTYPES:
