@@ -387,7 +387,7 @@ class ForecastTask(Task):
         return [float(v) for v in forecasts]
 
     def format_output(self, output: float) -> str:
-        return f"{output:.6g}"
+        return f"{output:.8g}"  # 8 significant digits: float32 forecasts hold about 7
 
     def evaluate(self, model: ForecasterModel, examples: list, holdout: int | None = None) -> dict:
         """RMSE, MAE and MASE of the one-step forecasts of the last `holdout` windows (None: all
