@@ -10,14 +10,17 @@ matrix products (numba's np.dot, scipy's BLAS: gemv at batch 1, gemm above):
     LSTM:         [i f g o] = [σ σ tanh σ](gi + gh + b);  c = f c + i g;  m = o tanh(c)
     GRU:          r, z = σ(gi + gh + b)[r, z];  n = tanh(gi_n + b_in + r (gh_n + b_hn));
                   m = n + z (r_prev - n)
+    LayerNorm LSTM/GRU: gi, gh -> LN(gi; γ_x, β_x), LN(gh; γ_h, β_h) per row first, then the
+                  LSTM/GRU step with the cells' biases (LSTM: m = o tanh(LN(c; γ_c, β_c)))
     r = g(W_out m + b_out) with an output projection (LSTM proj_size, Jordan), else r = m
 
 The kernels read the weights where torch keeps them: `addresses[k]` holds the memory addresses
 of layer k's w_ih (G, I_k), w_hh (G, R), b_ih (G), b_hh (G), w_out (R, H) and b_out (R), all
 C-contiguous in the states' dtype (rnnkit.stream.weights prepares them and points absent biases at
 zeros). So every change of a parameter's values, however it is made, is seen by the next call,
-and one compiled signature per dtype serves every stack depth and size. The states are updated
-in place. b_ih and b_hh are added where torch adds them (GRU: b_hn inside the reset product).
+and one compiled signature per dtype serves every stack depth and size; `stack_step` checks
+every shape it reads that memory with. The states are updated in place. b_ih and b_hh are added
+where torch adds them (GRU: b_hn inside the reset product).
 """
 
 from __future__ import annotations
