@@ -269,8 +269,11 @@ def test_parameters_names_shapes_and_initial_values(kind):
 def test_backend_choice_is_explained_and_native_is_refused(kind):
     layer = getattr(rnnkit, kind)(3, 4)
     layer(torch.randn(5, 2, 3))
+    assert layer.resolved_backend == "compiled"
+    assert "torch has none for it" in layer.explain() and "'compiled'" in layer.explain()
+    layer.to(torch.bfloat16)(torch.randn(5, 2, 3, dtype=torch.bfloat16))
     assert layer.resolved_backend == "reference"
-    assert "no compiled kernel" in layer.explain() and "'reference'" in layer.explain()
+    assert "compiled kernels run float32 and float64" in layer.explain()
     with pytest.raises(ValueError, match=rf"{kind}: backend='native' is not available"):
         getattr(rnnkit, kind)(3, 4, backend="native")
 

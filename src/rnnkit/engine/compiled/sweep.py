@@ -19,7 +19,7 @@ from ..reference import SweepSpec
 from . import kernels
 from .vecmath import scratch_for
 
-__all__ = ["cannot_compile", "compiled_sweep"]
+__all__ = ["builtin_compiled_sweep", "cannot_compile_builtin"]
 
 _ACT_CODES = {
     "identity": kernels.IDENTITY,
@@ -42,8 +42,8 @@ def _kernel_codes(cell: Cell) -> tuple[int, int, int]:
     return kernels.ELMAN, _ACT_CODES[cell.activation.name], proj_act
 
 
-def cannot_compile(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
-    """Why the compiled engine cannot run this sweep, or None when it can."""
+def cannot_compile_builtin(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why these kernels cannot run this sweep, or None when they can."""
     if type(cell) not in (ElmanCell, JordanCell, LSTMCell, GRUCell):
         return f"no compiled kernel for {type(cell).__name__}"
     if dtype not in _DTYPES:
@@ -219,18 +219,15 @@ class _CompiledSweep(torch.autograd.Function):
         )
 
 
-def compiled_sweep(
+def builtin_compiled_sweep(
     spec: SweepSpec,
     data: Tensor,
     r0: Tensor,
     carried0: tuple[Tensor, ...],
     weights: tuple[Tensor | None, ...],
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """rnnkit.engine.reference.sweep on the compiled kernels (the cell must be a built-in one;
-    see cannot_compile)."""
-    why_not = cannot_compile(spec.cell, data.dtype, data.device)
-    if why_not is not None:
-        raise NotImplementedError(f"the compiled engine cannot run this sweep: {why_not}")
+    """rnnkit.engine.reference.sweep on these kernels (a built-in cell: see
+    cannot_compile_builtin)."""
     data = data.contiguous()
     r0 = r0.contiguous()
     carried0 = tuple(c.contiguous() for c in carried0)
