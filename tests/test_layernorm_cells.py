@@ -3,9 +3,10 @@
 The oracle is rnnkit.baselines (F.layer_norm and plain ops, one step at a time, differentiated by
 autograd), stacked and run in both directions here by hand. Outputs, final states and the
 gradients of the input, the initial states and every parameter (γ and β included) must agree to
-1e-9 in float64, for stacked, bidirectional, packed, batch_first, unbatched input and with hx.
-gradcheck checks the cells' hand-written backward (with the cells' own parameters) through the
-engine, and a short training run shows the layers learn.
+1e-9 in float64, for stacked, bidirectional, packed, lengths=, batch_first, unbatched input and
+with hx. gradcheck checks the cells' hand-written backward (with the cells' own parameters)
+through the engine, the compiled layer-norm sweeps are checked against the reference sweep, and
+a short training run shows the layers learn.
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ CASES = [
     ("LayerNormLSTM", {"bidirectional": True, "batch_first": True}, "padded", True),
     ("LayerNormLSTM", {"num_layers": 2}, "unbatched", True),
     ("LayerNormLSTM", {"bidirectional": True, "bias": False}, "packed", False),
+    ("LayerNormLSTM", {"num_layers": 2, "bidirectional": True}, "lengths", True),
     ("LayerNormGRU", {}, "padded", False),
     ("LayerNormGRU", {"num_layers": 2, "bidirectional": True}, "packed", True),
     ("LayerNormGRU", {"num_layers": 3, "bias": False}, "padded", True),
     ("LayerNormGRU", {"bidirectional": True, "batch_first": True}, "padded", True),
     ("LayerNormGRU", {"num_layers": 2}, "unbatched", True),
     ("LayerNormGRU", {"bidirectional": True, "bias": False}, "packed", False),
+    ("LayerNormGRU", {"bidirectional": True, "batch_first": True}, "lengths", False),
 ]
 
 
@@ -99,7 +102,7 @@ def test_layer_matches_hand_written_loop(case):
     lstm = kind == "LayerNormLSTM"
 
     x = torch.randn(T, B, I, dtype=F64, generator=generator, requires_grad=True)
-    lengths = torch.tensor([4, 6, 1, 3]) if form == "packed" else None
+    lengths = torch.tensor([4, 6, 1, 3]) if form in ("packed", "lengths") else None
     hx = None
     if with_hx:
         hx = [torch.randn(L * D, B, H, dtype=F64, generator=generator) for _ in range(1 + lstm)]
@@ -118,7 +121,10 @@ def test_layer_matches_hand_written_loop(case):
         call_hx = tuple(h[:, 0] for h in hx) if lstm else hx[0][:, 0]
     else:
         call_hx = tuple(hx) if lstm else hx[0]
-    output, finals = layer(call_input, call_hx)
+    if form == "lengths":  # a padded batch made variable-length by lengths=, no packing
+        output, finals = layer(call_input, call_hx, lengths=lengths)
+    else:
+        output, finals = layer(call_input, call_hx)
     if form == "packed":
         assert isinstance(output, PackedSequence)
         output, _ = pad_packed_sequence(output, total_length=T)
