@@ -94,10 +94,8 @@ def _dtype(prepared):
     return prepared.np_dtype
 
 
-def _state_shapes(prepared, batch: int | None) -> list[tuple[int, ...]]:
-    L = prepared.num_layers
-    sizes = [prepared.recurrent_size] + ([prepared.hidden_size] if prepared.carried_size else [])
-    return [(L, s) if batch is None else (L, batch, s) for s in sizes]
+def _state_shapes(prepared, batch: int | None) -> tuple[tuple[int, ...], ...]:
+    return prepared.shapes(batch)[1]
 
 
 def _bad_state(layer, prepared, state, batch: int | None) -> Exception:
@@ -128,17 +126,15 @@ def _state_arrays(layer, prepared, state, batch: int | None) -> tuple[np.ndarray
         return np.zeros((L, B, prepared.recurrent_size), dtype), np.zeros(c_shape, dtype)
     shapes = _state_shapes(prepared, batch)
     tensors = (state,) if isinstance(state, Tensor) else state
-    try:
-        ok = isinstance(tensors, (tuple, list)) and len(tensors) == len(shapes)
-        ok = ok and all(
-            t.shape == shape and t.dtype is prepared.dtype and t.device.type == "cpu"
-            for t, shape in zip(tensors, shapes, strict=True)
-        )
-    except AttributeError:
-        ok = False
-    if not ok:
+    if not isinstance(tensors, (tuple, list)) or len(tensors) != len(shapes):
         raise _bad_state(layer, prepared, state, batch)
-    arrays = [t.detach().numpy().reshape(L, B, -1).copy() for t in tensors]
+    arrays = []
+    for t, shape in zip(tensors, shapes, strict=True):
+        if not (
+            isinstance(t, Tensor) and t.shape == shape and t.dtype is prepared.dtype and t.is_cpu
+        ):
+            raise _bad_state(layer, prepared, state, batch)
+        arrays.append((t.detach() if t.requires_grad else t).numpy().reshape(L, B, -1).copy())
     return arrays[0], arrays[1] if len(arrays) == 2 else np.zeros(c_shape, dtype)
 
 
@@ -178,7 +174,7 @@ def _state_tensors(prepared, r: np.ndarray, c: np.ndarray, batch: int | None):
 
 
 def _input_shape(prepared, batch: int | None) -> tuple[int, ...]:
-    return (prepared.input_size,) if batch is None else (batch, prepared.input_size)
+    return prepared.shapes(batch)[0]
 
 
 class LayerStream:
@@ -277,12 +273,13 @@ class StreamingMixin:
         """
         from .weights import prepared_stack
 
-        _check_streamable(self)
+        if self.training or self.bidirectional:
+            _check_streamable(self)
         prepared = prepared_stack(self)
         if torch.is_grad_enabled():
             _check_no_grad(self, x_t, prepared)
         batch = x_t.shape[0] if isinstance(x_t, Tensor) and x_t.dim() == 2 else None
-        x = _input_array(self, x_t, prepared, _input_shape(prepared, batch))
+        x = _input_array(self, x_t, prepared, prepared.shapes(batch)[0])
         r, c = _state_arrays(self, prepared, state, batch)
         _Buffers(prepared, r, c).run(prepared, x)
         y = torch.from_numpy(r[-1].copy())

@@ -104,14 +104,23 @@ class PreparedStack:
         """The compiled one-step kernel (rnnkit.stream.kernels.stack_step)."""
         return K.stack_step
 
-    @property
-    def carried_size(self) -> int:
-        """Width of the carried state c: H for LSTM, 0 for the other cells."""
-        return self.hidden_size if self.kind in (K.LSTM, K.LN_LSTM) else 0
+    def __post_init__(self) -> None:
+        # plain attributes, read on every call
+        self.carried_size = self.hidden_size if self.kind in (K.LSTM, K.LN_LSTM) else 0
+        self.gate_size = K.num_gates(self.kind) * self.hidden_size
+        self._shapes: dict = {}
 
-    @property
-    def gate_size(self) -> int:
-        return K.num_gates(self.kind) * self.hidden_size
+    def shapes(self, batch: int | None) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
+        """(x_t's shape, the state tensors' shapes) of a call with `batch` rows (None:
+        unbatched), in the layer call's format."""
+        known = self._shapes.get(batch)
+        if known is None:
+            L = self.num_layers
+            lead = (L,) if batch is None else (L, batch)
+            widths = (self.recurrent_size, self.hidden_size)[: 2 if self.carried_size else 1]
+            x_shape = (self.input_size,) if batch is None else (batch, self.input_size)
+            known = self._shapes[batch] = (x_shape, tuple((*lead, w) for w in widths))
+        return known
 
     def is_current(self, layer) -> bool:
         """Whether the layer's parameters are still the ones (and the values) copied here.
