@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.models.tagger import SequenceTagger as TaggerModel
-from rnnkit.models.tagger import TaggerConfig
+from rnnkit.models.tagger import TaggerConfig, TaggingModel
 from rnnkit.tasks import SequenceTagger, task_config
 from rnnkit.tasks.tag import TagTask
 
@@ -92,6 +91,8 @@ def test_bio_constraints_only_when_the_data_obeys_them():
 def test_options_of_other_tasks_are_rejected():
     with pytest.raises(ValueError, match="--pooling applies to --task classify, not --task tag"):
         task_config("tag", pooling="mean")
+    with pytest.raises(ValueError, match="--tokens char does not apply to --task tag"):
+        make_task(tokens="char")
 
 
 # ---------------------------------------------------------------- the model
@@ -100,7 +101,7 @@ def test_options_of_other_tasks_are_rejected():
 @pytest.mark.parametrize("crf", [False, True])
 def test_padding_does_not_change_tags(crf):
     torch.manual_seed(0)
-    model = TaggerModel(
+    model = TaggingModel(
         TaggerConfig(
             vocab_size=30,
             num_tags=4,

@@ -7,6 +7,10 @@ H hidden_size, D directions, C classes.
     values (B, T, F) float ─────────────────┴-> dropout -> RecurrentEncoder (packed)
         -> outputs (B, T, D*H), last (B, D*H) -> pooling (B, D*H) -> dropout -> linear (B, C)
 
+Word dropout (token input, training only): each token id becomes <unk> with probability
+`word_dropout`, so the <unk> embedding learns to stand for the words a test text has and the
+training text had not.
+
 Pooling (padding excluded by the lengths): "last" the final state of each direction, "mean"
 the average over the real steps, "max" the element-wise maximum over them.
 """
@@ -39,6 +43,8 @@ class ClassifierConfig:
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.2  # on the inputs, between layers and before the linear layer
+    word_dropout: float = 0.0  # token input: chance of reading a token as <unk> in training
+    unk_idx: int = 0  # the Vocab's <unk>
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -68,6 +74,8 @@ class ClassifierConfig:
             raise ValueError(
                 f"{owner}: pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}"
             )
+        if not 0 <= self.word_dropout < 1:
+            raise ValueError(f"{owner}: word_dropout must be in [0, 1); got {self.word_dropout}")
         if not isinstance(self.bidirectional, bool):
             raise ValueError(f"{owner}: bidirectional must be True or False")
 
@@ -117,7 +125,15 @@ class SequenceClassifier(nn.Module):
 
     def features(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled (B, D*H) representation the linear layer reads."""
-        x = self.embedding(inputs) if self.embedding is not None else inputs  # (B, T, E or F)
+        if self.embedding is None:
+            x = inputs  # (B, T, F)
+        else:
+            if self.training and self.config.word_dropout > 0:
+                # unseen words read as <unk> at prediction time: teach <unk> what they mean
+                drop = torch.rand(inputs.shape) < self.config.word_dropout
+                keep = inputs == self.config.padding_idx
+                inputs = inputs.masked_fill(drop & ~keep, self.config.unk_idx)
+            x = self.embedding(inputs)  # (B, T, E)
         outputs, last = self.encoder(self.dropout(x), lengths)
         return pool(outputs, last, lengths, self.config.pooling)
 

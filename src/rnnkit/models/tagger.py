@@ -29,7 +29,7 @@ IGNORE = -100  # tag id of padding (and of unknown tags) for the softmax loss
 
 @dataclass
 class TaggerConfig:
-    """Architecture of a `SequenceTagger`; JSON-able, enough to rebuild it before loading."""
+    """Architecture of a `TaggingModel`; JSON-able, enough to rebuild it before loading."""
 
     vocab_size: int
     num_tags: int
@@ -51,7 +51,7 @@ class TaggerConfig:
     char_hidden_size: int = 24
 
     def __post_init__(self) -> None:
-        owner = "SequenceTagger"
+        owner = "TaggingModel"
         check_encoder_args(
             owner,
             cell=self.cell,
@@ -106,7 +106,7 @@ class CharEncoder(nn.Module):
         return out.reshape(B, T, self.output_size)
 
 
-class SequenceTagger(nn.Module):
+class TaggingModel(nn.Module):
     """Call: (ids (B, T), lengths (B,), chars=None, char_lengths=None) -> emissions (B, T, K)."""
 
     def __init__(self, config: TaggerConfig) -> None:
@@ -148,7 +148,7 @@ class SequenceTagger(nn.Module):
         x = self.embedding(ids)  # (B, T, E)
         if self.chars is not None:
             if chars is None:
-                raise ValueError("SequenceTagger: this model reads characters; pass chars")
+                raise ValueError("TaggingModel: this model reads characters; pass chars")
             x = torch.cat([x, self.chars(chars, char_lengths)], dim=-1)  # (B, T, E + 2Hc)
         outputs, _ = self.encoder(self.dropout(x), lengths)  # (B, T, D*H)
         return self.head(self.dropout(outputs))  # (B, T, K)

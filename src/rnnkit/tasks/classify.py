@@ -24,6 +24,7 @@ from ..models.classifier import ClassifierConfig, SequenceClassifier
 from . import metrics
 from .base import Batch, Task, line_error, read_lines
 
+WORD_DROPOUT = 0.25  # see SequenceClassifier; measured in examples/text_classify.py
 IGNORE = -100  # label id of a held-out label never seen in training (skipped by the loss)
 _SPLIT_VALUES = re.compile(r"[\s,]+")
 
@@ -227,6 +228,8 @@ class ClassifyTask(Task):
                 bidirectional=not c.unidirectional,
                 pooling=c.pooling,
                 dropout=c.dropout,
+                word_dropout=0.0 if self.numeric else WORD_DROPOUT,
+                unk_idx=self.vocab.unk_id if self.vocab is not None else 0,
                 backend=c.backend,
             )
         )

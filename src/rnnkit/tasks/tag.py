@@ -1,4 +1,4 @@
-"""The tag task: CoNLL-style `token<TAB>tag` lines -> a many-to-many SequenceTagger (+CRF).
+"""The tag task: CoNLL-style `token<TAB>tag` lines -> a many-to-many TaggingModel (+CRF).
 
 File format: one token and its tag per line, separated by a tab; a blank line between
 sentences; `-DOCSTART-` lines (CoNLL-2003 document markers) are skipped. Prediction input: one
@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..data import Vocab, load_word_vectors
 from ..models.crf import bio_constraints
-from ..models.tagger import IGNORE, SequenceTagger, TaggerConfig
+from ..models.tagger import IGNORE, TaggerConfig, TaggingModel
 from . import metrics
 from .base import Batch, Task, line_error, read_lines
 
@@ -58,6 +58,11 @@ class TagTask(Task):
     }
 
     def __init__(self, config) -> None:
+        if config.tokens != "word":
+            raise ValueError(
+                f"--tokens {config.tokens} does not apply to --task tag: its file gives one token "
+                "per line (--char-features adds each token's characters)"
+            )
         super().__init__(config)
         self.vocab: Vocab | None = None
         self.chars: Vocab | None = None
@@ -172,14 +177,14 @@ class TagTask(Task):
 
     # ------------------------------------------------------------ model
 
-    def build_model(self, model_config: dict | None = None) -> SequenceTagger:
+    def build_model(self, model_config: dict | None = None) -> TaggingModel:
         if model_config is not None:
-            return SequenceTagger(TaggerConfig.from_dict(model_config))
+            return TaggingModel(TaggerConfig.from_dict(model_config))
         c = self.config
         allowed = start = None
         if self.bio_constraints:
             allowed, start = bio_constraints(self.tags)
-        return SequenceTagger(
+        return TaggingModel(
             TaggerConfig(
                 vocab_size=len(self.vocab),
                 num_tags=len(self.tags),
@@ -199,7 +204,7 @@ class TagTask(Task):
             )
         )
 
-    def init_model(self, model: SequenceTagger) -> None:
+    def init_model(self, model: TaggingModel) -> None:
         if self.config.word_vectors is None:
             return
         vectors, found = load_word_vectors(
@@ -249,17 +254,17 @@ class TagTask(Task):
             tensors["chars"], tensors["char_lengths"] = grid, char_lengths
         return Batch(tensors, size=len(items), tokens=int(lengths.sum()))
 
-    def _emissions(self, model: SequenceTagger, t: dict) -> Tensor:
+    def _emissions(self, model: TaggingModel, t: dict) -> Tensor:
         return model(t["ids"], t["lengths"], t.get("chars"), t.get("char_lengths"))
 
-    def loss(self, model: SequenceTagger, batch: Batch) -> Tensor:
+    def loss(self, model: TaggingModel, batch: Batch) -> Tensor:
         t = batch.tensors
         return model.loss(self._emissions(model, t), t["tags"], t["lengths"])
 
     # ------------------------------------------------------------ inference
 
     @torch.no_grad()
-    def predict(self, model: SequenceTagger, inputs: list[Sentence], **options) -> list:
+    def predict(self, model: TaggingModel, inputs: list[Sentence], **options) -> list:
         if options:
             raise ValueError(f"tag takes no prediction options; got {', '.join(options)}")
         model.eval()
@@ -275,7 +280,7 @@ class TagTask(Task):
     def format_output(self, output: list[str]) -> str:
         return " ".join(output)
 
-    def evaluate(self, model: SequenceTagger, examples: list[Sentence], **options) -> dict:
+    def evaluate(self, model: TaggingModel, examples: list[Sentence], **options) -> dict:
         predicted = self.predict(model, examples, **options)
         gold = [s.tags for s in examples]
         entities = metrics.entity_f1(gold, predicted)
