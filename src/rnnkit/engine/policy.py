@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..cells import LSTMCell
 from .compiled import cannot_compile
 
 __all__ = ["Choice", "choose_backend", "explicit_backend"]
@@ -34,9 +35,24 @@ class CallShape:
     grad: bool  # whether autograd will need the backward
 
 
-def _compiled_beats_native(shape: CallShape) -> bool:
-    """torch's fused kernel against the compiled sweep, as measured (docs/benchmarks.md)."""
-    return True
+# Measured on a 2-core x86 CPU (docs/benchmarks.md, "Choosing the backend"): native/compiled
+# time over B in {1, 8, 32, 64}, T in {1, 35, 100}, H in {64, ..., 512}.
+#  - Calls of a few steps are dominated by per-call costs, where torch's C++ path is leaner.
+#  - torch's LSTM is oneDNN's fused kernel, at GEMM peak from batch 8 up; the compiled sweep
+#    beats it only at batch 1 with H >= 256 in training.
+#  - torch's GRU and Elman RNN are not fused on the CPU: the compiled sweep wins from a handful
+#    of steps up (1.1x to 14x in training), except inference at large B x H (0.7x to 1.0x).
+FEW_STEPS = 4
+LARGE_INFERENCE = 8 * 256  # B * H from which torch's GRU/RNN inference is as fast or faster
+
+
+def _compiled_beats_native(cell, shape: CallShape) -> bool:
+    """torch's kernel against the compiled sweep, by the measurements above."""
+    if shape.steps <= FEW_STEPS:
+        return False
+    if type(cell) is LSTMCell:
+        return shape.grad and shape.batch == 1 and shape.hidden >= 256
+    return shape.grad or shape.batch * shape.hidden < LARGE_INFERENCE
 
 
 def choose_backend(cell, has_native: bool, shape: CallShape) -> Choice:
@@ -45,16 +61,18 @@ def choose_backend(cell, has_native: bool, shape: CallShape) -> Choice:
     if why_not is None:
         if not has_native:
             return Choice("compiled", "compiled kernels serve this cell, torch has none for it")
-        if _compiled_beats_native(shape):
+        if _compiled_beats_native(cell, shape):
+            mode = "training" if shape.grad else "inference"
             return Choice(
                 "compiled",
-                f"compiled kernels measured faster than torch's for B={shape.batch}, "
-                f"T={shape.steps}, H={shape.hidden}",
+                f"compiled kernels measured faster than torch's for {mode} at "
+                f"B={shape.batch}, T={shape.steps}, H={shape.hidden}",
             )
+        mode = "training" if shape.grad else "inference"
         return Choice(
             "native",
-            f"torch's fused kernel measured faster than the compiled one for B={shape.batch}, "
-            f"T={shape.steps}, H={shape.hidden}",
+            f"torch's kernel measured faster than the compiled one for {mode} at "
+            f"B={shape.batch}, T={shape.steps}, H={shape.hidden}",
         )
     if has_native:
         return Choice("native", f"torch's fused kernel ({why_not})")

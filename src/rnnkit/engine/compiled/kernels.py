@@ -168,10 +168,34 @@ def _matmul(a, b, out):
                 row[j] += v * w[j]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _dot(u, v, n):
+    """u[:n] . v[:n], reassociated so the sum vectorizes."""
+    total = u.dtype.type(0)
+    for k in range(n):
+        total += u[k] * v[k]
+    return total
+
+
 @njit(**_JIT)
-def _project(m, w_outT, b_out, proj_act, out, scratch):
+def _matmul_t(a, w, out):
+    """out = a @ w^T for C-contiguous a (n, K) and w (M, K) as a layer stores its weights:
+    BLAS reads w transposed in place; a few rows take dot products instead."""
+    n = a.shape[0]
+    if n > SMALL_BATCH:
+        np.dot(a, w.T, out)
+        return
+    M, K = w.shape
+    for i in range(n):
+        x, row = a[i], out[i]
+        for j in range(M):
+            row[j] = _dot(w[j], x, K)
+
+
+@njit(**_JIT)
+def _project(m, w_out, b_out, proj_act, out, scratch):
     """out = g(m @ W_out^T + b_out): the output projection of one step's rows."""
-    _matmul(m, w_outT, out)
+    _matmul_t(m, w_out, out)
     n, R = out.shape
     for i in range(n):
         row = out[i]
@@ -191,8 +215,8 @@ def forward_sweep(
     offsets,
     gates,
     b_hh,
-    w_hhT,
-    w_outT,
+    w_hh,
+    w_out,
     b_out,
     r_state,
     c_state,
@@ -212,7 +236,8 @@ def forward_sweep(
         on exit the activated gates, saved for backward.
     b_hh (G): GRU's hidden bias (zeros without bias), kept apart because the reset gate
         multiplies W_hn h + b_hn; unused by the other kinds.
-    w_hhT (R, G), w_outT (H, R), b_out (R): the recurrent weight and the output projection.
+    w_hh (G, R), w_out (R, H), b_out (R): the recurrent weight and the output projection, as
+        the layer holds them.
     r_state (B, R), c_state (B, H): initial states on entry, final states on exit.
     outputs (N, R): r_t. m_all (N, H): m_t (the same array as outputs without a projection).
     r_prev_all (N, R): r_{t-1} of every row. c_prev_all (N, H): LSTM's c_{t-1}.
@@ -223,7 +248,7 @@ def forward_sweep(
     T = batch_sizes.shape[0]
     H = m_all.shape[1]
     G = gates.shape[1]
-    has_projection = w_outT.shape[0] > 0
+    has_projection = w_out.shape[0] > 0
     scratch = (work_e, work_scale, work_bits)
     for step in range(T):
         t = T - 1 - step if reverse else step
@@ -231,7 +256,7 @@ def forward_sweep(
         r_prev = r_state[:n]
         r_prev_all[o : o + n] = r_prev
         hidden = work[:n]
-        _matmul(r_prev, w_hhT, hidden)  # W_hh r_{t-1}: the step's one matrix product
+        _matmul_t(r_prev, w_hh, hidden)  # W_hh r_{t-1}: the step's one matrix product
         for i in range(n):
             row = o + i
             if kind == LSTM:
@@ -256,7 +281,7 @@ def forward_sweep(
                     a[k] += h[k]
                 _activate_into(act, a, m_all[row], H, scratch)
         if has_projection:
-            _project(m_all[o : o + n], w_outT, b_out, proj_act, outputs[o : o + n], scratch)
+            _project(m_all[o : o + n], w_out, b_out, proj_act, outputs[o : o + n], scratch)
         r_state[:n] = outputs[o : o + n]
 
 

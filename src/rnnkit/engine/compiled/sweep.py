@@ -10,6 +10,9 @@ rnnkit.engine.compiled.kernels without returning to Python.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -53,10 +56,10 @@ def cannot_compile_builtin(cell: Cell, dtype: torch.dtype, device: torch.device)
     return None
 
 
-def _np(tensor: Tensor | None, empty_shape=(0,), like: Tensor | None = None) -> np.ndarray:
+def _np(tensor: Tensor | None, empty_shape: tuple[int, ...], dtype) -> np.ndarray:
     """A numpy view of a tensor (no copy), or an empty array standing for an absent one."""
     if tensor is None:
-        return np.empty(empty_shape, dtype=_numpy_dtype(like))
+        return np.empty(empty_shape, dtype=dtype)
     return tensor.detach().contiguous().numpy()
 
 
@@ -64,15 +67,85 @@ def _numpy_dtype(like: Tensor) -> type:
     return np.float64 if like.dtype == torch.float64 else np.float32
 
 
-def _gru_hidden_bias(b_hh: Tensor | None, G: int, like: Tensor) -> Tensor:
-    return b_hh if b_hh is not None else like.new_zeros(G)
-
-
+@functools.lru_cache(maxsize=256)
 def _packed_index(batch_sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(sizes, offsets) of the packed layout; cached (callers only read them)."""
     sizes = np.asarray(batch_sizes, dtype=np.int64)
     offsets = np.zeros_like(sizes)
     np.cumsum(sizes[:-1], out=offsets[1:])
     return sizes, offsets
+
+
+@dataclass
+class _Forward:
+    """What the forward sweep produced: the results and, as numpy arrays, what backward reads."""
+
+    outputs: Tensor
+    r_final: Tensor
+    c_final: Tensor | None
+    gates: np.ndarray
+    m_all: np.ndarray
+    r_prev_all: np.ndarray
+    c_prev_all: np.ndarray
+    aux_all: np.ndarray
+
+
+def _forward(spec: SweepSpec, data: Tensor, r0: Tensor, carried0, weights) -> _Forward:
+    """Run the forward kernel (no autograd). Arrays are numpy buffers wrapped as tensors only
+    where torch needs them: the call's per-array cost is what small calls pay."""
+    cell = spec.cell
+    w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
+    kind, act, proj_act = _kernel_codes(cell)
+    separate = cell.separate_hidden
+    dtype = _numpy_dtype(data)
+    with torch.no_grad():
+        input_bias = b_ih
+        if not separate and b_hh is not None:
+            input_bias = b_hh if b_ih is None else b_ih + b_hh
+        gates = data @ w_ih.t() if input_bias is None else torch.addmm(input_bias, data, w_ih.t())
+    N, B, R, G = data.shape[0], r0.shape[0], r0.shape[1], w_ih.shape[0]
+    H = w_out.shape[1] if w_out is not None else R
+    outputs = np.empty((N, R), dtype)
+    m_all = np.empty((N, H), dtype) if w_out is not None else outputs
+    r_state = r0.detach().numpy().copy()
+    c_state = carried0[0].detach().numpy().copy() if carried0 else np.empty((B, 0), dtype)
+    r_prev_all = np.empty((N, R), dtype)
+    c_prev_all = np.empty((N, H if kind == kernels.LSTM else 0), dtype)
+    aux_all = np.empty((N, H if kind != kernels.ELMAN else 0), dtype)
+    width = max(G, R)
+    kernels.forward_sweep(
+        kind,
+        act,
+        proj_act,
+        spec.reverse,
+        *_packed_index(spec.batch_sizes),
+        gates.numpy(),
+        _np(b_hh, (G,), dtype) if separate else np.zeros(G if separate else 0, dtype),
+        _np(w_hh, (), dtype),
+        _np(w_out, (0, H), dtype),
+        _np(b_out, (0,), dtype),
+        r_state,
+        c_state,
+        outputs,
+        m_all,
+        r_prev_all,
+        c_prev_all,
+        aux_all,
+        np.empty((B, G), dtype),
+        np.empty(width, dtype),
+        *scratch_for(width, dtype),
+    )
+    c_final = torch.from_numpy(c_state) if carried0 else None
+    return _Forward(
+        torch.from_numpy(outputs),
+        torch.from_numpy(r_state),
+        c_final,
+        gates.numpy(),
+        m_all,
+        r_prev_all,
+        c_prev_all,
+        aux_all,
+    )
 
 
 class _CompiledSweep(torch.autograd.Function):
@@ -81,56 +154,15 @@ class _CompiledSweep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: SweepSpec, data, r0, *rest):
-        cell = spec.cell
-        k = cell.num_carried
-        carried0, (w_ih, w_hh, b_ih, b_hh, w_out, b_out) = rest[:k], rest[k:]
-        kind, act, proj_act = _kernel_codes(cell)
-        separate = cell.separate_hidden
-
-        input_bias = b_ih
-        if not separate and b_hh is not None:
-            input_bias = b_hh if b_ih is None else b_ih + b_hh
-        gates = data @ w_ih.t() if input_bias is None else torch.addmm(input_bias, data, w_ih.t())
-        N, B, R, G = data.shape[0], r0.shape[0], r0.shape[1], w_ih.shape[0]
-        H = w_out.shape[1] if w_out is not None else R
-        outputs = data.new_empty((N, R))
-        m_all = data.new_empty((N, H)) if w_out is not None else outputs
-        r_prev_all = data.new_empty((N, R))
-        c_prev_all = data.new_empty((N, H if kind == kernels.LSTM else 0))
-        aux_all = data.new_empty((N, H if kind != kernels.ELMAN else 0))
-        r_state = r0.detach().clone()
-        c_state = carried0[0].detach().clone() if k else data.new_empty((B, 0))
-        sizes, offsets = _packed_index(spec.batch_sizes)
-
-        kernels.forward_sweep(
-            kind,
-            act,
-            proj_act,
-            spec.reverse,
-            sizes,
-            offsets,
-            gates.numpy(),
-            _np(_gru_hidden_bias(b_hh, G, data) if separate else None, like=data),
-            _np(w_hh.t()),
-            _np(None if w_out is None else w_out.t(), (0, R), like=data),
-            _np(b_out, like=data),
-            r_state.numpy(),
-            c_state.numpy(),
-            outputs.numpy(),
-            m_all.numpy(),
-            r_prev_all.numpy(),
-            c_prev_all.numpy(),
-            aux_all.numpy(),
-            np.empty((B, G), dtype=_numpy_dtype(data)),
-            np.empty(max(G, R), dtype=_numpy_dtype(data)),
-            *scratch_for(max(G, R), _numpy_dtype(data)),
-        )
+        k = spec.cell.num_carried
+        result = _forward(spec, data, r0, rest[:k], rest[k:])
         ctx.spec = spec
-        ctx.codes = (kind, act, proj_act)
-        ctx.save_for_backward(
-            data, gates, outputs, m_all, r_prev_all, c_prev_all, aux_all, *rest[k:]
-        )
-        return (outputs, r_state, *((c_state,) if k else ()))
+        ctx.codes = _kernel_codes(spec.cell)
+        ctx.saved = result
+        # Inputs only: the internals live on ctx.saved (nothing outside can modify them).
+        ctx.save_for_backward(data, *rest[k:])
+        finals = (result.c_final,) if k else ()
+        return (result.outputs, result.r_final, *finals)
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
@@ -142,10 +174,12 @@ class _CompiledSweep(torch.autograd.Function):
             )
         spec: SweepSpec = ctx.spec
         kind, act, proj_act = ctx.codes
-        (data, gates, outputs, m_all, r_prev_all, c_prev_all, aux_all, *weights) = ctx.saved_tensors
+        data, *weights = ctx.saved_tensors
         w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
+        saved: _Forward = ctx.saved
+        outputs = saved.outputs
         separate = spec.cell.separate_hidden
-        N, R, H, G = outputs.shape[0], outputs.shape[1], m_all.shape[1], gates.shape[1]
+        N, R, H, G = outputs.shape[0], outputs.shape[1], saved.m_all.shape[1], w_ih.shape[0]
         B = spec.batch_sizes[0]
         dtype = _numpy_dtype(data)
 
@@ -176,14 +210,14 @@ class _CompiledSweep(torch.autograd.Function):
             grad_outputs.numpy(),
             grad_r.numpy(),
             grad_c.numpy(),
-            gates.numpy(),
-            _np(w_hh),
-            _np(w_out, (0, H), like=data),
+            saved.gates,
+            _np(w_hh, (), dtype),
+            _np(w_out, (0, H), dtype),
             outputs.numpy(),
-            m_all.numpy(),
-            r_prev_all.numpy(),
-            c_prev_all.numpy(),
-            aux_all.numpy(),
+            saved.m_all,
+            saved.r_prev_all,
+            saved.c_prev_all,
+            saved.aux_all,
             grad_gates.numpy(),
             grad_hidden.numpy(),
             (grad_pre if grad_pre is not None else data.new_empty((N, 0))).numpy(),
@@ -196,14 +230,14 @@ class _CompiledSweep(torch.autograd.Function):
         need_w = needs[3 + k :]
         grad_data = grad_gates @ w_ih if needs[1] else None
         grad_w_ih = grad_gates.t() @ data if need_w[0] else None
-        grad_w_hh = grad_hidden.t() @ r_prev_all if need_w[1] else None
+        grad_w_hh = grad_hidden.t() @ torch.from_numpy(saved.r_prev_all) if need_w[1] else None
         grad_b_ih = grad_gates.sum(0) if b_ih is not None and need_w[2] else None
         grad_b_hh = None
         if b_hh is not None and need_w[3]:
             grad_b_hh = grad_hidden.sum(0) if separate or grad_b_ih is None else grad_b_ih.clone()
         grad_w_out = grad_b_out = None
         if w_out is not None:
-            grad_w_out = grad_pre.t() @ m_all if need_w[4] else None
+            grad_w_out = grad_pre.t() @ torch.from_numpy(saved.m_all) if need_w[4] else None
             grad_b_out = grad_pre.sum(0) if b_out is not None and need_w[5] else None
         return (
             None,
@@ -231,5 +265,11 @@ def builtin_compiled_sweep(
     data = data.contiguous()
     r0 = r0.contiguous()
     carried0 = tuple(c.contiguous() for c in carried0)
-    outputs, r_final, *carried_final = _CompiledSweep.apply(spec, data, r0, *carried0, *weights)
-    return outputs, r_final, tuple(carried_final)
+    if torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (data, r0, *carried0, *weights)
+    ):
+        outputs, r_final, *carried_final = _CompiledSweep.apply(spec, data, r0, *carried0, *weights)
+        return outputs, r_final, tuple(carried_final)
+    # Nothing to differentiate: skip autograd's bookkeeping (it dominates calls of one step).
+    result = _forward(spec, data, r0, carried0, weights)
+    return result.outputs, result.r_final, (result.c_final,) if carried0 else ()
