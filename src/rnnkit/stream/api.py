@@ -12,6 +12,11 @@ points to the ordinary layer call; run streaming under `torch.no_grad()` or
 mode with dropout > 0 raises too (call `layer.eval()`). A bidirectional layer cannot stream: its
 reverse direction needs the whole sequence.
 
+Latency: the matrix products go through numba's BLAS (scipy's OpenBLAS), which may use a second
+thread; on a busy machine that thread can wait for a core and stretch a call from microseconds
+to milliseconds. For steady latency limit it to one (OPENBLAS_NUM_THREADS=1, or
+`threadpoolctl.threadpool_limits(1, "blas")`).
+
 Shapes: B batch, I input_size, L num_layers, R the recurrent width (H, proj_size or Jordan's
 output_size), H hidden_size. The state has the layer call's format: h (L, B, R), or (h, c) with
 c (L, B, H) for LSTM, or (L, R) / (L, H) for one unbatched sequence.

@@ -16,7 +16,10 @@ medians of the samples and the median of the per-round ratios.
 
 Every row is a flat dict: configuration, times, ratios, the issue's target and whether it is met.
 torch runs on one thread while the suites time (its fastest setting for batch-1 work, and immune
-to a busy second core); the row records it, and the previous setting is restored afterwards.
+to a busy second core), and so does the BLAS numba calls (scipy's OpenBLAS, through threadpoolctl
+when it is installed): a single-core latency comparison. On a loaded machine a second OpenBLAS
+thread waiting for a core turned single calls into milliseconds. The rows record both settings;
+the previous ones are restored afterwards.
 """
 
 from __future__ import annotations
@@ -67,12 +70,22 @@ def _time_rounds(
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def _single_threaded() -> Iterator[dict]:
+    """torch and (when threadpoolctl is there) the BLAS on one thread; yields the row fields
+    that record it."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(1)
     try:
-        yield
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = None
+    else:
+        limits = threadpool_limits(limits=1, user_api="blas")
+    try:
+        yield {"torch_threads": 1, "blas_threads": 1 if limits is not None else "default"}
     finally:
+        if limits is not None:
+            limits.restore_original_limits()
         torch.set_num_threads(before)
 
 
@@ -164,7 +177,7 @@ def streaming_suite(quick: bool = False) -> list[dict]:
     configs = QUICK_STREAM_CONFIGS if quick else STREAM_CONFIGS
     repeats, calls, warmup = (7, 100, 1) if quick else (21, 200, 2)
     rows = []
-    with torch.no_grad(), _torch_threads(1):
+    with torch.no_grad(), _single_threaded() as threads:
         for cell, hidden, layers in configs:
             contenders, difference = _stream_contenders(cell, hidden, layers, torch.float32)
             before = _ticks()
@@ -182,7 +195,7 @@ def streaming_suite(quick: bool = False) -> list[dict]:
                     "num_layers": layers,
                     "batch": 1,
                     "dtype": "float32",
-                    "torch_threads": torch.get_num_threads(),
+                    **threads,
                     "stream_us": us["stream"],
                     "step_us": us["step"],
                     "native_us": us["native"],
@@ -261,7 +274,7 @@ def generation_suite(quick: bool = False) -> list[dict]:
     start = [1, 2, 3, 4]
     generator = torch.Generator().manual_seed(0)
     rows = []
-    with torch.no_grad(), _torch_threads(1):
+    with torch.no_grad(), _single_threaded() as threads:
         greedy_fused = fused_decode(model, start, 50, greedy=True)
         greedy_eager = _decode_step_by_step(
             model,
@@ -306,7 +319,7 @@ def generation_suite(quick: bool = False) -> list[dict]:
                 "mode": mode,
                 "dtype": "float32",
                 "tokens": length,
-                "torch_threads": torch.get_num_threads(),
+                **threads,
                 "fused_chars_per_s": rate["fused"],
                 "rnnkit_eager_chars_per_s": rate["rnnkit_eager"],
                 "fused_vs_rnnkit_eager": _median_ratio(samples["rnnkit_eager"], samples["fused"]),
