@@ -330,7 +330,7 @@ def test_sunspots_example_short(one_thread):
     example = load_example("sunspots_forecast")
     result = example.compare(seed=0, max_steps=300, **FAST)
     assert 16.5 < result["ar9"]["rmse"] < 18  # statsmodels' AR(9): about 17, as documented
-    assert result["rnnkit"]["rmse"] < result["naive"]["rmse"]  # naive: about 22
+    assert result["rnnkit"]["rmse"] < result["naive"]["rmse"]  # naive: 32.5
     assert result["rnnkit"]["rmse"] < 20
 
 
