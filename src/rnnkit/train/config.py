@@ -157,8 +157,10 @@ class TrainConfig:
     )
     attention: str = _option(
         "bahdanau",
-        "seq2seq: attention of the decoder over the encoder states",
-        choices=("bahdanau", "luong", "none"),
+        "seq2seq: attention of the decoder over the encoder states: additive (Bahdanau), "
+        "Luong's general s·W·m or dot s·m score, or none (the source reaches the decoder "
+        "only through its initial state)",
+        choices=("bahdanau", "luong", "dot", "none"),
     )
     # --- batches
     batch_size: int = _option(32, "sequences per batch", metavar="N")
