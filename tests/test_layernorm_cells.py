@@ -87,16 +87,17 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("backend", ["reference", "compiled"])
 @pytest.mark.parametrize(
     "case", CASES, ids=lambda c: f"{c[0]}-{','.join(c[1]) or 'plain'}-{c[2]}-hx{int(c[3])}"
 )
-def test_layer_matches_hand_written_loop(case):
+def test_layer_matches_hand_written_loop(case, backend):
     kind, kwargs, form, with_hx = case
     generator = torch.Generator().manual_seed(11)
     I, H, T = 3, 5, 6
     B = 1 if form == "unbatched" else 4
     torch.manual_seed(3)
-    layer = getattr(rnnkit, kind)(I, H, dtype=F64, backend="reference", **kwargs)
+    layer = getattr(rnnkit, kind)(I, H, dtype=F64, backend=backend, **kwargs)
     _perturb(layer, generator)
     L, D = layer.num_layers, 2 if layer.bidirectional else 1
     lstm = kind == "LayerNormLSTM"

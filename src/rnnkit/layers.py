@@ -606,8 +606,8 @@ class LayerNormLSTM(_LayerNormLayer):
     weight_ih_l{k} (4H, I_k), weight_hh_l{k} (4H, H), bias_l{k} (4H) = b (bias=True only),
     ln_ih_weight_l{k}, ln_ih_bias_l{k} (4H) = γ_x, β_x, ln_hh_weight_l{k}, ln_hh_bias_l{k}
     (4H) = γ_h, β_h, ln_cell_weight_l{k}, ln_cell_bias_l{k} (H) = γ_c, β_c. Weights start
-    uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "reference" or "auto" (torch has no
-    kernel for this cell, so "native" is refused).
+    uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "auto" (compiled where it serves the
+    call), "compiled" or "reference"; torch has no kernel for this cell, so "native" is refused.
     """
 
     _cell_type = LayerNormLSTMCell
@@ -631,7 +631,8 @@ class LayerNormGRU(_LayerNormLayer):
     layer k (suffix _reverse for the backward direction): weight_ih_l{k} (3H, I_k),
     weight_hh_l{k} (3H, H), bias_ih_l{k}, bias_hh_l{k} (3H) (bias=True only), ln_ih_weight_l{k},
     ln_ih_bias_l{k} (3H) = γ_x, β_x, ln_hh_weight_l{k}, ln_hh_bias_l{k} (3H) = γ_h, β_h.
-    Weights start uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "reference" or "auto".
+    Weights start uniform in ±1/sqrt(H), γ at 1, β and b at 0. backend: "auto", "compiled" or
+    "reference" ("native" is refused).
     """
 
     _cell_type = LayerNormGRUCell

@@ -10,7 +10,8 @@ sweep backward, row by row.
 
 Entry point: `layernorm_compiled_sweep(spec, data, r0, carried0, weights)` with the reference
 sweep's signature and weights (w_ih, w_hh, None, None, None, None, *cell_params);
-`cannot_compile_layernorm(cell, dtype, device)` says why a sweep cannot run here (or None).
+`cannot_compile_layernorm(cell, dtype, device)` says why a sweep cannot run here (or None). The
+pair is registered in rnnkit.engine.compiled.FAMILIES, so backend="compiled" and "auto" find it.
 """
 
 from __future__ import annotations
