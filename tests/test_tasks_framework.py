@@ -146,3 +146,16 @@ def test_help_lists_the_tasks(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "one line of space-separated tags per" in capsys.readouterr().out
+
+
+def test_val_data_replaces_the_held_out_tail(tmp_path, data, one_thread):
+    val = tmp_path / "val.tsv"
+    val.write_text(lines(10))
+    out = tmp_path / "run"
+    config = task_config(
+        "classify", data=str(data), val_data=str(val), out=str(out), max_steps=2, **FAST
+    )
+    metrics = train_task(config, progress=False)
+    assert metrics["train_examples"] == 64 and metrics["val_examples"] == 10
+    source = json.loads((out / "config.json").read_text())["data"]
+    assert source["val_data"] == str(val)
