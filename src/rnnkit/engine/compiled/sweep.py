@@ -67,6 +67,11 @@ def _numpy_dtype(like: Tensor) -> type:
     return np.float64 if like.dtype == torch.float64 else np.float32
 
 
+def _gru_hidden_bias(b_hh: Tensor | None, G: int, dtype) -> np.ndarray:
+    """GRU's b_hh, zeros without bias (the kernel always adds it)."""
+    return np.zeros(G, dtype) if b_hh is None else b_hh.detach().contiguous().numpy()
+
+
 @functools.lru_cache(maxsize=256)
 def _packed_index(batch_sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(sizes, offsets) of the packed layout; cached (callers only read them)."""
@@ -120,7 +125,7 @@ def _forward(spec: SweepSpec, data: Tensor, r0: Tensor, carried0, weights) -> _F
         spec.reverse,
         *_packed_index(spec.batch_sizes),
         gates.numpy(),
-        _np(b_hh, (G,), dtype) if separate else np.zeros(G if separate else 0, dtype),
+        _gru_hidden_bias(b_hh, G, dtype) if separate else np.zeros(0, dtype),
         _np(w_hh, (), dtype),
         _np(w_out, (0, H), dtype),
         _np(b_out, (0,), dtype),
