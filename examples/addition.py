@@ -1,10 +1,11 @@
 """Learning to add with rnnkit's encoder-decoder: "123+45" -> "168", character by character.
 
-Keras' addition example (examples/nlp/addition_rnn.py) trains an LSTM encoder-decoder on 50,000
-distinct questions "a+b" with a and b of up to 3 digits and reports 99% exact match after
-about 30 epochs (with the questions reversed). Here the same data go through the seq2seq task's
-defaults (GRU encoder-decoder, bidirectional encoder, Bahdanau attention), unreversed, with a
-time budget; exact match is measured on 1,000 further questions that training never saw.
+Keras' addition example (keras-io examples/nlp/addition_rnn.py) trains a one-layer LSTM (128)
+encoder-decoder on 50,000 distinct questions "a+b", a and b of up to 3 digits, and reports 99%
+train/test accuracy (its per-character accuracy) after 100 epochs, with the questions reversed.
+Here the same data go through the seq2seq task's defaults (GRU encoder-decoder, bidirectional
+encoder, Bahdanau attention), not reversed, for a time budget; exact match (the whole sum
+right) is measured on 1,000 further questions that training never saw.
 
 Run from the repository root:
 
