@@ -172,6 +172,18 @@ def test_csv_column_and_exogenous_by_name(tmp_path):
     assert [(p.value, p.exogenous) for p in window.points] == [(0, (0,)), (1, (-1,)), (2, (-2,))]
 
 
+def test_predict_input_may_end_with_future_exogenous_rows(tmp_path):
+    task = make_task(window=2, column="y", exogenous="x")
+    path = write(tmp_path, "t,y,x\n1,1,5\n2,2,6\n3,,7\n4,,8\n")
+    points = task.read_inputs(path)
+    assert [(p.value, p.exogenous) for p in points[2:]] == [(None, (7,)), (None, (8,))]
+    with pytest.raises(ValueError, match=r"series.csv:4: column 'y' is empty"):
+        task.read_examples(path)  # training data needs every value
+    gap = write(tmp_path, "t,y,x\n1,,5\n2,2,6\n", "gap.csv")
+    with pytest.raises(ValueError, match=r"gap.csv:3: a value after a row with an empty series"):
+        task.read_inputs(gap)
+
+
 def test_headerless_numbers_are_a_series(tmp_path):
     path = write(tmp_path, "1\n2\n3\n\n4\n")
     inputs = make_task(window=2).read_inputs(path)
