@@ -82,6 +82,7 @@ class ClassifyTask(Task):
         "batch_size": 32,
         "eval_every": 100,
         "save_every": 100,
+        "threads": 1,  # small models: one thread was faster than two (docs/benchmarks.md)
     }
     best_by = ("accuracy", "max")
 

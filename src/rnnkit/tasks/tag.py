@@ -55,6 +55,7 @@ class TagTask(Task):
         "batch_size": 16,
         "eval_every": 100,
         "save_every": 100,
+        "threads": 1,  # small models: one thread was faster than two (docs/benchmarks.md)
     }
 
     def __init__(self, config) -> None:
