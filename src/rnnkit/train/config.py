@@ -205,7 +205,10 @@ class TrainConfig:
     )
     seed: int = _option(0, "random seed (initialization, batch order, dropout)", metavar="N")
     threads: int | None = _option(
-        None, "torch CPU threads; default: torch's choice (all cores)", kind=int, metavar="N"
+        None,
+        "torch CPU threads; default: torch's choice (all cores) for lm, 1 for the task models",
+        kind=int,
+        metavar="N",
     )
 
     def __post_init__(self) -> None:
