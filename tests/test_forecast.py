@@ -353,3 +353,25 @@ def test_a_separate_validation_series(one_thread):
     assert model.metrics_["val_examples"] == 80 - 8  # every point with 8 before it
     assert model.metrics_["train_examples"] == 120 - 8
     np.testing.assert_allclose(model.task.scaler.mean, [series[:120].mean()])
+
+
+def test_resume_continues_exactly(tmp_path, one_thread):
+    from safetensors.torch import load_file
+
+    from rnnkit.tasks import task_config, train_task
+
+    data = write_named(tmp_path, "s.csv", csv_text(sine(80)))
+    options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
+    options |= {"dropout": 0.3, "hidden_size": 8, "num_layers": 2, "window": 6, "holdout": 10}
+    whole = task_config("forecast", out=str(tmp_path / "whole"), **options)
+    train_task(whole, progress=False)
+    split = task_config("forecast", out=str(tmp_path / "split"), **options)
+    train_task(split, progress=False, stop_at_step=5)
+    train_task(split, resume=True, progress=False)
+    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
+    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    split_metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    assert whole_metrics["rmse"] == split_metrics["rmse"]
