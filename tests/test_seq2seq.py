@@ -7,6 +7,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -252,6 +253,10 @@ def test_cell_and_attention_options_are_checked():
         task.predict(None, [], beam_size=0)
     with pytest.raises(ValueError, match="--max-length must be a positive int"):
         task.predict(None, [], max_length=0)
+    plain = Seq2SeqTask(TrainConfig(task="seq2seq", attention="none", hidden_size=4))
+    plain.fit(plain.examples_from_python(["ab"], ["ba"]))
+    with pytest.raises(ValueError, match="this model has no attention"):
+        plain.attention(plain.build_model(), "ab")
 
 
 # ---------------------------------------------------------------- learning, API, CLI
@@ -289,6 +294,12 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
     assert sum(g == s[::-1] for g, s in zip(greedy, sources, strict=True)) >= 45
     beam = model.predict(sources, beam_size=3)
     assert sum(b == s[::-1] for b, s in zip(beam, sources, strict=True)) >= 45
+    # attention: rows sum to 1, and reversing attends to the mirrored source letter
+    view = model.attention("abcdef")
+    assert view["source"] == [*"abcdef", "<eos>"] and view["target"] == [*"fedcba", "<eos>"]
+    weights = view["weights"]  # (7, 7)
+    np.testing.assert_allclose(weights.sum(1), 1, rtol=1e-6)
+    assert all(weights[t, 5 - t] >= 0.2 for t in range(6)), weights.round(2)
     model.save(tmp_path / "copy")
     again = TaskModel.load(tmp_path / "copy")
     assert again.predict(sources) == greedy

@@ -171,9 +171,16 @@ class SequenceToSequence(TaskModel):
     model = SequenceToSequence(attention="luong").fit(sources, targets)
     model.predict(["March 3, 2021"], beam_size=4)     # -> ["2021-03-03"]
     model.evaluate(sources, targets)                  # exact_match, cer, bleu
+    model.attention("March 3, 2021")["weights"]       # (target + 1, source + 1) array
     """
 
     task_name = "seq2seq"
+
+    def attention(self, source: str, target: str | None = None) -> dict:
+        """The attention weights of decoding `source` (into `target`, or its greedy output):
+        {"source": tokens, "target": tokens, "weights": (T + 1, S + 1) array}, <eos> included."""
+        loaded = self._require()
+        return loaded.task.attention(loaded.model, source, target)
 
 
 class SeriesForecaster(TaskModel):

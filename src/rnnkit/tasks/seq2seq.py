@@ -264,6 +264,29 @@ class Seq2SeqTask(Task):
     def format_output(self, output: str) -> str:
         return output
 
+    @torch.no_grad()
+    def attention(self, model: Seq2SeqModel, source: str, target: str | None = None) -> dict:
+        """Where the decoder looked: {"source": source tokens + "<eos>", "target": target tokens
+        + "<eos>", "weights": (T + 1, S + 1) numpy array, row t = the attention weights while
+        producing target token t (each row sums to 1)}. target None: the greedy output, whose
+        weights these are exactly (decoding runs the same steps as this teacher-forced pass)."""
+        self._fitted()
+        if not model.attends:
+            raise ValueError("this model has no attention (--attention none)")
+        if target is None:
+            target = self.predict(model, [Pair(source)])[0]
+        model.eval()
+        source_ids = self._source_ids(source)[None]  # (1, S + 1)
+        target_ids = self.target_vocab.encode(self.tokenizer.tokenize(target))
+        target_in = torch.tensor([[self.target_vocab.bos_id, *target_ids]])  # (1, T + 1)
+        memory, state = model.encode(source_ids, torch.tensor([source_ids.shape[1]]))
+        _, _, weights = model.decode(target_in, state, memory)  # (1, T + 1, S + 1)
+        return {
+            "source": [*self.tokenizer.tokenize(source), "<eos>"],
+            "target": [*self.target_vocab.decode(target_ids), "<eos>"],
+            "weights": weights[0].double().numpy(),
+        }
+
     def evaluate(self, model: Seq2SeqModel, examples: list[Pair], **options) -> dict:
         references = [p.target for p in examples]
         hypotheses = self.predict(model, examples, **options)
