@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -16,12 +18,50 @@ def _ran(layer, steps: int, batch: int, grad: bool) -> str:
 
 
 @pytest.mark.parametrize("kind", ["GRU", "RNN"])
-def test_unfused_torch_cells_train_compiled_and_short_calls_stay_native(kind):
+def test_unfused_torch_cells_train_compiled_and_short_training_calls_stay_native(kind):
     layer = getattr(rnnkit, kind)(4, 32)
     assert _ran(layer, 35, 8, grad=True) == "compiled"
     assert "measured faster than torch's for training at B=8, T=35, H=32" in layer.explain()
-    assert _ran(layer, 1, 8, grad=False) == "native"
-    assert "inference at B=8, T=1" in layer.explain()
+    assert _ran(layer, 2, 8, grad=True) == "native"
+    assert "training at B=8, T=2" in layer.explain()
+    assert _ran(layer, 35, 64, grad=False) == "native"  # large inference: torch as fast
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "JordanRNN", "LayerNormGRU"])
+@pytest.mark.parametrize("form", ["padded", "batch_first", "unbatched"])
+def test_short_calls_without_gradients_run_the_streaming_kernel_exactly(kind, form):
+    torch.manual_seed(0)
+    extra = {"proj_size": 3} if kind == "LSTM" else {}
+    common = dict(num_layers=2, batch_first=form == "batch_first", dtype=torch.float64)
+    if kind == "JordanRNN":
+        layer = rnnkit.JordanRNN(4, 6, 5, **common)
+    else:
+        layer = getattr(rnnkit, kind)(4, 6, **common, **extra)
+    reference = copy.deepcopy(layer)
+    reference.backend = "reference"
+    shape = {"padded": (3, 2, 4), "batch_first": (2, 3, 4), "unbatched": (3, 4)}[form]
+    x = torch.randn(shape, dtype=torch.float64)
+    with torch.no_grad():
+        _, state = reference(x)
+        got, got_state = layer(x, state)
+        expected, expected_state = reference(x, state)
+    assert "streaming kernel" in layer.explain()
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+    for a, e in zip(_flat(got_state), _flat(expected_state), strict=True):
+        torch.testing.assert_close(a, e, atol=1e-12, rtol=0)
+
+
+def _flat(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def test_calls_that_cannot_stream_use_a_sweep():
+    bidirectional = rnnkit.GRU(4, 8, bidirectional=True)
+    _ran(bidirectional, 1, 2, grad=False)
+    assert "streaming" not in bidirectional.explain()
+    dropout = rnnkit.GRU(4, 8, num_layers=2, dropout=0.5)  # training mode: dropout is active
+    _ran(dropout, 1, 2, grad=False)
+    assert "streaming" not in dropout.explain()
 
 
 def test_lstm_stays_on_torchs_fused_kernel_except_batch_one_training_of_wide_layers():
@@ -33,9 +73,10 @@ def test_lstm_stays_on_torchs_fused_kernel_except_batch_one_training_of_wide_lay
 @pytest.mark.parametrize("kind", ["JordanRNN", "LayerNormLSTM", "LayerNormGRU"])
 def test_cells_torch_lacks_always_run_compiled(kind):
     layer = rnnkit.JordanRNN(4, 8, 3) if kind == "JordanRNN" else getattr(rnnkit, kind)(4, 8)
-    for steps, batch, grad in [(1, 1, False), (35, 64, True)]:
-        assert _ran(layer, steps, batch, grad) == "compiled"
-        assert "torch has none for it" in layer.explain()
+    assert _ran(layer, 35, 64, grad=True) == "compiled"
+    assert "torch has none for it" in layer.explain()
+    assert _ran(layer, 1, 1, grad=False) == "compiled"
+    assert "streaming kernel" in layer.explain()
 
 
 def test_explicit_backend_is_obeyed_and_said():

@@ -91,15 +91,24 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
         self._backend = value
         self._last_choice = None
 
-    def _call_shape(self, batch: int, steps: int, like: Tensor) -> CallShape:
+    def _call_shape(
+        self, batch: int, steps: int, like: Tensor, packed: bool = False, hx=None
+    ) -> CallShape:
+        states = hx if isinstance(hx, (tuple, list)) else (hx,)
+        grad = torch.is_grad_enabled() and (
+            like.requires_grad
+            or any(s is not None and s.requires_grad for s in states)
+            or any(p.requires_grad for p in self.parameters())
+        )
+        dropout_active = self.training and self.dropout > 0 and self.num_layers > 1
         return CallShape(
             batch=batch,
             steps=steps,
             hidden=self.hidden_size,
             dtype=like.dtype,
             device=like.device,
-            grad=torch.is_grad_enabled()
-            and (like.requires_grad or any(p.requires_grad for p in self.parameters())),
+            grad=grad,
+            streamable=not (packed or self.bidirectional or dropout_active),
         )
 
     def _choose(self, shape: CallShape) -> Choice:
@@ -141,17 +150,20 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
         return self._forward_checked(input, hx)
 
     def _forward_checked(self, input, hx):
-        if isinstance(input, PackedSequence):
+        packed = isinstance(input, PackedSequence)
+        if packed:
             batch, steps, like = int(input.batch_sizes[0]), len(input.batch_sizes), input.data
         else:
             batched = input.dim() == 3
             batch = input.shape[0 if self.batch_first else 1] if batched else 1
             steps = input.shape[1 if self.batch_first and batched else 0]
             like = input
-        choice = self._choose(self._call_shape(batch, steps, like))
+        choice = self._choose(self._call_shape(batch, steps, like, packed, hx))
         self._last_choice = choice
         if choice.backend == "native":
             return self._native_forward(input, hx)
+        if choice.route == "stream":
+            return self._forward_by_steps(input, hx)
         call = to_packed_layout(self, input, hx)
         output, finals = run_stack(
             self._cell(),
@@ -167,6 +179,16 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
         )
         output, finals = from_packed_layout(call, output, finals)
         return output, (finals if len(finals) > 1 else finals[0])
+
+    def _forward_by_steps(self, input: Tensor, hx):
+        """The call as a loop of `self.step` (the streaming kernel) over its few steps."""
+        time_dim = 1 if self.batch_first and input.dim() == 3 else 0
+        state = tuple(hx) if isinstance(hx, list) else hx
+        outputs = []
+        for x_t in input.unbind(time_dim):
+            y_t, state = self.step(x_t, state)
+            outputs.append(y_t)
+        return torch.stack(outputs, time_dim), state
 
 
 class _TorchLayer(_EngineDispatch):

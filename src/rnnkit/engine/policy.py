@@ -21,6 +21,7 @@ __all__ = ["Choice", "choose_backend", "explicit_backend"]
 class Choice:
     backend: str  # "native", "reference" or "compiled"
     reason: str
+    route: str = "sweep"  # compiled only: "sweep" (the engine) or "stream" (step kernel)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class CallShape:
     dtype: torch.dtype
     device: torch.device
     grad: bool  # whether autograd will need the backward
+    streamable: bool = False  # one direction, padded input, no active dropout
 
 
 # Measured on a 2-core x86 CPU (docs/benchmarks.md, "Choosing the backend"): native/compiled
@@ -55,9 +57,23 @@ def _compiled_beats_native(cell, shape: CallShape) -> bool:
     return shape.grad or shape.batch * shape.hidden < LARGE_INFERENCE
 
 
+def _streams(shape: CallShape) -> bool:
+    """Short calls without gradients go to the streaming kernel (rnnkit.stream): one fused call
+    per step for the whole stack, several times cheaper than any sweep's per-call cost."""
+    return shape.streamable and not shape.grad and shape.steps <= FEW_STEPS
+
+
+STREAM_REASON = (
+    "a short call without gradients: the streaming kernel runs the whole stack in one fused "
+    "call per step"
+)
+
+
 def choose_backend(cell, has_native: bool, shape: CallShape) -> Choice:
     """The backend `auto` runs for this call."""
     why_not = cannot_compile(cell, shape.dtype, shape.device)
+    if why_not is None and _streams(shape):
+        return Choice("compiled", STREAM_REASON, route="stream")
     if why_not is None:
         if not has_native:
             return Choice("compiled", "compiled kernels serve this cell, torch has none for it")
@@ -88,4 +104,6 @@ def explicit_backend(owner: str, backend: str, cell, shape: CallShape) -> Choice
                 f"{owner}: backend='compiled' cannot run this call: {why_not}; use "
                 "backend='auto' (it says what ran via layer.explain()) or 'reference'"
             )
+        if _streams(shape):
+            return Choice(backend, f"asked for explicitly; {STREAM_REASON}", route="stream")
     return Choice(backend, "asked for explicitly")
