@@ -263,7 +263,7 @@ class ForecastTask(Task):
         if len(examples) <= self.window:
             raise ValueError(
                 f"{where} has {len(examples)} points; --window {self.window} needs at least "
-                f"{self.window + 1} (lower --window or give a longer series)"
+                f"{self.window + 1} (give a longer series, or train with a smaller --window)"
             )
         return [
             Window(examples[i - self.window : i + 1], i) for i in range(self.window, len(examples))
