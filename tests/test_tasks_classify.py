@@ -235,3 +235,26 @@ def test_digits_example_short(one_thread):
     split = digits_classify.load_split(0)
     result = digits_classify.rnn_classifier(*split, max_steps=150, **FAST)
     assert result["accuracy"] >= 0.8  # chance is 0.1
+
+
+def test_cli_numeric_sequences(tmp_path, capsys, one_thread):
+    """--tokens numbers from the command line: which of two steps holds the larger values."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(120, 2, 3, generator=g)
+    rows = []
+    for seq in x:
+        label = "first" if seq[0].sum() > seq[1].sum() else "second"
+        rows.append(label + "\t" + "; ".join(" ".join(f"{v:.3f}" for v in step) for step in seq))
+    data = write(tmp_path / "n.tsv", rows)
+    out = tmp_path / "run"
+    args = ["train", "--task", "classify", "--tokens", "numbers", "--data", str(data)]
+    args += ["--out", str(out), "--max-steps", "80", "--lr", "1e-2", "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(out), "--data", str(data)]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] >= 0.8
+    wrong = write(tmp_path / "wrong.txt", ["1 2; 3 4"])  # 2 values per step, trained on 3
+    assert main(["predict", "--checkpoint", str(out), "--data", str(wrong)]) == 2
+    assert "wrong.txt:1: 2 values per time step, but the model was trained on 3" in (
+        capsys.readouterr().err
+    )
