@@ -146,6 +146,20 @@ def _add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EVALUATE_DESCRIPTION = """\
+Print JSON with the model's figures on --data.
+  language model   loss (mean cross-entropy, nats per token) over the whole file, bpc (bits
+                   per character), perplexity, tokens (predictions scored), characters
+  classify         accuracy, macro_f1
+  tag              token_accuracy, entity_f1 with entity_precision and entity_recall
+                   (seqeval's BIO entities)
+  seq2seq          exact_match, cer, bleu
+  forecast         rmse, mae, mase of one-step forecasts
+Task models read --data in their training format; labels never seen in training count as
+wrong predictions.
+"""
+
+
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     _add_checkpoint_argument(parser)
     parser.add_argument(
@@ -162,7 +176,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=64,
         metavar="N",
-        help="chunks of the text scored side by side (default: %(default)s)",
+        help="chunks of the text scored side by side; task models: examples per forward "
+        "pass (default: %(default)s)",
     )
     parser.add_argument(
         "--seq-len",
@@ -308,12 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="score a file with a trained model (language model or task model)",
-        description="Print JSON. A language model: its loss on the whole file: loss (mean "
-        "cross-entropy, nats per token), bpc (bits per character), perplexity, tokens "
-        "(predictions scored) and characters. A task model (the file in its training format): "
-        "classify accuracy and macro_f1; tag token_accuracy and entity_f1 (seqeval's BIO "
-        "entities) with precision and recall; seq2seq exact_match, cer and bleu; forecast "
-        "rmse, mae and mase. Labels never seen in training count as wrong predictions.",
+        description=EVALUATE_DESCRIPTION,
         epilog="examples:\n  rnnkit evaluate --checkpoint runs/ts --data test.txt\n  "
         "rnnkit evaluate --checkpoint runs/sentiment --data test.tsv",
         formatter_class=_HelpFormatter,
