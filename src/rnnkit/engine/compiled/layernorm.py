@@ -26,6 +26,7 @@ from torch import Tensor
 from ...cells import LayerNormGRUCell, LayerNormLSTMCell
 from ...cells._layer_norm import EPS, layer_norm_backward_from_normalized
 from ..reference import SweepSpec
+from .threads import per_step_blas_threads
 from .vecmath import scratch_for, sigmoid_inplace, tanh_inplace
 
 __all__ = ["cannot_compile_layernorm", "layernorm_compiled_sweep"]
@@ -305,7 +306,8 @@ class _LayerNormSweep(torch.autograd.Function):
         shift_h = gain_h if is_lstm else cell._shift("hh")  # the LSTM folded its shift into gi
         gain_c = cell.param("ln_cell_weight") if is_lstm else gain_h
         shift_c = cell.param("ln_cell_bias") if is_lstm else gain_h
-        _forward_sweep(
+        with per_step_blas_threads():
+            _forward_sweep(
             is_lstm, spec.reverse, *_packed_index(spec.batch_sizes), gates.numpy(),
             _np(w_hh.t()), r_state.numpy(), c_state.numpy(), outputs.numpy(), r_prev_all.numpy(),
             c_prev_all.numpy(), h_hat_all.numpy(), rstd_h_all.numpy(), c_hat_all.numpy(),
@@ -356,7 +358,8 @@ class _LayerNormSweep(torch.autograd.Function):
         dtype = gates.numpy().dtype
         gain_h = cell.param("ln_hh_weight")
         gain_c = cell.param("ln_cell_weight") if is_lstm else gain_h
-        _backward_sweep(
+        with per_step_blas_threads():
+            _backward_sweep(
             is_lstm, spec.reverse, *_packed_index(spec.batch_sizes), grad_outputs.numpy(),
             grad_r.numpy(), grad_c.numpy(), gates.numpy(), _np(w_hh), r_prev_all.numpy(),
             c_prev_all.numpy(), h_hat_all.numpy(), rstd_h_all.numpy(), c_hat_all.numpy(),

@@ -20,6 +20,7 @@ from torch import Tensor
 from ...cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
 from ..reference import SweepSpec
 from . import kernels
+from .threads import per_step_blas_threads
 from .vecmath import scratch_for
 
 __all__ = ["builtin_compiled_sweep", "cannot_compile_builtin"]
@@ -118,28 +119,29 @@ def _forward(spec: SweepSpec, data: Tensor, r0: Tensor, carried0, weights) -> _F
     c_prev_all = np.empty((N, H if kind == kernels.LSTM else 0), dtype)
     aux_all = np.empty((N, H if kind != kernels.ELMAN else 0), dtype)
     width = max(G, R)
-    kernels.forward_sweep(
-        kind,
-        act,
-        proj_act,
-        spec.reverse,
-        *_packed_index(spec.batch_sizes),
-        gates.numpy(),
-        _gru_hidden_bias(b_hh, G, dtype) if separate else np.zeros(0, dtype),
-        _np(w_hh, (), dtype),
-        _np(w_out, (0, H), dtype),
-        _np(b_out, (0,), dtype),
-        r_state,
-        c_state,
-        outputs,
-        m_all,
-        r_prev_all,
-        c_prev_all,
-        aux_all,
-        np.empty((B, G), dtype),
-        np.empty(width, dtype),
-        *scratch_for(width, dtype),
-    )
+    with per_step_blas_threads():
+        kernels.forward_sweep(
+            kind,
+            act,
+            proj_act,
+            spec.reverse,
+            *_packed_index(spec.batch_sizes),
+            gates.numpy(),
+            _gru_hidden_bias(b_hh, G, dtype) if separate else np.zeros(0, dtype),
+            _np(w_hh, (), dtype),
+            _np(w_out, (0, H), dtype),
+            _np(b_out, (0,), dtype),
+            r_state,
+            c_state,
+            outputs,
+            m_all,
+            r_prev_all,
+            c_prev_all,
+            aux_all,
+            np.empty((B, G), dtype),
+            np.empty(width, dtype),
+            *scratch_for(width, dtype),
+        )
     c_final = torch.from_numpy(c_state) if carried0 else None
     return _Forward(
         torch.from_numpy(outputs),
@@ -206,29 +208,30 @@ class _CompiledSweep(torch.autograd.Function):
         grad_hidden = data.new_empty((N, G)) if separate else grad_gates
         grad_pre = data.new_empty((N, R)) if w_out is not None else None
 
-        kernels.backward_sweep(
-            kind,
-            act,
-            proj_act,
-            spec.reverse,
-            *_packed_index(spec.batch_sizes),
-            grad_outputs.numpy(),
-            grad_r.numpy(),
-            grad_c.numpy(),
-            saved.gates,
-            _np(w_hh, (), dtype),
-            _np(w_out, (0, H), dtype),
-            outputs.numpy(),
-            saved.m_all,
-            saved.r_prev_all,
-            saved.c_prev_all,
-            saved.aux_all,
-            grad_gates.numpy(),
-            grad_hidden.numpy(),
-            (grad_pre if grad_pre is not None else data.new_empty((N, 0))).numpy(),
-            np.empty((B, H), dtype=dtype),
-            np.empty((B, R), dtype=dtype),
-        )
+        with per_step_blas_threads():
+            kernels.backward_sweep(
+                kind,
+                act,
+                proj_act,
+                spec.reverse,
+                *_packed_index(spec.batch_sizes),
+                grad_outputs.numpy(),
+                grad_r.numpy(),
+                grad_c.numpy(),
+                saved.gates,
+                _np(w_hh, (), dtype),
+                _np(w_out, (0, H), dtype),
+                outputs.numpy(),
+                saved.m_all,
+                saved.r_prev_all,
+                saved.c_prev_all,
+                saved.aux_all,
+                grad_gates.numpy(),
+                grad_hidden.numpy(),
+                (grad_pre if grad_pre is not None else data.new_empty((N, 0))).numpy(),
+                np.empty((B, H), dtype=dtype),
+                np.empty((B, R), dtype=dtype),
+            )
 
         # Weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
