@@ -136,6 +136,18 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
     def reference_weight(self) -> Tensor:
         return next(iter(self.parameters()))
 
+    def _options_repr(self) -> str:
+        """The non-default common options, for the layers rnnkit defines (not torch's)."""
+        options = [
+            (self.num_layers != 1, f"num_layers={self.num_layers}"),
+            (not self.bias, "bias=False"),
+            (self.batch_first, "batch_first=True"),
+            (bool(self.dropout), f"dropout={self.dropout}"),
+            (self.bidirectional, "bidirectional=True"),
+            (self._backend != "auto", f"backend={self._backend!r}"),
+        ]
+        return "".join(f", {text}" for shown, text in options if shown)
+
     def forward(self, input, hx=None, lengths=None):
         """(input, hx=None, lengths=None) -> (output, final states). `lengths` (B,) makes a
         padded batch variable-length: see rnnkit._lengths."""
@@ -490,19 +502,7 @@ class JordanRNN(_EngineDispatch, nn.Module):
             f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
             f"nonlinearity={self.nonlinearity!r}, output_nonlinearity={self.output_nonlinearity!r}"
         )
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        if self._backend != "auto":
-            s += f", backend={self._backend!r}"
-        return s
+        return s + self._options_repr()
 
 
 class _LayerNormLayer(_EngineDispatch, nn.Module):
@@ -597,19 +597,7 @@ class _LayerNormLayer(_EngineDispatch, nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if not self.bias:
-            s += ", bias=False"
-        if self.batch_first:
-            s += ", batch_first=True"
-        if self.dropout:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional:
-            s += ", bidirectional=True"
-        if self._backend != "auto":
-            s += f", backend={self._backend!r}"
-        return s
+        return s + self._options_repr()
 
 
 class LayerNormLSTM(_LayerNormLayer):
