@@ -144,7 +144,10 @@ class _Sweep(torch.autograd.Function):
             data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params
         )
         # Copies: the finals may be views of what backward reads, and callers may edit them.
-        return (outputs, r.clone(), *(c.clone() for c in carried))
+        # A view of outputs, not outputs itself: the per-step saved values are views of it, and
+        # had ctx reached the returned tensor (which holds this node, which holds ctx) the cycle
+        # would keep every step's buffers alive until the garbage collector runs.
+        return (outputs.view_as(outputs), r.clone(), *(c.clone() for c in carried))
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):

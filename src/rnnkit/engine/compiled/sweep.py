@@ -10,6 +10,7 @@ rnnkit.engine.compiled.kernels without returning to Python.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -89,6 +90,7 @@ class _Forward:
     outputs: Tensor
     r_final: Tensor
     c_final: Tensor | None
+    outputs_array: np.ndarray  # the memory of `outputs`, for backward (see _CompiledSweep)
     gates: np.ndarray
     m_all: np.ndarray
     r_prev_all: np.ndarray
@@ -147,6 +149,7 @@ def _forward(spec: SweepSpec, data: Tensor, r0: Tensor, carried0, weights) -> _F
         torch.from_numpy(outputs),
         torch.from_numpy(r_state),
         c_final,
+        outputs,
         gates.numpy(),
         m_all,
         r_prev_all,
@@ -165,7 +168,10 @@ class _CompiledSweep(torch.autograd.Function):
         result = _forward(spec, data, r0, rest[:k], rest[k:])
         ctx.spec = spec
         ctx.codes = _kernel_codes(spec.cell)
-        ctx.saved = result
+        # ctx must not hold the returned tensors: they hold this node, which holds ctx, and the
+        # cycle would keep every step's buffers alive until the garbage collector runs (it
+        # counts objects, not bytes: a training loop grew by gigabytes). Arrays only.
+        ctx.saved = dataclasses.replace(result, outputs=None, r_final=None, c_final=None)
         # Inputs only: the internals live on ctx.saved (nothing outside can modify them).
         ctx.save_for_backward(data, *rest[k:])
         finals = (result.c_final,) if k else ()
@@ -184,7 +190,7 @@ class _CompiledSweep(torch.autograd.Function):
         data, *weights = ctx.saved_tensors
         w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
         saved: _Forward = ctx.saved
-        outputs = saved.outputs
+        outputs = torch.from_numpy(saved.outputs_array)
         separate = spec.cell.separate_hidden
         N, R, H, G = outputs.shape[0], outputs.shape[1], saved.m_all.shape[1], w_ih.shape[0]
         B = spec.batch_sizes[0]
