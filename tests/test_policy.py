@@ -66,8 +66,15 @@ def test_calls_that_cannot_stream_use_a_sweep():
 
 def test_lstm_stays_on_torchs_fused_kernel_except_batch_one_training_of_wide_layers():
     assert _ran(rnnkit.LSTM(4, 32), 35, 8, grad=True) == "native"
-    assert _ran(rnnkit.LSTM(4, 256), 35, 1, grad=True) == "compiled"
-    assert _ran(rnnkit.LSTM(4, 256), 35, 1, grad=False) == "native"
+    assert _ran(rnnkit.LSTM(4, 256), 35, 1, grad=True) == "native"
+    assert _ran(rnnkit.LSTM(4, 512), 35, 1, grad=True) == "compiled"
+    assert _ran(rnnkit.LSTM(4, 512), 35, 1, grad=False) == "native"
+
+
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_large_per_step_products_go_to_torchs_two_threads(kind):
+    assert _ran(getattr(rnnkit, kind)(4, 128), 35, 64, grad=True) == "compiled"
+    assert _ran(getattr(rnnkit, kind)(4, 256), 35, 32, grad=True) == "native"
 
 
 @pytest.mark.parametrize("kind", ["JordanRNN", "LayerNormLSTM", "LayerNormGRU"])

@@ -37,14 +37,19 @@ class CallShape:
     streamable: bool = False  # one direction, padded input, no active dropout
 
 
-# Measured on a 2-core x86 CPU (docs/benchmarks.md, "Choosing the backend"): native/compiled
-# time over B in {1, 8, 32, 64}, T in {1, 35, 100}, H in {64, ..., 512}.
-#  - Calls of a few steps are dominated by per-call costs, where torch's C++ path is leaner.
-#  - torch's LSTM is oneDNN's fused kernel, at GEMM peak from batch 8 up; the compiled sweep
-#    beats it only at batch 1 with H >= 256 in training.
-#  - torch's GRU and Elman RNN are not fused on the CPU: the compiled sweep wins from a handful
-#    of steps up (1.1x to 14x in training), except inference at large B x H (0.7x to 1.0x).
+# Measured with `rnnkit bench` on an idle 2-core x86 CPU (docs/benchmarks.md, 2026-11-23 12:59):
+# torch.nn time / compiled time of a training step over B in {1, 8, 32, 64}, T in {35, 100, 500},
+# H in {64, ..., 512}.
+#  - Calls of a few steps are dominated by per-call costs, where torch's C++ path is leaner
+#    (without gradients they go to the streaming kernel instead, see _streams).
+#  - torch's LSTM is oneDNN's fused kernel: the compiled sweep is 0.3x-0.9x of it, except at
+#    batch 1 with H = 512 (1.0x-1.2x).
+#  - torch's GRU and Elman RNN are not fused on the CPU: the compiled sweep wins (1.2x-13x)
+#    while the per-step product is small, and loses (0.75x-0.95x) once B * H^2 reaches 2^21
+#    (B8 H512, B32 H256 and up): its per-step products run on one BLAS thread (threads.py),
+#    torch's on two.
 FEW_STEPS = 4
+LARGE_PRODUCT = 2**21  # B * H^2 from which torch's two-thread per-step GEMMs win
 LARGE_INFERENCE = 8 * 256  # B * H from which torch's GRU/RNN inference is as fast or faster
 
 
@@ -53,7 +58,9 @@ def _compiled_beats_native(cell, shape: CallShape) -> bool:
     if shape.steps <= FEW_STEPS:
         return False
     if type(cell) is LSTMCell:
-        return shape.grad and shape.batch == 1 and shape.hidden >= 256
+        return shape.grad and shape.batch == 1 and shape.hidden >= 512
+    if shape.batch * shape.hidden**2 >= LARGE_PRODUCT:
+        return False
     return shape.grad or shape.batch * shape.hidden < LARGE_INFERENCE
 
 
