@@ -71,6 +71,11 @@ def test_lstm_stays_on_torchs_fused_kernel_except_batch_one_training_of_wide_lay
     assert _ran(rnnkit.LSTM(4, 512), 35, 1, grad=False) == "native"
 
 
+def test_projected_lstm_which_onednn_refuses_follows_the_unfused_rule():
+    assert _ran(rnnkit.LSTM(4, 128, proj_size=64), 35, 8, grad=True) == "compiled"
+    assert _ran(rnnkit.LSTM(4, 512, proj_size=64), 35, 32, grad=True) == "native"
+
+
 @pytest.mark.parametrize("kind", ["GRU", "RNN"])
 def test_large_per_step_products_go_to_torchs_two_threads(kind):
     assert _ran(getattr(rnnkit, kind)(4, 128), 35, 64, grad=True) == "compiled"

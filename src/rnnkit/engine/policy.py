@@ -44,7 +44,8 @@ class CallShape:
 #    (without gradients they go to the streaming kernel instead, see _streams).
 #  - torch's LSTM is oneDNN's fused kernel: the compiled sweep is 0.3x-0.9x of it, except at
 #    batch 1 with H = 512 (1.0x-1.2x).
-#  - torch's GRU and Elman RNN are not fused on the CPU: the compiled sweep wins (1.2x-13x)
+#  - torch's GRU, Elman RNN and projected LSTM (proj_size: oneDNN refuses it) are not fused on
+#    the CPU: the compiled sweep wins (1.2x-13x; projected LSTM 1.2x-8.5x, measured by hand)
 #    while the per-step product is small, and loses (0.75x-0.95x) once B * H^2 reaches 2^21
 #    (B8 H512, B32 H256 and up): its per-step products run on one BLAS thread (threads.py),
 #    torch's on two.
@@ -57,7 +58,7 @@ def _compiled_beats_native(cell, shape: CallShape) -> bool:
     """torch's kernel against the compiled sweep, by the measurements above."""
     if shape.steps <= FEW_STEPS:
         return False
-    if type(cell) is LSTMCell:
+    if type(cell) is LSTMCell and not cell.projected:  # oneDNN has no projected LSTM
         return shape.grad and shape.batch == 1 and shape.hidden >= 512
     if shape.batch * shape.hidden**2 >= LARGE_PRODUCT:
         return False
