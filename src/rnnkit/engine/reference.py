@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from ..cells.base import Cell
+from .gradients import SweepGrads, input_and_weight_grads
 
 __all__ = ["SweepSpec", "sweep"]
 
@@ -219,28 +220,26 @@ class _Sweep(torch.autograd.Function):
             prepared, grad_gates_all, grad_hidden_all, ctx.saved_inputs
         )
 
-        # Weight gradients as single GEMMs over all steps.
+        # Input and weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
         need_w = needs[3 + cell.num_carried :]
-        grad_data = grad_gates_all @ w_ih if needs[1] else None  # (N, I)
-        grad_w_ih = grad_gates_all.t() @ data if need_w[0] else None
-        grad_w_hh = None
-        if need_w[1]:
+
+        def recurrent_grad() -> Tensor:
             if ctx.uniform:
-                grad_w_hh = _recurrent_weight_grad(grad_hidden_all, outputs, r0, spec.reverse)
-            else:
-                grad_w_hh = grad_hidden_all.t() @ r_prev_all
-        grad_b_ih = grad_gates_all.sum(0) if b_ih is not None and need_w[2] else None
-        grad_b_hh = None
-        if b_hh is not None and need_w[3]:
-            # Folded cells saw b_ih + b_hh as one bias: the same gradient, summed once.
-            grad_b_hh = (
-                grad_hidden_all.sum(0) if separate or grad_b_ih is None else grad_b_ih.clone()
+                return _recurrent_weight_grad(grad_hidden_all, outputs, r0, spec.reverse)
+            return grad_hidden_all.t() @ r_prev_all
+
+        sweep_grads = SweepGrads(grad_gates_all, grad_hidden_all, separate, grad_pre_out_all, m_all)
+        grad_data, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_out, grad_b_out = (
+            input_and_weight_grads(
+                needs[1],
+                need_w,
+                data,
+                (w_ih, w_hh, b_ih, b_hh, w_out, b_out),
+                sweep_grads,
+                recurrent_grad,
             )
-        grad_w_out = grad_b_out = None
-        if projection:
-            grad_w_out = grad_pre_out_all.t() @ m_all if need_w[4] else None
-            grad_b_out = grad_pre_out_all.sum(0) if b_out is not None and need_w[5] else None
+        )
         return (
             None,
             grad_data,

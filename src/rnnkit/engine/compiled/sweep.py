@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ...cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
+from ..gradients import SweepGrads, input_and_weight_grads
 from ..reference import SweepSpec
 from . import kernels
 from .threads import per_step_blas_threads
@@ -188,7 +189,7 @@ class _CompiledSweep(torch.autograd.Function):
         spec: SweepSpec = ctx.spec
         kind, act, proj_act = ctx.codes
         data, *weights = ctx.saved_tensors
-        w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
+        w_ih, w_hh, _, _, w_out, _ = weights
         saved: _Forward = ctx.saved
         outputs = torch.from_numpy(saved.outputs_array)
         separate = spec.cell.separate_hidden
@@ -239,20 +240,19 @@ class _CompiledSweep(torch.autograd.Function):
                 np.empty((B, R), dtype=dtype),
             )
 
-        # Weight gradients as single GEMMs over all steps.
+        # Input and weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
-        need_w = needs[3 + k :]
-        grad_data = grad_gates @ w_ih if needs[1] else None
-        grad_w_ih = grad_gates.t() @ data if need_w[0] else None
-        grad_w_hh = grad_hidden.t() @ torch.from_numpy(saved.r_prev_all) if need_w[1] else None
-        grad_b_ih = grad_gates.sum(0) if b_ih is not None and need_w[2] else None
-        grad_b_hh = None
-        if b_hh is not None and need_w[3]:
-            grad_b_hh = grad_hidden.sum(0) if separate or grad_b_ih is None else grad_b_ih.clone()
-        grad_w_out = grad_b_out = None
-        if w_out is not None:
-            grad_w_out = grad_pre.t() @ torch.from_numpy(saved.m_all) if need_w[4] else None
-            grad_b_out = grad_pre.sum(0) if b_out is not None and need_w[5] else None
+        m_all = torch.from_numpy(saved.m_all)
+        grad_data, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_out, grad_b_out = (
+            input_and_weight_grads(
+                needs[1],
+                needs[3 + k :],
+                data,
+                weights,
+                SweepGrads(grad_gates, grad_hidden, separate, grad_pre, m_all),
+                lambda: grad_hidden.t() @ torch.from_numpy(saved.r_prev_all),
+            )
+        )
         return (
             None,
             grad_data,
