@@ -15,7 +15,6 @@ against an uninterrupted run).
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..train.loop import Clock, build_optimizer
 from ..train.plots import plot_loss_curve
 from ..train.progress import Progress, RunLog
 from ..train.schedule import LRSchedule, set_lr
+from ..train.session import after_step, drive, keeping_torch_state
 from .base import Batch, Task, check_options, make_task, task_class
 from .checkpoint import (
     TASK_JSON,
@@ -327,19 +327,7 @@ def run_steps(run: TaskRun, stop_at_step: int | None = None) -> None:
         set_lr(run.optimizer, lr)
         loss = train_step(run.task, run.model, run.optimizer, batch, config.clip)
         seconds = time.perf_counter() - started
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss became {loss} at step {clock.step + 1}; lower --lr or keep "
-                "--clip on"
-            )
-        clock.record_step(loss, batch.tokens, seconds, lr)
-        if run.progress is not None:
-            rate = clock.tokens / clock.train_time if clock.train_time > 0 else 0.0
-            run.progress.update(clock.step, clock.train_time, loss, lr, rate)
-        if clock.step % config.eval_every == 0:
-            evaluate_run(run)
-        if clock.step % config.save_every == 0:
-            save_latest(run)
+        after_step(run, loss, batch.tokens, seconds, lr, evaluate_run, save_latest)
 
 
 def _stored_config(out: Path) -> TrainConfig:
@@ -381,16 +369,10 @@ def train_task(
     val_examples (lists of the task's examples) replace --data / the held-out split (the Python
     API). Global torch state (RNG, threads) is restored afterwards.
     """
-    with torch.random.fork_rng(devices=[]):
-        threads = torch.get_num_threads()
-        try:
-            if config.threads is not None:
-                torch.set_num_threads(config.threads)
-            return _train(
-                config, resume, force, progress, stop_at_step, train_examples, val_examples
-            )
-        finally:
-            torch.set_num_threads(threads)
+    return keeping_torch_state(
+        config.threads,
+        lambda: _train(config, resume, force, progress, stop_at_step, train_examples, val_examples),
+    )
 
 
 def _prepare(config: TrainConfig, resume: bool, force: bool, train, val):
@@ -469,20 +451,13 @@ def _train(config, resume, force, show, stop, train, val) -> dict:
     atomic.write_json(out / TASK_JSON, task_file(task))
     run.log = RunLog.resume(out / rundir.LOG, run.clock.step)
 
-    clock = run.clock
-    run.progress = Progress(
-        show, max_steps=max_steps, max_time=max_time, step=clock.step, train_time=clock.train_time
+    return drive(
+        run,
+        out,
+        show=show,
+        stop=stop,
+        steps=run_steps,
+        evaluate=evaluate_run,
+        save=save_latest,
+        metrics=collect_metrics,
     )
-    try:
-        run_steps(run, stop)
-        finished = run.budget_spent()
-        if finished and (clock.last_eval_step != clock.step or not run.log.rows):
-            evaluate_run(run)
-        if run.last_saved_step != clock.step:
-            save_latest(run)
-    finally:
-        run.progress.close()
-    metrics = collect_metrics(run)
-    if finished:
-        atomic.write_json(out / rundir.METRICS, metrics)
-    return metrics

@@ -13,7 +13,6 @@ mode and draw no random numbers, so where they happen never changes the training
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from .metrics import evaluate_ids
 from .plots import plot_loss_curve
 from .progress import Progress, RunLog, describe_eval
 from .schedule import LRSchedule, set_lr
+from .session import after_step, drive, keeping_torch_state
 
 CURVE_EVERY = 10  # steps per point of the training-loss curve in loss_curve.png
 
@@ -299,19 +299,7 @@ def run_steps(run: Run, stop_at_step: int | None = None) -> None:
         set_lr(run.optimizer, lr)
         loss, run.carried = train_step(run.model, run.optimizer, x, y, run.carried, config.clip)
         seconds = time.perf_counter() - started
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss became {loss} at step {clock.step + 1}; lower --lr or keep "
-                "--clip on"
-            )
-        clock.record_step(loss, B * T, seconds, lr)
-        if run.progress is not None:
-            rate = clock.tokens / clock.train_time if clock.train_time > 0 else 0.0
-            run.progress.update(clock.step, clock.train_time, loss, lr, rate)
-        if clock.step % config.eval_every == 0:
-            evaluate_run(run)
-        if clock.step % config.save_every == 0:
-            save_latest(run)
+        after_step(run, loss, B * T, seconds, lr, evaluate_run, save_latest)
 
 
 def _prepare(config: TrainConfig, resume: bool, force: bool):
@@ -357,14 +345,10 @@ def train(
     this session after that step, saving latest/ but not evaluating, as an interruption
     would; a later resume finishes the run. Global torch state (RNG, threads) is restored.
     """
-    with torch.random.fork_rng(devices=[]):
-        threads = torch.get_num_threads()
-        try:
-            if config.threads is not None:
-                torch.set_num_threads(config.threads)
-            return _train(config, resume=resume, force=force, show=progress, stop=stop_at_step)
-        finally:
-            torch.set_num_threads(threads)
+    return keeping_torch_state(
+        config.threads,
+        lambda: _train(config, resume=resume, force=force, show=progress, stop=stop_at_step),
+    )
 
 
 def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) -> dict:
@@ -411,20 +395,13 @@ def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) 
     rundir.write_run_files(out, config, model.config.to_dict(), corpus.vocab, corpus.source)
     run.log = RunLog.resume(out / rundir.LOG, run.clock.step)
 
-    clock = run.clock
-    run.progress = Progress(
-        show, max_steps=max_steps, max_time=max_time, step=clock.step, train_time=clock.train_time
+    return drive(
+        run,
+        out,
+        show=show,
+        stop=stop,
+        steps=run_steps,
+        evaluate=evaluate_run,
+        save=save_latest,
+        metrics=collect_metrics,
     )
-    try:
-        run_steps(run, stop)
-        finished = run.budget_spent()
-        if finished and (clock.last_eval_step != clock.step or not run.log.rows):
-            evaluate_run(run)
-        if run.last_saved_step != clock.step:
-            save_latest(run)
-    finally:
-        run.progress.close()
-    metrics = collect_metrics(run)
-    if finished:  # a session ended by stop_at_step leaves metrics.json to the finished run
-        atomic.write_json(out / rundir.METRICS, metrics)
-    return metrics

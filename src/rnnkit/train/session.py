@@ -1,0 +1,95 @@
+"""What every training session does around its own steps, shared by `rnnkit train` (language
+models, rnnkit.train.loop) and the task models (rnnkit.tasks.trainer).
+
+A run object of either kind has `config`, `clock`, `progress`, `log`, `last_saved_step` and
+`budget_spent()`; the callers pass their own step, evaluation, save and metrics functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import _atomic as atomic
+from . import rundir
+from .progress import Progress
+
+__all__ = ["after_step", "drive", "keeping_torch_state"]
+
+
+def keeping_torch_state(threads: int | None, train: Callable[[], dict]) -> dict:
+    """Run `train()` with `threads` torch threads (None: unchanged), then restore torch's
+    global RNG and thread count, so a library call leaves no trace on the caller."""
+    with torch.random.fork_rng(devices=[]):
+        before = torch.get_num_threads()
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            return train()
+        finally:
+            torch.set_num_threads(before)
+
+
+def after_step(
+    run: Any,
+    loss: float,
+    tokens: int,
+    seconds: float,
+    lr: float,
+    evaluate: Callable[[Any], dict],
+    save: Callable[[Any], None],
+) -> None:
+    """Record a finished step: refuse a non-finite loss, update the clock and the progress bar,
+    evaluate and save on their cadences."""
+    clock, config = run.clock, run.config
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"the training loss became {loss} at step {clock.step + 1}; lower --lr or keep "
+            "--clip on"
+        )
+    clock.record_step(loss, tokens, seconds, lr)
+    if run.progress is not None:
+        rate = clock.tokens / clock.train_time if clock.train_time > 0 else 0.0
+        run.progress.update(clock.step, clock.train_time, loss, lr, rate)
+    if clock.step % config.eval_every == 0:
+        evaluate(run)
+    if clock.step % config.save_every == 0:
+        save(run)
+
+
+def drive(
+    run: Any,
+    out: Path,
+    *,
+    show: bool,
+    stop: int | None,
+    steps: Callable[[Any, int | None], None],
+    evaluate: Callable[[Any], dict],
+    save: Callable[[Any], None],
+    metrics: Callable[[Any], dict],
+) -> dict:
+    """Run the session's steps under a progress bar; at the end of the budget evaluate once more
+    (unless that step was just evaluated) and save latest/; write metrics.json when the run is
+    finished (a session ended by `stop` leaves it to the finished run). Returns the metrics."""
+    clock = run.clock
+    max_steps, max_time = run.config.budget()
+    run.progress = Progress(
+        show, max_steps=max_steps, max_time=max_time, step=clock.step, train_time=clock.train_time
+    )
+    try:
+        steps(run, stop)
+        finished = run.budget_spent()
+        if finished and (clock.last_eval_step != clock.step or not run.log.rows):
+            evaluate(run)
+        if run.last_saved_step != clock.step:
+            save(run)
+    finally:
+        run.progress.close()
+    result = metrics(run)
+    if finished:
+        atomic.write_json(out / rundir.METRICS, result)
+    return result
