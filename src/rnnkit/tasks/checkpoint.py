@@ -32,7 +32,7 @@ from ..train.checkpoint import (
     TRAINER_TENSORS,
     WEIGHTS,
     TrainingState,
-    optimizer_from_files,
+    load_state_files,
     optimizer_to_files,
     read_tensors,
     resolve_checkpoint,
@@ -181,15 +181,4 @@ def load_task_training_state(directory: Path, model: nn.Module, optimizer) -> tu
     """Weights and optimizer from a latest/ checkpoint; returns (trainer JSON, trainer tensors)."""
     read_task_meta(directory)
     load_weights(model, directory / WEIGHTS)
-    opt_tensors = read_tensors(directory / OPTIMIZER_TENSORS)
-    opt_json = atomic.read_json(directory / OPTIMIZER_JSON, "optimizer state")
-    try:
-        optimizer.load_state_dict(optimizer_from_files(opt_tensors, opt_json))
-    except (KeyError, TypeError, ValueError) as error:
-        detail = " ".join(str(error).split())
-        raise ValueError(
-            f"{directory}: optimizer state does not fit the model ({detail})"
-        ) from None
-    trainer = atomic.read_json(directory / TRAINER_JSON, "trainer state")
-    tensors = read_tensors(directory / TRAINER_TENSORS)
-    return trainer, tensors
+    return load_state_files(directory, optimizer)

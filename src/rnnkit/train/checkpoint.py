@@ -280,6 +280,15 @@ def load_training_state(
     """Load weights and optimizer from a latest/ checkpoint; return (trainer JSON, tensors)."""
     read_meta(directory)
     load_weights(model, directory / WEIGHTS)
+    return load_state_files(directory, optimizer)
+
+
+def load_state_files(
+    directory: Path, optimizer: torch.optim.Optimizer
+) -> tuple[dict, dict[str, Tensor]]:
+    """The files every latest/ checkpoint has besides its weights, whatever the model: the
+    optimizer's state (loaded into `optimizer`) and the trainer's; returns (trainer JSON,
+    trainer tensors). The caller checks the metadata and loads the weights first."""
     opt_tensors = read_tensors(directory / OPTIMIZER_TENSORS)
     opt_json = atomic.read_json(directory / OPTIMIZER_JSON, "optimizer state")
     try:
