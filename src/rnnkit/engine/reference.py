@@ -230,27 +230,20 @@ class _Sweep(torch.autograd.Function):
             return grad_hidden_all.t() @ r_prev_all
 
         sweep_grads = SweepGrads(grad_gates_all, grad_hidden_all, separate, grad_pre_out_all, m_all)
-        grad_data, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_out, grad_b_out = (
-            input_and_weight_grads(
-                needs[1],
-                need_w,
-                data,
-                (w_ih, w_hh, b_ih, b_hh, w_out, b_out),
-                sweep_grads,
-                recurrent_grad,
-            )
+        grad_data, *weight_grads = input_and_weight_grads(
+            needs[1],
+            need_w,
+            data,
+            (w_ih, w_hh, b_ih, b_hh, w_out, b_out),
+            sweep_grads,
+            recurrent_grad,
         )
         return (
             None,
             grad_data,
             grad_r,
             *grad_carried,
-            grad_w_ih,
-            grad_w_hh,
-            grad_b_ih,
-            grad_b_hh,
-            grad_w_out,
-            grad_b_out,
+            *weight_grads,
             *(g if need else None for g, need in zip(grad_params, need_w[6:], strict=True)),
         )
 

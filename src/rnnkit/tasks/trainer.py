@@ -30,7 +30,7 @@ from ..train.loop import Clock, build_optimizer
 from ..train.plots import plot_loss_curve
 from ..train.progress import Progress, RunLog
 from ..train.schedule import LRSchedule, set_lr
-from ..train.session import after_step, drive, keeping_torch_state
+from ..train.session import SessionBudget, after_step, drive, keeping_torch_state
 from .base import Batch, Task, check_options, make_task, task_class
 from .checkpoint import (
     TASK_JSON,
@@ -186,7 +186,7 @@ class TaskClock(Clock):
 
 
 @dataclass
-class TaskRun:
+class TaskRun(SessionBudget):
     config: TrainConfig
     out: Path
     task: Task
@@ -203,15 +203,6 @@ class TaskRun:
     session_start: float = 0.0
     wall_at_start: float = 0.0
     last_saved_step: int | None = None
-
-    def wall_time(self) -> float:
-        return self.wall_at_start + (time.perf_counter() - self.session_start)
-
-    def budget_spent(self) -> bool:
-        max_steps, max_time = self.config.budget()
-        if max_steps is not None and self.clock.step >= max_steps:
-            return True
-        return max_time is not None and self.clock.train_time >= max_time
 
 
 def _better(task: Task, score: float, loss: float, clock: TaskClock) -> bool:

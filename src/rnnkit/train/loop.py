@@ -32,7 +32,7 @@ from .metrics import evaluate_ids
 from .plots import plot_loss_curve
 from .progress import Progress, RunLog, describe_eval
 from .schedule import LRSchedule, set_lr
-from .session import after_step, drive, keeping_torch_state
+from .session import SessionBudget, after_step, drive, keeping_torch_state
 
 CURVE_EVERY = 10  # steps per point of the training-loss curve in loss_curve.png
 
@@ -143,7 +143,7 @@ class Clock:
 
 
 @dataclass
-class Run:
+class Run(SessionBudget):
     """Everything one training session works on."""
 
     config: TrainConfig
@@ -160,15 +160,6 @@ class Run:
     session_start: float = 0.0
     wall_at_start: float = 0.0
     last_saved_step: int | None = None
-
-    def wall_time(self) -> float:
-        return self.wall_at_start + (time.perf_counter() - self.session_start)
-
-    def budget_spent(self) -> bool:
-        max_steps, max_time = self.config.budget()
-        if max_steps is not None and self.clock.step >= max_steps:
-            return True
-        return max_time is not None and self.clock.train_time >= max_time
 
 
 # ---------------------------------------------------------------- evaluation and saving

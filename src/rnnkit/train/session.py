@@ -8,6 +8,7 @@ A run object of either kind has `config`, `clock`, `progress`, `log`, `last_save
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,21 @@ from .. import _atomic as atomic
 from . import rundir
 from .progress import Progress
 
-__all__ = ["after_step", "drive", "keeping_torch_state"]
+__all__ = ["SessionBudget", "after_step", "drive", "keeping_torch_state"]
+
+
+class SessionBudget:
+    """The budget methods of a run (mixed into the language-model and task run dataclasses,
+    which hold `config`, `clock`, `session_start` and `wall_at_start`)."""
+
+    def wall_time(self) -> float:
+        return self.wall_at_start + (time.perf_counter() - self.session_start)
+
+    def budget_spent(self) -> bool:
+        max_steps, max_time = self.config.budget()
+        if max_steps is not None and self.clock.step >= max_steps:
+            return True
+        return max_time is not None and self.clock.train_time >= max_time
 
 
 def keeping_torch_state(threads: int | None, train: Callable[[], dict]) -> dict:

@@ -243,27 +243,20 @@ class _CompiledSweep(torch.autograd.Function):
         # Input and weight gradients as single GEMMs over all steps.
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
         m_all = torch.from_numpy(saved.m_all)
-        grad_data, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_out, grad_b_out = (
-            input_and_weight_grads(
-                needs[1],
-                needs[3 + k :],
-                data,
-                weights,
-                SweepGrads(grad_gates, grad_hidden, separate, grad_pre, m_all),
-                lambda: grad_hidden.t() @ torch.from_numpy(saved.r_prev_all),
-            )
+        grad_data, *weight_grads = input_and_weight_grads(
+            needs[1],
+            needs[3 + k :],
+            data,
+            weights,
+            SweepGrads(grad_gates, grad_hidden, separate, grad_pre, m_all),
+            lambda: grad_hidden.t() @ torch.from_numpy(saved.r_prev_all),
         )
         return (
             None,
             grad_data,
             grad_r,
             *((grad_c,) if k else ()),
-            grad_w_ih,
-            grad_w_hh,
-            grad_b_ih,
-            grad_b_hh,
-            grad_w_out,
-            grad_b_out,
+            *weight_grads,
         )
 
 
