@@ -26,6 +26,7 @@ from torch import Tensor
 from ...cells import LayerNormGRUCell, LayerNormLSTMCell
 from ...cells._layer_norm import EPS, layer_norm_backward_from_normalized
 from ..reference import SweepSpec
+from .kernels import _gru_backward_row
 from .threads import per_step_blas_threads
 from .vecmath import scratch_for, sigmoid_inplace, tanh_inplace
 
@@ -169,17 +170,7 @@ def _ln_gru_backward_row(a, hn, h_prev, h_hat, rstd_h, dh, dgi, dgh_norm, dgh, g
     """dh: dL/dh_t in, the direct dL/dh_{t-1} = dh * z out; dgi: dL/dgi (3H); dgh_norm:
     scratch for dL/dgh (3H, before the layer norm); dgh: dL/d(W_hh h). acc rows: dγ_h, dβ_h."""
     H = dh.shape[0]
-    for j in range(H):
-        r, z, n = a[j], a[H + j], a[2 * H + j]
-        d = dh[j]
-        da_n = d * (1.0 - z) * (1.0 - n * n)
-        dgi[2 * H + j] = da_n
-        dgh_norm[2 * H + j] = da_n * r
-        dgi[j] = da_n * hn[j] * r * (1.0 - r)
-        dgi[H + j] = d * (h_prev[j] - n) * z * (1.0 - z)
-        dh[j] = d * z
-    for k in range(2 * H):
-        dgh_norm[k] = dgi[k]
+    _gru_backward_row(a, hn, h_prev, dh, dgi, dgh_norm, H)  # the GRU step, on normalized gh
     for k in range(3 * H):
         acc[0, k] += dgh_norm[k] * h_hat[k]
         acc[1, k] += dgh_norm[k]
