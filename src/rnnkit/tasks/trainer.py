@@ -30,7 +30,13 @@ from ..train.loop import Clock, build_optimizer
 from ..train.plots import plot_loss_curve
 from ..train.progress import Progress, RunLog
 from ..train.schedule import LRSchedule, set_lr
-from ..train.session import SessionBudget, after_step, drive, keeping_torch_state
+from ..train.session import (
+    SessionBudget,
+    after_step,
+    drive,
+    keeping_torch_state,
+    open_run_dir,
+)
 from .base import Batch, Task, check_options, make_task, task_class
 from .checkpoint import (
     TASK_JSON,
@@ -425,11 +431,8 @@ def _train(config, resume, force, show, stop, train, val) -> dict:
 
     # Everything is checked: only now is the directory changed.
     if mode == "replace":
-        rundir.clear_run(out)
         (out / TASK_JSON).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (rundir.LATEST, rundir.BEST):
-        atomic.recover_dir(out / name)
+    open_run_dir(out, replace=mode == "replace")
     atomic.write_json(
         out / rundir.CONFIG,
         {
@@ -440,7 +443,6 @@ def _train(config, resume, force, show, stop, train, val) -> dict:
         },
     )
     atomic.write_json(out / TASK_JSON, task_file(task))
-    run.log = RunLog.resume(out / rundir.LOG, run.clock.step)
 
     return drive(
         run,

@@ -32,7 +32,7 @@ from .metrics import evaluate_ids
 from .plots import plot_loss_curve
 from .progress import Progress, RunLog, describe_eval
 from .schedule import LRSchedule, set_lr
-from .session import SessionBudget, after_step, drive, keeping_torch_state
+from .session import SessionBudget, after_step, drive, keeping_torch_state, open_run_dir
 
 CURVE_EVERY = 10  # steps per point of the training-loss curve in loss_curve.png
 
@@ -378,13 +378,8 @@ def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) 
         restore_latest(run, latest)
 
     # Everything is checked: only now is the directory changed.
-    if mode == "replace":
-        rundir.clear_run(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in (rundir.LATEST, rundir.BEST):
-        atomic.recover_dir(out / name)
+    open_run_dir(out, replace=mode == "replace")
     rundir.write_run_files(out, config, model.config.to_dict(), corpus.vocab, corpus.source)
-    run.log = RunLog.resume(out / rundir.LOG, run.clock.step)
 
     return drive(
         run,

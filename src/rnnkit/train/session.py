@@ -17,9 +17,9 @@ import torch
 
 from .. import _atomic as atomic
 from . import rundir
-from .progress import Progress
+from .progress import Progress, RunLog
 
-__all__ = ["SessionBudget", "after_step", "drive", "keeping_torch_state"]
+__all__ = ["SessionBudget", "after_step", "drive", "keeping_torch_state", "open_run_dir"]
 
 
 class SessionBudget:
@@ -76,6 +76,16 @@ def after_step(
         save(run)
 
 
+def open_run_dir(out: Path, replace: bool) -> None:
+    """Make `out` ready for a session once everything is checked: cleared when the run is
+    replaced (--force), created, and its checkpoints recovered if a kill interrupted a save."""
+    if replace:
+        rundir.clear_run(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (rundir.LATEST, rundir.BEST):
+        atomic.recover_dir(out / name)
+
+
 def drive(
     run: Any,
     out: Path,
@@ -87,10 +97,12 @@ def drive(
     save: Callable[[Any], None],
     metrics: Callable[[Any], dict],
 ) -> dict:
-    """Run the session's steps under a progress bar; at the end of the budget evaluate once more
-    (unless that step was just evaluated) and save latest/; write metrics.json when the run is
-    finished (a session ended by `stop` leaves it to the finished run). Returns the metrics."""
+    """Continue the run's log and run the session's steps under a progress bar; at the end of
+    the budget evaluate once more (unless that step was just evaluated) and save latest/; write
+    metrics.json when the run is finished (a session ended by `stop` leaves it to the finished
+    run). Returns the metrics."""
     clock = run.clock
+    run.log = RunLog.resume(out / rundir.LOG, clock.step)
     max_steps, max_time = run.config.budget()
     run.progress = Progress(
         show, max_steps=max_steps, max_time=max_time, step=clock.step, train_time=clock.train_time
