@@ -135,7 +135,12 @@ class TrainConfig:
         metavar="FILE",
     )
     backend: str = _option(
-        "auto", "rnnkit layer backend", choices=("auto", "native", "reference", "compiled")
+        "auto",
+        "rnnkit layer backend: auto picks per call what measured fastest (torch's kernel, "
+        "rnnkit's compiled numba kernels, or the reference engine for cells without kernels); "
+        "native is torch's kernel, compiled rnnkit's fused CPU kernels, reference the plain-torch "
+        "engine (see docs/engine.md)",
+        choices=("auto", "native", "reference", "compiled"),
     )
     unidirectional: bool = _option(
         False,
