@@ -574,3 +574,13 @@ def test_pad_sequences_and_pack_reject_bad_input():
         pack(padded, lengths)
     with pytest.raises(ValueError, match=r"lengths must be \(B,\) with B = 2"):
         pack(padded, torch.tensor([3]))
+
+
+def test_one_hot_follows_the_models_dtype():
+    """model.double() must reach the one-hot inputs, as it reaches an embedding's weight."""
+    layer = OneHot(4)
+    ids = torch.tensor([[0, 3], [2, 1]])
+    assert layer(ids).dtype == torch.float32
+    layer.double()
+    assert layer(ids).dtype == torch.float64
+    assert layer.state_dict() == {}  # nothing new is saved in checkpoints

@@ -29,9 +29,7 @@ def _model(cell, embedding_dim, dtype, vocab_size=VOCAB_SIZE, seed=0, num_layers
         num_layers=num_layers,
         backend="reference" if cell == "jordan" else "native",  # the trusted eager twins
     )
-    model = LanguageModel(config).to(dtype).eval()
-    if embedding_dim == 0:
-        model.embedding.dtype = dtype  # OneHot keeps its dtype out of .to()
+    model = LanguageModel(config).to(dtype).eval()  # .to() reaches OneHot's dtype too
     with torch.no_grad():  # larger weights: a peaked, input-dependent distribution
         for p in model.parameters():
             p.mul_(3)

@@ -35,7 +35,17 @@ class OneHot(nn.Module):
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"OneHot: dtype must be a floating torch.dtype; got {dtype!r}")
         self.num_classes = num_classes
-        self.dtype = dtype
+        # An empty, non-persistent buffer: model.double() / .to(dtype) convert it, so the
+        # one-hot vectors follow the model's dtype like an embedding's weight would.
+        self.register_buffer("_dtype_of", torch.empty(0, dtype=dtype), persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype_of.dtype
+
+    @dtype.setter
+    def dtype(self, value: torch.dtype) -> None:
+        self._dtype_of = self._dtype_of.to(value)
 
     def forward(self, ids: Tensor) -> Tensor:
         if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.is_complex():
