@@ -131,6 +131,12 @@ def replace_dir(filled: str | os.PathLike, final: str | os.PathLike) -> None:
         shutil.rmtree(old)
 
 
+def dir_or_aside_exists(final: str | os.PathLike) -> bool:
+    """Whether `final` exists, or its old copy that a `replace_dir` cut short left aside."""
+    final = Path(final)
+    return final.exists() or _old_name(final).exists()
+
+
 def recover_dir(final: str | os.PathLike) -> None:
     """Undo a `replace_dir` cut short by a kill, and drop half-written temporary directories."""
     final = Path(final)

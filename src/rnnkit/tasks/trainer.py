@@ -35,7 +35,9 @@ from ..train.session import (
     after_step,
     drive,
     keeping_torch_state,
+    lr_schedule,
     open_run_dir,
+    resuming,
 )
 from .base import Batch, Task, check_options, make_task, task_class
 from .checkpoint import (
@@ -402,14 +404,11 @@ def _train(config, resume, force, show, stop, train, val) -> dict:
     torch.manual_seed(config.seed)
     model = task.build_model()
     latest = out / rundir.LATEST
-    restoring = mode == "resume" and (latest.exists() or (out / ".latest.old").exists())
+    restoring = resuming(out, mode)
     if not restoring:
         task.init_model(model)
     optimizer = build_optimizer(config, model)
-    max_steps, max_time = config.budget()
-    schedule = LRSchedule(
-        config.lr, config.warmup_steps, config.schedule, max_steps=max_steps, max_time=max_time
-    )
+    schedule = lr_schedule(config)
     run = TaskRun(
         config=config,
         out=out,

@@ -32,7 +32,15 @@ from .metrics import evaluate_ids
 from .plots import plot_loss_curve
 from .progress import Progress, RunLog, describe_eval
 from .schedule import LRSchedule, set_lr
-from .session import SessionBudget, after_step, drive, keeping_torch_state, open_run_dir
+from .session import (
+    SessionBudget,
+    after_step,
+    drive,
+    keeping_torch_state,
+    lr_schedule,
+    open_run_dir,
+    resuming,
+)
 
 CURVE_EVERY = 10  # steps per point of the training-loss curve in loss_curve.png
 
@@ -348,17 +356,14 @@ def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) 
     torch.manual_seed(config.seed)
     model = build_model(config, len(corpus.vocab))
     latest = out / rundir.LATEST
-    restoring = mode == "resume" and (latest.exists() or (out / ".latest.old").exists())
+    restoring = resuming(out, mode)
     if config.word_vectors is not None and not restoring:
         _load_vectors(config, model, corpus)
     optimizer = build_optimizer(config, model)
     stream = LMBatchStream(
         corpus.train_ids, config.batch_size, config.seq_len, mode=config.batching, seed=config.seed
     )
-    max_steps, max_time = config.budget()
-    schedule = LRSchedule(
-        config.lr, config.warmup_steps, config.schedule, max_steps=max_steps, max_time=max_time
-    )
+    schedule = lr_schedule(config)
 
     run = Run(
         config=config,

@@ -18,8 +18,17 @@ import torch
 from .. import _atomic as atomic
 from . import rundir
 from .progress import Progress, RunLog
+from .schedule import LRSchedule
 
-__all__ = ["SessionBudget", "after_step", "drive", "keeping_torch_state", "open_run_dir"]
+__all__ = [
+    "SessionBudget",
+    "after_step",
+    "drive",
+    "keeping_torch_state",
+    "lr_schedule",
+    "open_run_dir",
+    "resuming",
+]
 
 
 class SessionBudget:
@@ -74,6 +83,19 @@ def after_step(
         evaluate(run)
     if clock.step % config.save_every == 0:
         save(run)
+
+
+def resuming(out: Path, mode: str) -> bool:
+    """Whether this session continues from the run's latest/ checkpoint."""
+    return mode == "resume" and atomic.dir_or_aside_exists(out / rundir.LATEST)
+
+
+def lr_schedule(config) -> LRSchedule:
+    """The learning-rate schedule of `config` over its budget."""
+    max_steps, max_time = config.budget()
+    return LRSchedule(
+        config.lr, config.warmup_steps, config.schedule, max_steps=max_steps, max_time=max_time
+    )
 
 
 def open_run_dir(out: Path, replace: bool) -> None:
