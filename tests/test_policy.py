@@ -99,3 +99,52 @@ def test_explicit_backend_is_obeyed_and_said():
 
 def test_explain_before_any_call_describes_a_typical_call():
     assert "no call yet" in rnnkit.GRU(4, 8).explain()
+
+
+# ---------------------------------------------------------------- autocast (bfloat16 training)
+
+BF16 = {"device_type": "cpu", "dtype": torch.bfloat16}
+
+
+def test_under_autocast_lstm_runs_torchs_fused_kernel_in_bfloat16():
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(4, 32)
+    twin = torch.nn.LSTM(4, 32)
+    twin.load_state_dict(layer.state_dict())
+    x = torch.randn(35, 8, 4, requires_grad=True)
+    with torch.autocast(**BF16):
+        output, _ = layer(x)
+        expected, _ = twin(x)
+    assert layer.resolved_backend == "native"
+    assert "autocast" in layer.explain()
+    assert output.dtype == torch.bfloat16  # the products really ran in bfloat16
+    assert torch.equal(output, expected)  # torch.nn's own call under autocast
+    output.float().sum().backward()
+    assert x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    assert all(p.grad.dtype == torch.float32 for p in layer.parameters())
+
+
+@pytest.mark.parametrize("kind", ["JordanRNN", "LayerNormLSTM", "GRU"])
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_under_autocast_rnnkits_engines_compute_in_the_weights_dtype(kind, backend):
+    """rnnkit's engines do not take autocast: they run as if it were off, on float32 inputs,
+    including a bfloat16 input or state handed over by a layer that ran in bfloat16. (torch's
+    GRU is not autocast either, so a GRU keeps its float32 rule.)"""
+    torch.manual_seed(0)
+    if kind == "JordanRNN":
+        layer = rnnkit.JordanRNN(4, 6, 5, backend=backend)
+    else:
+        layer = getattr(rnnkit, kind)(4, 6, backend=backend)
+    x = torch.randn(12, 3, 4)
+    _, state = layer(x)
+    with torch.autocast(**BF16):
+        output, _ = layer(x.bfloat16())
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, layer(x.bfloat16().float())[0], rtol=0, atol=0)
+    with torch.autocast(**BF16):  # a state in bfloat16, as an autocast LSTM hands it over
+        low = tuple(s.bfloat16() for s in state) if isinstance(state, tuple) else state.bfloat16()
+        again, _ = layer(x, low)
+    assert again.dtype == torch.float32
+    high = tuple(s.bfloat16().float() for s in low) if isinstance(low, tuple) else low.float()
+    torch.testing.assert_close(again, layer(x, high)[0], rtol=0, atol=0)
+    assert "autocast" not in layer.explain()

@@ -157,6 +157,38 @@ def test_train_step_reduces_loss_on_repetitive_text():
     assert losses[-1] < 0.3 * losses[0]
 
 
+def test_bfloat16_steps_learn_and_keep_float32_weights_and_state():
+    text = "the quick brown fox jumps over the lazy dog. " * 10
+    vocab = Vocab.build(list(text))
+    ids = torch.tensor(vocab.encode(list(text)))
+    model = char_model(len(vocab))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.02)
+    x, y = ids[:400].reshape(4, 100), ids[1:401].reshape(4, 100)
+    losses, state = [], None
+    for _ in range(40):
+        loss, state = train_step(model, optimizer, x, y, state, clip=1.0, precision="bfloat16")
+        losses.append(loss)
+    assert losses[-1] < 0.3 * losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(s.dtype == torch.float32 and not s.requires_grad for s in state)
+
+
+def test_precision_is_resolved_and_reported(tmp_path):
+    from rnnkit.train import precision
+
+    expected = "bfloat16" if precision.cpu_has_fast_bfloat16() else "float32"
+    assert precision.resolve_precision("auto") == expected
+    assert precision.resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
+        precision.resolve_precision("fp16")
+    with pytest.raises(ValueError, match=r"--precision \(precision\) must be one of"):
+        config(tmp_path, precision="half")
+    metrics = train(config(tmp_path, max_steps=3, precision="bfloat16"), progress=False)
+    assert metrics["precision"] == "bfloat16"
+    model, *_ = load_checkpoint(Path(tmp_path / "run" / "latest"))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 # ---------------------------------------------------------------- a run
 
 
@@ -259,10 +291,18 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[name], wb[name]), name
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("stop", [20, 15], ids=["at-a-save", "between-saves"])
-def test_resume_is_exact(tmp_path, stop):
+def test_resume_is_exact(tmp_path, stop, precision):
     """Uninterrupted 30 steps == stopped at `stop` and resumed, bit for bit (dropout too)."""
-    settings = {"max_steps": 30, "save_every": 10, "eval_every": 7, "dropout": 0.2, "num_layers": 2}
+    settings = {
+        "max_steps": 30,
+        "save_every": 10,
+        "eval_every": 7,
+        "dropout": 0.2,
+        "num_layers": 2,
+        "precision": precision,
+    }
     whole = config(tmp_path, out="whole", **settings)
     train(whole, progress=False)
     parts = config(tmp_path, out="parts", **settings)

@@ -65,9 +65,19 @@ def describe(value) -> str:
     return type(value).__name__
 
 
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether autocast is on for `device`'s type (False for types autocast does not know)."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # e.g. "meta": no autocast dispatch key
+        return False
+
+
 def check_tensor_matches(owner: str, name: str, tensor: Tensor, reference: Tensor) -> None:
-    """`tensor` must share dtype and device with the layer's weights (`reference`)."""
-    if tensor.dtype != reference.dtype:
+    """`tensor` must share dtype and device with the layer's weights (`reference`); under
+    autocast any floating dtype is taken, as torch.nn takes it (the call casts)."""
+    autocasting = torch.is_floating_point(tensor) and autocast_enabled(reference.device)
+    if tensor.dtype != reference.dtype and not autocasting:
         fix = f"convert with {name}.to({reference.dtype})"
         if torch.is_floating_point(tensor):  # a layer can only take a floating dtype
             fix += f" or the layer with .to({tensor.dtype})"

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ._checks import (
+    autocast_enabled,
     check_backend,
     check_bool,
     check_dropout,
@@ -101,14 +102,18 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
             or any(p.requires_grad for p in self.parameters())
         )
         dropout_active = self.training and self.dropout > 0 and self.num_layers > 1
+        autocast = like.device.type == "cpu" and autocast_enabled(like.device)
         return CallShape(
             batch=batch,
             steps=steps,
             hidden=self.hidden_size,
-            dtype=like.dtype,
+            # under autocast the input may be in its lower precision; the weights' dtype is
+            # what an engine that ignores autocast computes in
+            dtype=self.reference_weight().dtype if autocast else like.dtype,
             device=like.device,
             grad=grad,
             streamable=not (packed or self.bidirectional or dropout_active),
+            autocast=autocast,
         )
 
     def _choose(self, shape: CallShape) -> Choice:
@@ -170,10 +175,13 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
             batch = input.shape[0 if self.batch_first else 1] if batched else 1
             steps = input.shape[1 if self.batch_first and batched else 0]
             like = input
-        choice = self._choose(self._call_shape(batch, steps, like, packed, hx))
+        shape = self._call_shape(batch, steps, like, packed, hx)
+        choice = self._choose(shape)
         self._last_choice = choice
         if choice.backend == "native":
             return self._native_forward(input, hx)
+        if shape.autocast:  # rnnkit's engines compute in the weights' dtype (policy.py)
+            return self._forward_without_autocast(input, hx)
         if choice.route == "stream":
             return self._forward_by_steps(input, hx)
         call = to_packed_layout(self, input, hx)
@@ -191,6 +199,16 @@ class _EngineDispatch(StreamingMixin):  # + step() and stream(): rnnkit.stream
         )
         output, finals = from_packed_layout(call, output, finals)
         return output, (finals if len(finals) > 1 else finals[0])
+
+    def _forward_without_autocast(self, input, hx):
+        """The call in the weights' dtype, as autocast runs the ops it does not cover."""
+        dtype = self.reference_weight().dtype
+        if isinstance(hx, (tuple, list)):
+            hx = tuple(state.to(dtype) for state in hx)
+        elif hx is not None:
+            hx = hx.to(dtype)
+        with torch.autocast("cpu", enabled=False):
+            return self._forward_checked(input.to(dtype), hx)
 
     def _forward_by_steps(self, input: Tensor, hx):
         """The call as a loop of `self.step` (the streaming kernel) over its few steps."""

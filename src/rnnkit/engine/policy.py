@@ -35,6 +35,7 @@ class CallShape:
     device: torch.device
     grad: bool  # whether autograd will need the backward
     streamable: bool = False  # one direction, padded input, no active dropout
+    autocast: bool = False  # CPU autocast to a lower precision is on (e.g. bfloat16 training)
 
 
 # Measured with `rnnkit bench` on an idle 2-core x86 CPU (docs/benchmarks.md, 2026-11-23 12:59):
@@ -58,7 +59,7 @@ def _compiled_beats_native(cell, shape: CallShape) -> bool:
     """torch's kernel against the compiled sweep, by the measurements above."""
     if shape.steps <= FEW_STEPS:
         return False
-    if type(cell) is LSTMCell and not cell.projected:  # oneDNN has no projected LSTM
+    if _is_plain_lstm(cell):  # oneDNN has no projected LSTM
         return shape.grad and shape.batch == 1 and shape.hidden >= 512
     if shape.batch * shape.hidden**2 >= LARGE_PRODUCT:
         return False
@@ -77,8 +78,24 @@ STREAM_REASON = (
 )
 
 
+# Under CPU autocast only torch's kernels multiply in the lower precision; rnnkit's engines
+# compute in the weights' dtype. torch's fused (oneDNN) LSTM in bfloat16 measured 1.3x-2.2x
+# faster per training step than in float32 on an AVX512-BF16 CPU (docs/benchmarks.md), so it
+# beats the compiled engine further. torch's GRU is not autocast at all, and its Elman RNN and
+# projected LSTM are unfused step loops, so those cells keep the float32 rule.
+AUTOCAST_REASON = (
+    "autocast: torch's fused LSTM kernel multiplies in the lower precision, rnnkit's engines do not"
+)
+
+
+def _is_plain_lstm(cell) -> bool:
+    return type(cell) is LSTMCell and not cell.projected
+
+
 def choose_backend(cell, has_native: bool, shape: CallShape) -> Choice:
     """The backend `auto` runs for this call."""
+    if shape.autocast and _is_plain_lstm(cell):
+        return Choice("native", AUTOCAST_REASON)
     why_not = cannot_compile(cell, shape.dtype, shape.device)
     if why_not is None and _streams(shape):
         return Choice("compiled", STREAM_REASON, route="stream")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _atomic as atomic
-from ..data import LMBatchStream, detach_state, load_word_vectors
+from ..data import LMBatchStream, load_word_vectors
 from ..models import LanguageModel, LanguageModelConfig
 from . import rundir
 from .checkpoint import TrainingState, load_training_state, save_checkpoint
@@ -30,6 +30,7 @@ from .config import TrainConfig
 from .corpus import Corpus, load_corpus
 from .metrics import evaluate_ids
 from .plots import plot_loss_curve
+from .precision import autocast, resolve_precision
 from .progress import Progress, RunLog, describe_eval
 from .schedule import LRSchedule, set_lr
 from .session import (
@@ -69,7 +70,15 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    # fused: one kernel for the whole update, measured 5 ms of a 53 ms step saved at H384
+    return torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=_can_fuse(params)
+    )
+
+
+def _can_fuse(params) -> bool:
+    """torch's fused AdamW takes floating CPU or CUDA tensors of one kind; otherwise foreach."""
+    return all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
 def train_step(
@@ -79,17 +88,31 @@ def train_step(
     y: Tensor,
     state,
     clip: float = 1.0,
+    precision: str = "float32",
 ) -> tuple[float, object]:
-    """One optimizer step on batch x, y (B, T) from `state`; returns (loss, detached new state)."""
+    """One optimizer step on batch x, y (B, T) from `state`; returns (loss, detached new state).
+
+    precision "bfloat16" runs the forward under bfloat16 autocast (rnnkit.train.precision); the
+    loss, the gradients, the update and the carried state stay in the weights' dtype.
+    """
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    logits, state = model(x, state)  # (B, T, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    with autocast(precision):
+        logits, state = model(x, state)  # (B, T, V)
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
     loss.backward()
     if clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
-    return loss.item(), detach_state(state)
+    return loss.item(), _carry(state, model.head.weight.dtype)
+
+
+def _carry(state, dtype: torch.dtype):
+    """The state for the next batch: cut from the graph, in the weights' dtype (autocast hands
+    it back in bfloat16)."""
+    if isinstance(state, Tensor):
+        return state.detach().to(dtype)
+    return tuple(part.detach().to(dtype) for part in state)
 
 
 def state_tensors(state) -> list[Tensor]:
@@ -168,6 +191,7 @@ class Run(SessionBudget):
     session_start: float = 0.0
     wall_at_start: float = 0.0
     last_saved_step: int | None = None
+    precision: str = "float32"  # the resolved --precision: "float32" or "bfloat16"
 
 
 # ---------------------------------------------------------------- evaluation and saving
@@ -277,6 +301,7 @@ def collect_metrics(run: Run) -> dict:
         "val_tokens": run.corpus.val_ids.numel() - 1,
         "vocab_size": len(run.corpus.vocab),
         "parameters": sum(p.numel() for p in run.model.parameters()),
+        "precision": run.precision,
     }
     return metrics
 
@@ -296,7 +321,9 @@ def run_steps(run: Run, stop_at_step: int | None = None) -> None:
             run.carried = run.model.begin_state(B)  # rows jump: the carried state is stale
         lr = run.schedule.lr(clock.step, clock.train_time)
         set_lr(run.optimizer, lr)
-        loss, run.carried = train_step(run.model, run.optimizer, x, y, run.carried, config.clip)
+        loss, run.carried = train_step(
+            run.model, run.optimizer, x, y, run.carried, config.clip, run.precision
+        )
         seconds = time.perf_counter() - started
         after_step(run, loss, B * T, seconds, lr, evaluate_run, save_latest)
 
@@ -377,6 +404,7 @@ def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) 
         carried=model.begin_state(config.batch_size),
         log=RunLog(out / rundir.LOG),
         session_start=session_start,
+        precision=resolve_precision(config.precision),
     )
     if restoring:
         atomic.recover_dir(latest)  # a kill during a save may have left it aside
