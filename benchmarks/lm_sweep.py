@@ -120,6 +120,11 @@ class CharLM(nn.Module):
         if a.cell == "lstm" and a.proj:
             kw["proj_size"] = a.proj
         self.rnn = layer(a.emb, a.hidden, **kw)
+        if a.cell == "lstm" and a.forget_bias:
+            with torch.no_grad():  # gate order i, f, g, o: b_ih's forget slice
+                for name, bias in self.rnn.named_parameters():
+                    if name.startswith("bias_ih"):
+                        bias[a.hidden : 2 * a.hidden] += a.forget_bias
         out = a.proj if (a.cell == "lstm" and a.proj) else a.hidden
         self.ln = nn.LayerNorm(out) if a.layernorm else nn.Identity()
         self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
@@ -257,7 +262,7 @@ def build(a, vocab):
     betas = (a.beta1, a.beta2)
     if a.optim == "adamw":
         opt = torch.optim.AdamW(
-            model.parameters(), lr=a.lr, weight_decay=a.wd, betas=betas, foreach=True
+            model.parameters(), lr=a.lr, weight_decay=a.wd, betas=betas, fused=True
         )
     elif a.optim == "adam":
         opt = torch.optim.Adam(
@@ -360,6 +365,9 @@ def main(argv=None):
     p.add_argument("--clip", type=float, default=1.0, help="grad-norm clipping (0: off)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU)")
+    p.add_argument(
+        "--forget-bias", type=float, default=0.0, help="LSTM: add to the forget-gate bias at init"
+    )
     p.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
