@@ -189,6 +189,33 @@ def test_precision_is_resolved_and_reported(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
+    from rnnkit.train.config import AUTO_DROPOUT, NOMINAL_TOKENS_PER_S
+
+    few = config(tmp_path, max_steps=10)  # 10 * 4 * 16 tokens
+    assert few.planned_passes(640) == pytest.approx(1.0)
+    assert few.resolved_dropout(640) == 0.0
+    assert few.resolved_dropout(32) == AUTO_DROPOUT  # the same budget over a 20x smaller text
+    timed = config(tmp_path, max_time=100.0)
+    assert timed.planned_passes(1_000_000) == pytest.approx(100 * NOMINAL_TOKENS_PER_S / 1e6)
+    both = config(tmp_path, max_time=100.0, max_steps=10)
+    assert both.planned_passes(640) == pytest.approx(1.0)  # whichever budget ends first
+    assert config(tmp_path, max_steps=10, dropout=0.3).resolved_dropout(32) == 0.3
+    assert config(tmp_path, max_steps=10, dropout=0.0).resolved_dropout(32) == 0.0
+
+
+def test_resume_keeps_the_dropout_the_run_started_with(tmp_path):
+    """The automatic dropout depends on the budget; a resume that extends it keeps the model."""
+    text = prose(200)
+    start = config(tmp_path, text=text, max_steps=5, eval_every=100)
+    assert train(start, progress=False)["dropout"] == 0.0
+    longer = start.with_overrides(max_steps=200)
+    assert longer.resolved_dropout(len(text)) == pytest.approx(0.2)  # a new run would drop
+    assert train(longer, resume=True, progress=False)["dropout"] == 0.0
+    fresh = train(longer.with_overrides(out=str(tmp_path / "fresh")), progress=False)
+    assert fresh["dropout"] == pytest.approx(0.2)
+
+
 # ---------------------------------------------------------------- a run
 
 

@@ -85,6 +85,8 @@ class Task(ABC):
     evaluate_flags: ClassVar[dict[str, dict]] = {}
 
     def __init__(self, config) -> None:
+        if config.dropout is None:  # the automatic dropout is the language model's
+            config = config.with_overrides(dropout=0.0)
         self.config = config  # the run's TrainConfig
 
     # ------------------------------------------------------------ data

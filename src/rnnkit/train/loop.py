@@ -49,7 +49,11 @@ CURVE_EVERY = 10  # steps per point of the training-loss curve in loss_curve.png
 # ---------------------------------------------------------------- building blocks
 
 
-def build_model(config: TrainConfig, vocab_size: int) -> LanguageModel:
+def build_model(
+    config: TrainConfig, vocab_size: int, dropout: float | None = None
+) -> LanguageModel:
+    """The model `config` describes; `dropout` is the resolved --dropout (default: as given, 0
+    when automatic)."""
     return LanguageModel(
         LanguageModelConfig(
             vocab_size=vocab_size,
@@ -57,7 +61,7 @@ def build_model(config: TrainConfig, vocab_size: int) -> LanguageModel:
             embedding_dim=config.embedding_dim,
             hidden_size=config.hidden_size,
             num_layers=config.num_layers,
-            dropout=config.dropout,
+            dropout=dropout if dropout is not None else float(config.dropout or 0.0),
             tie_weights=config.tie_weights,
             backend=config.backend,
         )
@@ -302,6 +306,7 @@ def collect_metrics(run: Run) -> dict:
         "vocab_size": len(run.corpus.vocab),
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "precision": run.precision,
+        "dropout": run.model.config.dropout,
     }
     return metrics
 
@@ -347,6 +352,14 @@ def _prepare(config: TrainConfig, resume: bool, force: bool):
     return out, mode, corpus
 
 
+def _dropout(config: TrainConfig, corpus: Corpus, out: Path, restoring: bool) -> float:
+    """The run's dropout: a resumed run keeps the one it started with (an automatic choice
+    depends on the budget, which a resume may extend)."""
+    if restoring:
+        return float(rundir.read_run(out).model.get("dropout", 0.0))
+    return config.resolved_dropout(corpus.train_ids.numel())
+
+
 def _load_vectors(config: TrainConfig, model: LanguageModel, corpus: Corpus) -> None:
     vectors, found = load_word_vectors(config.word_vectors, corpus.vocab, dim=config.embedding_dim)
     with torch.no_grad():
@@ -381,9 +394,9 @@ def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) 
     session_start = time.perf_counter()
     out, mode, corpus = _prepare(config, resume, force)
     torch.manual_seed(config.seed)
-    model = build_model(config, len(corpus.vocab))
     latest = out / rundir.LATEST
     restoring = resuming(out, mode)
+    model = build_model(config, len(corpus.vocab), _dropout(config, corpus, out, restoring))
     if config.word_vectors is not None and not restoring:
         _load_vectors(config, model, corpus)
     optimizer = build_optimizer(config, model)

@@ -32,6 +32,7 @@ class StoredRun:
     config: TrainConfig
     vocab: Vocab
     source: dict
+    model: dict  # the LanguageModelConfig the run was built with
 
 
 def check_out(out: Path, *, resume: bool, force: bool) -> str:
@@ -74,7 +75,8 @@ def read_run(out: Path) -> StoredRun:
         detail = " ".join(str(error).split())
         raise ValueError(f"{out / CONFIG} has a bad train config ({detail})") from None
     vocab = Vocab.load(out / VOCAB)
-    return StoredRun(config=config, vocab=vocab, source=data.get("data", {}))
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    return StoredRun(config=config, vocab=vocab, source=data.get("data", {}), model=model)
 
 
 def config_for_resume(out: str, overrides: dict) -> TrainConfig:
