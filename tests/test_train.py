@@ -98,6 +98,9 @@ def test_schedule_by_time_and_constant():
     assert schedule.lr(6, 100.0) == pytest.approx(0.0)
     both = LRSchedule(1.0, warmup_steps=0, max_steps=100, max_time=100.0)
     assert both.progress(10, 80.0) == pytest.approx(0.8)  # whichever budget is further along
+    linear = LRSchedule(2.0, warmup_steps=10, kind="linear", max_steps=110)
+    assert [linear.lr(s, 0.0) for s in (10, 35, 60, 85)] == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    assert linear.lr(110, 0.0) == 0.0
     constant = LRSchedule(3.0, warmup_steps=2, kind="constant", max_steps=10)
     assert [constant.lr(s, 0.0) for s in range(4)] == pytest.approx([1.5, 3.0, 3.0, 3.0])
 

@@ -199,11 +199,14 @@ class TrainConfig:
     lr: float = _option(1.5e-2, "peak learning rate", metavar="LR")
     weight_decay: float = _option(0.1, "decoupled weight decay (AdamW) or L2 (SGD)", metavar="W")
     momentum: float = _option(0.0, "SGD momentum", metavar="M")
+    beta2: float = _option(
+        0.999, "AdamW's second-moment decay (its first-moment decay is 0.9)", metavar="B"
+    )
     warmup_steps: int = _option(100, "linear learning-rate warm-up steps", metavar="N")
     schedule: str = _option(
         "cosine",
-        "after warm-up: cosine decay to zero over the budget, or constant",
-        choices=("cosine", "constant"),
+        "after warm-up: cosine or linear decay to zero over the budget, or constant",
+        choices=("cosine", "linear", "constant"),
     )
     clip: float = _option(1.0, "clip gradients to this global L2 norm; 0 disables", metavar="NORM")
     # --- budget, evaluation, checkpoints
@@ -378,6 +381,8 @@ def validate(config: TrainConfig) -> None:
     _check_real(config, "max_time", 0.0, strict_low=True, optional=True)
     for name in ("weight_decay", "clip", "momentum"):
         _check_real(config, name, 0.0, strict_low=False)
+    if not _is_real(config.beta2) or not 0 <= config.beta2 < 1:
+        raise _fail("beta2", "a number in [0, 1)", config.beta2)
     if config.dropout is not None and (not _is_real(config.dropout) or not 0 <= config.dropout < 1):
         raise _fail("dropout", "a probability in [0, 1)", config.dropout)
     if not isinstance(config.tie_weights, bool):

@@ -76,7 +76,11 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
         )
     # fused: one kernel for the whole update, measured 5 ms of a 53 ms step saved at H384
     return torch.optim.AdamW(
-        params, lr=config.lr, weight_decay=config.weight_decay, fused=_can_fuse(params)
+        params,
+        lr=config.lr,
+        betas=(0.9, config.beta2),
+        weight_decay=config.weight_decay,
+        fused=_can_fuse(params),
     )
 
 

@@ -1,4 +1,5 @@
-"""Learning-rate schedule: linear warm-up, then cosine decay to zero over the budget (or constant).
+"""Learning-rate schedule: linear warm-up, then cosine or linear decay to zero over the budget
+(or constant).
 
 The budget is steps, seconds of training, or both; progress through it is
 
@@ -8,7 +9,8 @@ so a time budget decays the rate by the clock and a step budget by the step coun
 `warmup_steps` steps the cosine runs from the progress reached at the end of warm-up to 1:
 
     lr = peak * (step + 1) / warmup_steps                     while step < warmup_steps
-    lr = peak * (1 + cos(pi * q)) / 2,  q = (progress - p_w) / (1 - p_w)   afterwards
+    lr = peak * (1 + cos(pi * q)) / 2,  q = (progress - p_w) / (1 - p_w)   afterwards (cosine)
+    lr = peak * (1 - q)                                                      (linear)
 
 With a step budget p_w = warmup_steps / max_steps is fixed; with a time budget it is measured
 once (and saved with the checkpoint, so a resumed run continues the same curve).
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 class LRSchedule:
     peak: float
     warmup_steps: int
-    kind: str = "cosine"  # "cosine" or "constant"
+    kind: str = "cosine"  # "cosine", "linear" or "constant"
     max_steps: int | None = None
     max_time: float | None = None
     warmup_end_progress: float | None = None  # p_w, fixed when warm-up ends
@@ -51,6 +53,8 @@ class LRSchedule:
             return 0.0
         q = (self.progress(step, train_time) - start) / (1.0 - start)
         q = min(1.0, max(0.0, q))
+        if self.kind == "linear":
+            return self.peak * (1.0 - q)
         return self.peak * 0.5 * (1.0 + math.cos(math.pi * q))
 
     def _warmup_end(self, train_time: float) -> float:
