@@ -164,6 +164,20 @@ def test_train_step_reduces_loss_on_repetitive_text(precision):
     assert all(s.dtype == torch.float32 and not s.requires_grad for s in state)
 
 
+def test_train_step_of_a_float64_model_computes_its_loss_in_float64():
+    vocab_size = 12
+    model = char_model(vocab_size).double()
+    x = torch.randint(0, vocab_size, (3, 9), generator=torch.Generator().manual_seed(1))
+    y = torch.roll(x, -1, dims=1)
+    with torch.no_grad():
+        logits, _ = model(x)
+        expected = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss, state = train_step(model, optimizer, x, y, None)
+    assert loss == pytest.approx(expected.item(), rel=1e-14)  # a float32 loss is off by ~1e-8
+    assert all(s.dtype == torch.float64 for s in state)
+
+
 def test_precision_is_resolved_and_reported(tmp_path):
     from rnnkit.train import precision
 

@@ -202,17 +202,18 @@ class LMBatchStream:
         )
 
 
-def detach_state(state):
-    """`state` cut from its graph: a tensor, or a (nested) tuple/list of tensors, or None.
+def detach_state(state, dtype: torch.dtype | None = None):
+    """`state` cut from its graph: a tensor, or a (nested) tuple/list of tensors, or None;
+    converted to `dtype` when one is given (autocast hands a state back in its lower precision).
 
     Truncated BPTT: the values carry into the next batch, the gradient stops at the boundary.
     """
     if state is None:
         return None
     if isinstance(state, Tensor):
-        return state.detach()
+        return state.detach() if dtype is None else state.detach().to(dtype)
     if isinstance(state, tuple | list):
-        return type(state)(detach_state(part) for part in state)
+        return type(state)(detach_state(part, dtype) for part in state)
     raise TypeError(
         f"detach_state: state must be a tensor or a tuple of tensors; got {type(state).__name__}"
     )

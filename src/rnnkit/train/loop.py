@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _atomic as atomic
-from ..data import LMBatchStream, load_word_vectors
+from ..data import LMBatchStream, detach_state, load_word_vectors
 from ..models import LanguageModel, LanguageModelConfig
 from . import rundir
 from .checkpoint import TrainingState, load_training_state, save_checkpoint
@@ -105,22 +105,15 @@ def train_step(
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
+    dtype = model.head.weight.dtype
     with autocast(precision):
         logits, state = model(x, state)  # (B, T, V)
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+    loss = F.cross_entropy(logits.to(dtype).reshape(-1, logits.shape[-1]), y.reshape(-1))
     loss.backward()
     if clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
-    return loss.item(), _carry(state, model.head.weight.dtype)
-
-
-def _carry(state, dtype: torch.dtype):
-    """The state for the next batch: cut from the graph, in the weights' dtype (autocast hands
-    it back in bfloat16)."""
-    if isinstance(state, Tensor):
-        return state.detach().to(dtype)
-    return tuple(part.detach().to(dtype) for part in state)
+    return loss.item(), detach_state(state, dtype)
 
 
 def state_tensors(state) -> list[Tensor]:
@@ -353,15 +346,13 @@ def _prepare(config: TrainConfig, resume: bool, force: bool):
             f"--resume: the text of {corpus.source['data']} differs from the text the run "
             f"started on ({stored.source.get('data')}); resume on the same data"
         )
-    return out, mode, corpus
-
-
-def _dropout(config: TrainConfig, corpus: Corpus, out: Path, restoring: bool) -> float:
-    """The run's dropout: a resumed run keeps the one it started with (an automatic choice
-    depends on the budget, which a resume may extend)."""
-    if restoring:
-        return float(rundir.read_run(out).model.get("dropout", 0.0))
-    return config.resolved_dropout(corpus.train_ids.numel())
+    # A resumed run keeps the dropout it started with: an automatic choice depends on the
+    # budget, which a resume may extend.
+    if stored is not None:
+        dropout = float(stored.model.get("dropout", 0.0))
+    else:
+        dropout = config.resolved_dropout(corpus.train_ids.numel())
+    return out, mode, corpus, dropout
 
 
 def _load_vectors(config: TrainConfig, model: LanguageModel, corpus: Corpus) -> None:
@@ -396,11 +387,11 @@ def train(
 
 def _train(config: TrainConfig, *, resume: bool, force: bool, show: bool, stop) -> dict:
     session_start = time.perf_counter()
-    out, mode, corpus = _prepare(config, resume, force)
+    out, mode, corpus, dropout = _prepare(config, resume, force)
     torch.manual_seed(config.seed)
+    model = build_model(config, len(corpus.vocab), dropout)
     latest = out / rundir.LATEST
     restoring = resuming(out, mode)
-    model = build_model(config, len(corpus.vocab), _dropout(config, corpus, out, restoring))
     if config.word_vectors is not None and not restoring:
         _load_vectors(config, model, corpus)
     optimizer = build_optimizer(config, model)
