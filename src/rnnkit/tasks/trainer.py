@@ -56,8 +56,7 @@ def task_config(task: str, **given) -> TrainConfig:
     if task == "lm":
         return TrainConfig(task="lm", **given)
     cls = task_class(task)
-    # the automatic dropout is the language model's; a task without its own default has none
-    config = TrainConfig(**{"dropout": 0.0, **cls.defaults, **given, "task": task})
+    config = TrainConfig(**{**cls.defaults, **given, "task": task})
     check_options(cls, config)
     return config
 
