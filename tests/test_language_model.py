@@ -107,6 +107,7 @@ def test_tie_weights_needs_equal_sizes():
         ({"vocab_size": 0}, "vocab_size must be >= 1"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"backend": "gpu"}, "backend must be one of"),
+        ({"recurrent_init": "zeros"}, "recurrent_init must be one of"),
     ],
 )
 def test_bad_config(changes, message):
@@ -128,3 +129,31 @@ def test_ids_must_be_long_and_two_dimensional():
         model(torch.zeros(B, T))
     with pytest.raises(ValueError, match=r"\(B, T\) long tensor"):
         model(torch.zeros(T, dtype=torch.long))
+
+
+def _gate_blocks(weight: torch.Tensor) -> list[torch.Tensor]:
+    return list(weight.detach().split(H))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_recurrent_weights_start_orthogonal_per_gate(cell):
+    model = make(cell)
+    recurrent = [w for n, w in model.layers.named_parameters() if n.startswith("weight_hh")]
+    assert len(recurrent) == L
+    for weight in recurrent:
+        for block in _gate_blocks(weight):  # (H, H): orthogonal, so W^T W = I
+            torch.testing.assert_close(block.T @ block, torch.eye(H), atol=1e-5, rtol=0)
+
+
+def test_uniform_recurrent_init_keeps_torch_init():
+    """"uniform" leaves the layer exactly as torch.nn's initialization made it."""
+    uniform = make("lstm", recurrent_init="uniform")
+    torch.manual_seed(0)
+    torch.nn.Embedding(V, E)  # built first, from the same random stream
+    reference = torch.nn.LSTM(E, H, num_layers=L, batch_first=True)
+    for name, weight in reference.named_parameters():
+        torch.testing.assert_close(getattr(uniform.layers, name), weight, atol=0, rtol=0)
+    orthogonal = make("lstm")
+    assert not torch.equal(orthogonal.layers.weight_hh_l0, uniform.layers.weight_hh_l0)
+    # only the recurrent weights differ
+    torch.testing.assert_close(orthogonal.layers.weight_ih_l0, uniform.layers.weight_ih_l0)

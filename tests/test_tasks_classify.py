@@ -98,6 +98,8 @@ def test_predict_inputs_accept_the_answer_column(tmp_path):
 def test_options_of_other_tasks_are_rejected():
     with pytest.raises(ValueError, match="--seq-len applies to the language model"):
         task_config("classify", seq_len=10)
+    with pytest.raises(ValueError, match="--recurrent-init applies to the language model"):
+        task_config("classify", recurrent_init="uniform")
     config = task_config("classify")
     assert config.tokens == "word" and config.pooling == "max"  # the task's own defaults
 

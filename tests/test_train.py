@@ -194,6 +194,15 @@ def test_precision_is_resolved_and_reported(tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_recurrent_init_reaches_the_model_and_is_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"--recurrent-init \(recurrent_init\) must be one of"):
+        config(tmp_path, recurrent_init="zeros")
+    for kind in ("orthogonal", "uniform"):
+        train(config(tmp_path, kind, max_steps=1, recurrent_init=kind), progress=False)
+        stored = json.loads((tmp_path / kind / "config.json").read_text())
+        assert stored["model"]["recurrent_init"] == kind
+
+
 def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
     from rnnkit.train.config import AUTO_DROPOUT, NOMINAL_TOKENS_PER_S
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .._checks import BACKENDS, dataclass_from_dict
 from ..data import OneHot
+from ..initializers import RECURRENT_INITS, init_recurrent_
 from ..layers import GRU, LSTM, RNN, JordanRNN
 
 CELLS = ("rnn", "gru", "lstm", "jordan")
@@ -39,6 +40,9 @@ class LanguageModelConfig:
     dropout: float = 0.0  # between stacked layers and before the head
     tie_weights: bool = False  # share the embedding matrix with the head (needs E == H)
     backend: str = "auto"  # rnnkit backend of the layers: "auto", "native", "reference"
+    # hidden-to-hidden weights: "orthogonal" per gate (Keras' default; measured better) or
+    # "uniform" (torch.nn's ±1/sqrt(H)); see rnnkit.initializers
+    recurrent_init: str = "orthogonal"
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -75,6 +79,11 @@ def _check_config(config: LanguageModelConfig) -> None:
     if config.backend not in BACKENDS:
         raise ValueError(
             f"LanguageModel: backend must be one of {', '.join(BACKENDS)}; got {config.backend!r}"
+        )
+    if config.recurrent_init not in RECURRENT_INITS:
+        raise ValueError(
+            f"LanguageModel: recurrent_init must be one of {', '.join(RECURRENT_INITS)}; got "
+            f"{config.recurrent_init!r}"
         )
     if config.tie_weights and config.embedding_dim != config.hidden_size:
         raise ValueError(
@@ -124,7 +133,9 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
         self.embedding = nn.Embedding(V, E) if E > 0 else OneHot(V)
-        self.layers = _make_layers(config, E if E > 0 else V)
+        self.layers = init_recurrent_(
+            _make_layers(config, E if E > 0 else V), config.recurrent_init
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         if config.tie_weights:

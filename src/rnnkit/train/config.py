@@ -12,6 +12,7 @@ import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from .._checks import dataclass_from_dict
+from ..initializers import RECURRENT_INITS
 from ..models import CELLS
 from .precision import PRECISIONS
 
@@ -159,6 +160,13 @@ class TrainConfig:
         "native is torch's kernel, compiled rnnkit's fused CPU kernels, reference the plain-torch "
         "engine (see docs/engine.md)",
         choices=("auto", "native", "reference", "compiled"),
+    )
+    recurrent_init: str = _option(
+        "orthogonal",
+        "initial hidden-to-hidden weights: orthogonal per gate (Keras' default; trains to a "
+        "lower loss in the same steps) or uniform (torch.nn's ±1/sqrt(H)); the Jordan cell "
+        "keeps its own",
+        choices=RECURRENT_INITS,
     )
     unidirectional: bool = _option(
         False,
@@ -360,6 +368,7 @@ def validate(config: TrainConfig) -> None:
         "pooling",
         "attention",
         "precision",
+        "recurrent_init",
     ):
         _check_choice(config, name)
     if not isinstance(config.encoding, str) or not config.encoding:

@@ -64,6 +64,7 @@ def build_model(
             dropout=dropout if dropout is not None else float(config.dropout or 0.0),
             tie_weights=config.tie_weights,
             backend=config.backend,
+            recurrent_init=config.recurrent_init,
         )
     )
 
