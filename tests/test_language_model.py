@@ -146,7 +146,7 @@ def test_recurrent_weights_start_orthogonal_per_gate(cell):
 
 
 def test_uniform_recurrent_init_keeps_torch_init():
-    """"uniform" leaves the layer exactly as torch.nn's initialization made it."""
+    """ "uniform" leaves the layer exactly as torch.nn's initialization made it."""
     uniform = make("lstm", recurrent_init="uniform")
     torch.manual_seed(0)
     torch.nn.Embedding(V, E)  # built first, from the same random stream
