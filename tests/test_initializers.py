@@ -1,5 +1,5 @@
-"""rnnkit.initializers.init_recurrent_: orthogonal gate blocks in every layer and direction,
-semi-orthogonal blocks of a projected LSTM, nothing else touched, a clear error for a bad kind."""
+"""rnnkit.initializers: orthogonal gate blocks in every layer and direction, semi-orthogonal
+blocks of a projected LSTM, the forget-gate bias shift, nothing else touched, clear errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.initializers import init_recurrent_
+from rnnkit.initializers import init_recurrent_, shift_forget_bias_
 
 I, H = 5, 6
 
@@ -79,3 +79,22 @@ def test_orthogonal_init_keeps_float64_and_gradients():
 def test_bad_kind_is_one_clear_error():
     with pytest.raises(ValueError, match="recurrent init must be one of orthogonal, uniform"):
         init_recurrent_(rnnkit.RNN(I, H), "zeros")
+
+
+def test_forget_bias_shift_moves_only_the_forget_rows_of_every_layer_and_direction():
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H, num_layers=2, bidirectional=True)
+    before = snapshot(layer)
+    assert shift_forget_bias_(layer, -1.0) is layer
+    shifted = [n for n in before if n.startswith("bias_ih_l")]
+    assert len(shifted) == 4
+    for name, weight in layer.named_parameters():
+        expected = before[name].clone()
+        if name in shifted:
+            expected[H : 2 * H] -= 1.0  # gate order (input, forget, cell, output)
+        torch.testing.assert_close(weight, expected, atol=0, rtol=0)
+
+
+def test_forget_bias_shift_needs_biases():
+    with pytest.raises(ValueError, match="no biases"):
+        shift_forget_bias_(rnnkit.LSTM(I, H, bias=False), -1.0)

@@ -108,6 +108,8 @@ def test_tie_weights_needs_equal_sizes():
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"backend": "gpu"}, "backend must be one of"),
         ({"recurrent_init": "zeros"}, "recurrent_init must be one of"),
+        ({"forget_bias": -1.0, "cell": "gru"}, "forget_bias applies to the LSTM only"),
+        ({"forget_bias": float("nan")}, "forget_bias must be a finite number"),
     ],
 )
 def test_bad_config(changes, message):
@@ -157,3 +159,14 @@ def test_uniform_recurrent_init_keeps_torch_init():
     assert not torch.equal(orthogonal.layers.weight_hh_l0, uniform.layers.weight_hh_l0)
     # only the recurrent weights differ
     torch.testing.assert_close(orthogonal.layers.weight_ih_l0, uniform.layers.weight_ih_l0)
+
+
+def test_forget_bias_shifts_the_lstm_forget_gate():
+    plain, shifted = make("lstm"), make("lstm", forget_bias=-1.0)
+    for name, bias in shifted.layers.named_parameters():
+        delta = bias - getattr(plain.layers, name)
+        if name.startswith("bias_ih"):
+            torch.testing.assert_close(delta[H : 2 * H], torch.full((H,), -1.0))
+            assert torch.count_nonzero(delta[:H]) == torch.count_nonzero(delta[2 * H :]) == 0
+        else:
+            assert torch.count_nonzero(delta) == 0

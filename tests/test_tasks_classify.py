@@ -100,6 +100,8 @@ def test_options_of_other_tasks_are_rejected():
         task_config("classify", seq_len=10)
     with pytest.raises(ValueError, match="--recurrent-init applies to the language model"):
         task_config("classify", recurrent_init="uniform")
+    with pytest.raises(ValueError, match="--forget-bias applies to the language model"):
+        task_config("classify", forget_bias=1.0)
     config = task_config("classify")
     assert config.tokens == "word" and config.pooling == "max"  # the task's own defaults
 

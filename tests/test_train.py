@@ -203,6 +203,21 @@ def test_recurrent_init_reaches_the_model_and_is_checked(tmp_path):
         assert stored["model"]["recurrent_init"] == kind
 
 
+def test_forget_bias_default_is_for_the_lstm_only(tmp_path):
+    from rnnkit.train.config import DEFAULT_FORGET_BIAS
+
+    assert config(tmp_path).resolved_forget_bias() == DEFAULT_FORGET_BIAS
+    assert config(tmp_path, forget_bias=0.5).resolved_forget_bias() == 0.5
+    assert config(tmp_path, cell="gru").resolved_forget_bias() == 0.0
+    with pytest.raises(ValueError, match="--forget-bias applies to --cell lstm; got --cell gru"):
+        config(tmp_path, cell="gru", forget_bias=-1.0)
+    with pytest.raises(ValueError, match=r"--forget-bias \(forget_bias\) must be a finite"):
+        config(tmp_path, forget_bias=float("inf"))
+    train(config(tmp_path, max_steps=1), progress=False)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["model"]["forget_bias"] == DEFAULT_FORGET_BIAS
+
+
 def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
     from rnnkit.train.config import AUTO_DROPOUT, NOMINAL_TOKENS_PER_S
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["RECURRENT_INITS", "init_recurrent_"]
+__all__ = ["RECURRENT_INITS", "init_recurrent_", "shift_forget_bias_"]
 
 RECURRENT_INITS = ("orthogonal", "uniform")
 
@@ -40,4 +40,22 @@ def init_recurrent_(layer: nn.Module, kind: str = "orthogonal") -> nn.Module:
             # (H, P), made semi-orthogonal
             for block in weight.split(hidden):
                 nn.init.orthogonal_(block)
+    return layer
+
+
+@torch.no_grad()
+def shift_forget_bias_(layer: nn.Module, shift: float) -> nn.Module:
+    """Add `shift` to the forget-gate bias of every layer and direction of an LSTM.
+
+    torch's gate order is (input, forget, cell, output), so the forget gate is rows H..2H of
+    `bias_ih_l*`. Keras' `unit_forget_bias` adds +1 to remember longer from the start; a
+    negative shift forgets faster, which measured better for short character-LM budgets
+    (docs/benchmarks.md). Returns `layer`.
+    """
+    hidden = layer.hidden_size
+    biases = [b for name, b in layer.named_parameters() if name.startswith("bias_ih_l")]
+    if not biases:
+        raise ValueError("shift_forget_bias_: the layer has no biases (built with bias=False)")
+    for bias in biases:
+        bias[hidden : 2 * hidden] += shift
     return layer

@@ -12,6 +12,7 @@ its output y_t, whose width is set to H, so every cell hands the head an H-wide 
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import asdict, dataclass
 
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 
 from .._checks import BACKENDS, dataclass_from_dict
 from ..data import OneHot
-from ..initializers import RECURRENT_INITS, init_recurrent_
+from ..initializers import RECURRENT_INITS, init_recurrent_, shift_forget_bias_
 from ..layers import GRU, LSTM, RNN, JordanRNN
 
 CELLS = ("rnn", "gru", "lstm", "jordan")
@@ -43,6 +44,9 @@ class LanguageModelConfig:
     # hidden-to-hidden weights: "orthogonal" per gate (Keras' default; measured better) or
     # "uniform" (torch.nn's ±1/sqrt(H)); see rnnkit.initializers
     recurrent_init: str = "orthogonal"
+    # LSTM only: added to the forget-gate bias at init (Keras' unit_forget_bias is +1); see
+    # rnnkit.initializers.shift_forget_bias_
+    forget_bias: float = 0.0
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -84,6 +88,14 @@ def _check_config(config: LanguageModelConfig) -> None:
         raise ValueError(
             f"LanguageModel: recurrent_init must be one of {', '.join(RECURRENT_INITS)}; got "
             f"{config.recurrent_init!r}"
+        )
+    shift = config.forget_bias
+    if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not math.isfinite(shift):
+        raise ValueError(f"LanguageModel: forget_bias must be a finite number; got {shift!r}")
+    if shift != 0 and config.cell != "lstm":
+        raise ValueError(
+            f"LanguageModel: forget_bias applies to the LSTM only; got cell={config.cell!r} "
+            f"with forget_bias={shift}"
         )
     if config.tie_weights and config.embedding_dim != config.hidden_size:
         raise ValueError(
@@ -136,6 +148,8 @@ class LanguageModel(nn.Module):
         self.layers = init_recurrent_(
             _make_layers(config, E if E > 0 else V), config.recurrent_init
         )
+        if config.forget_bias:
+            shift_forget_bias_(self.layers, config.forget_bias)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         if config.tie_weights:

@@ -247,7 +247,7 @@ TASK_OPTIONS = (
     "char_features",
 )
 # Fields of the language model that no Task reads (rejected when set for a task).
-LM_ONLY = ("seq_len", "batching", "tie_weights", "precision", "recurrent_init")
+LM_ONLY = ("seq_len", "batching", "tie_weights", "precision", "recurrent_init", "forget_bias")
 
 
 def check_options(cls: type[Task], config) -> None:

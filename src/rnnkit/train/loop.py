@@ -65,6 +65,7 @@ def build_model(
             tie_weights=config.tie_weights,
             backend=config.backend,
             recurrent_init=config.recurrent_init,
+            forget_bias=config.resolved_forget_bias(),
         )
     )
 
