@@ -229,20 +229,22 @@ def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
     assert timed.planned_passes(1_000_000) == pytest.approx(100 * NOMINAL_TOKENS_PER_S / 1e6)
     both = config(tmp_path, max_time=100.0, max_steps=10)
     assert both.planned_passes(640) == pytest.approx(1.0)  # whichever budget ends first
-    assert config(tmp_path, max_steps=10, dropout=0.3).resolved_dropout(32) == 0.3
+    assert config(tmp_path, max_steps=10, dropout=0.15).resolved_dropout(32) == 0.15
     assert config(tmp_path, max_steps=10, dropout=0.0).resolved_dropout(32) == 0.0
 
 
 def test_resume_keeps_the_dropout_the_run_started_with(tmp_path):
     """The automatic dropout depends on the budget; a resume that extends it keeps the model."""
+    from rnnkit.train.config import AUTO_DROPOUT
+
     text = prose(200)
     start = config(tmp_path, text=text, max_steps=5, eval_every=100)
     assert train(start, progress=False)["dropout"] == 0.0
     longer = start.with_overrides(max_steps=200)
-    assert longer.resolved_dropout(len(text)) == pytest.approx(0.2)  # a new run would drop
+    assert longer.resolved_dropout(len(text)) == AUTO_DROPOUT  # a new run would drop
     assert train(longer, resume=True, progress=False)["dropout"] == 0.0
     fresh = train(longer.with_overrides(out=str(tmp_path / "fresh")), progress=False)
-    assert fresh["dropout"] == pytest.approx(0.2)
+    assert fresh["dropout"] == AUTO_DROPOUT
 
 
 # ---------------------------------------------------------------- a run
