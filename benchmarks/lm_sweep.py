@@ -120,14 +120,23 @@ class CharLM(nn.Module):
         if a.cell == "lstm" and a.proj:
             kw["proj_size"] = a.proj
         self.rnn = layer(a.emb, a.hidden, **kw)
-        if a.cell == "lstm" and a.forget_bias:
-            with torch.no_grad():  # gate order i, f, g, o: b_ih's forget slice
+        shifts = (a.input_bias, a.forget_bias, 0.0, a.output_bias)
+        if a.cell == "lstm" and any(shifts):
+            with torch.no_grad():  # gate order i, f, g, o: slices of b_ih
                 for name, bias in self.rnn.named_parameters():
                     if name.startswith("bias_ih"):
-                        bias[a.hidden : 2 * a.hidden] += a.forget_bias
+                        for gate, shift in enumerate(shifts):
+                            bias[gate * a.hidden : (gate + 1) * a.hidden] += shift
+        if a.recurrent_init == "orthogonal":  # Keras' default: each gate's H x H block orthogonal
+            with torch.no_grad():
+                for name, weight in self.rnn.named_parameters():
+                    if name.startswith("weight_hh"):
+                        for block in weight.split(weight.shape[1]):
+                            nn.init.orthogonal_(block)
         out = a.proj if (a.cell == "lstm" and a.proj) else a.hidden
         self.ln = nn.LayerNorm(out) if a.layernorm else nn.Identity()
         self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
+        self.locked = a.locked_dropout
         self.head_kind = a.head
         if a.head == "full":
             self.head = nn.Linear(out, vocab)
@@ -144,6 +153,9 @@ class CharLM(nn.Module):
     def forward(self, x, state=None):
         h, state = self.rnn(self.emb(x), state)
         h = self.drop(self.ln(h))
+        if self.locked and self.training:  # one mask per sequence, shared by its time steps
+            keep = torch.empty_like(h[:1]).bernoulli_(1 - self.locked)
+            h = h * keep / (1 - self.locked)
         if self.head_kind == "tied":
             logits = F.linear(self.pre(h), self.emb.weight, self.head_bias)
         else:
@@ -261,9 +273,13 @@ def build(a, vocab):
     model = CharLM(vocab, a)
     betas = (a.beta1, a.beta2)
     if a.optim == "adamw":
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=a.lr, weight_decay=a.wd, betas=betas, fused=True
-        )
+        params = list(model.parameters())
+        if a.wd_on == "matrices":  # nanoGPT's rule: no decay on biases
+            params = [
+                {"params": [q for q in params if q.dim() >= 2]},
+                {"params": [q for q in params if q.dim() < 2], "weight_decay": 0.0},
+            ]
+        opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd, betas=betas, fused=True)
     elif a.optim == "adam":
         opt = torch.optim.Adam(
             model.parameters(), lr=a.lr, weight_decay=a.wd, betas=betas, foreach=True
@@ -348,6 +364,12 @@ def main(argv=None):
     p.add_argument("--head", choices=["full", "tied", "factor"], default="full")
     p.add_argument("--head-dim", type=int, default=128, help="bottleneck of --head factor")
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument(
+        "--locked-dropout",
+        type=float,
+        default=0.0,
+        help="dropout on the RNN output with one mask per sequence for all time steps",
+    )
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument(
         "--seq-schedule", default=None, help="e.g. 32:0.5,64 (seq 32 for the first half)"
@@ -357,6 +379,9 @@ def main(argv=None):
     p.add_argument("--optim", choices=["adamw", "adam", "sgd"], default="adamw")
     p.add_argument("--lr", type=float, default=6e-3)
     p.add_argument("--wd", type=float, default=0.01)
+    p.add_argument(
+        "--wd-on", choices=["all", "matrices"], default="all", help="which weights decay"
+    )
     p.add_argument("--beta1", type=float, default=0.9)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
@@ -368,6 +393,17 @@ def main(argv=None):
     p.add_argument(
         "--forget-bias", type=float, default=0.0, help="LSTM: add to the forget-gate bias at init"
     )
+    p.add_argument(
+        "--recurrent-init",
+        choices=["default", "orthogonal"],
+        default="default",
+        help="recurrent weights: torch's uniform(±1/sqrt(H)) or orthogonal per gate block",
+    )
+    p.add_argument(
+        "--ema", type=float, default=0.0, help="also evaluate an EMA of the weights (decay)"
+    )
+    p.add_argument("--input-bias", type=float, default=0.0, help="LSTM: input-gate bias shift")
+    p.add_argument("--output-bias", type=float, default=0.0, help="LSTM: output-gate bias shift")
     p.add_argument("--matmul-precision", choices=["highest", "high", "medium"], default="highest")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
@@ -443,6 +479,13 @@ def main(argv=None):
         p.error("give --steps, --budget-seconds with --measure/--step-time, or --time-budget")
 
     model, opt = build(a, vocab)
+    ema = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(a.ema)
+        )
+        if a.ema
+        else None
+    )
     n_params = sum(p_.numel() for p_ in model.parameters())
     data = SequentialBatches(train_ids, random.Random(a.seed + 1))
     state = None
@@ -464,6 +507,8 @@ def main(argv=None):
         loss, state = train_step(
             a, model, opt, X, Y, None if new else state, lr_at(a, step, progress)
         )
+        if ema is not None:
+            ema.update_parameters(model)
         tokens += seq * batch
         step += 1
         if a.log_every and step % a.log_every == 0:
@@ -488,6 +533,23 @@ def main(argv=None):
     heldout = evaluate(
         model, ids, split, vocab, streams=a.eval_streams, burnin=a.eval_burnin, autocast=a.bf16
     )
+    # rnnkit train evaluates in float32; the bf16-autocast figure is kept for older rows
+    heldout_fp32 = (
+        evaluate(model, ids, split, vocab, streams=a.eval_streams, burnin=a.eval_burnin)
+        if a.bf16
+        else heldout
+    )
+    heldout_ema = None
+    if ema is not None:
+        heldout_ema = evaluate(
+            ema.module,
+            ids,
+            split,
+            vocab,
+            streams=a.eval_streams,
+            burnin=a.eval_burnin,
+            autocast=a.bf16,
+        )
     emit(
         {
             **base,
@@ -505,6 +567,8 @@ def main(argv=None):
             ),
             "last_train_loss": round(last_loss, 4),
             "heldout_loss": round(heldout, 4),
+            "heldout_loss_fp32": round(heldout_fp32, 4),
+            "heldout_loss_ema": None if heldout_ema is None else round(heldout_ema, 4),
             "eval_seconds": round(time.perf_counter() - t0, 2),
             "loadavg_start": load_start,
             "loadavg_end": load_end,
