@@ -232,6 +232,7 @@ def test_bad_data(kind, message, tmp_path, capsys):
         (["--hidden-size", "many"], "argument --hidden-size: invalid int value: 'many'"),
         (["--max-time", "0"], "--max-time (max_time) must be a number > 0"),
         (["--beta2", "1"], "--beta2 (beta2) must be a number in [0, 1); got 1.0"),
+        (["--beta1", "-0.1"], "--beta1 (beta1) must be a number in [0, 1); got -0.1"),
         (["--dropout", "1"], "--dropout (dropout) must be a probability in [0, 1); got 1.0"),
         (["--precision", "half"], "argument --precision: invalid choice: 'half'"),
         (["--schedule", "step"], "argument --schedule: invalid choice: 'step'"),

@@ -218,6 +218,19 @@ def test_forget_bias_default_is_for_the_lstm_only(tmp_path):
     assert stored["model"]["forget_bias"] == DEFAULT_FORGET_BIAS
 
 
+def test_adamw_betas_default_for_the_language_model_and_the_tasks(tmp_path):
+    from rnnkit.train.config import DEFAULT_LM_BETA1
+    from rnnkit.train.loop import build_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    lm = build_optimizer(config(tmp_path, beta2=0.99), model)
+    assert lm.param_groups[0]["betas"] == (DEFAULT_LM_BETA1, 0.99)
+    given = build_optimizer(config(tmp_path, beta1=0.7), model)
+    assert given.param_groups[0]["betas"] == (0.7, 0.999)
+    task = config(tmp_path).with_overrides(task="classify")
+    assert task.resolved_beta1() == 0.9
+
+
 def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
     from rnnkit.train.config import AUTO_DROPOUT, NOMINAL_TOKENS_PER_S
 

@@ -80,7 +80,7 @@ def build_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimi
     return torch.optim.AdamW(
         params,
         lr=config.lr,
-        betas=(0.9, config.beta2),
+        betas=(config.resolved_beta1(), config.beta2),
         weight_decay=config.weight_decay,
         fused=_can_fuse(params),
     )
