@@ -376,6 +376,15 @@ def _check_real(config, name: str, low: float, *, strict_low: bool, optional=Fal
         raise _fail(name, f"a number {'>' if strict_low else '>='} {low:g}", value)
 
 
+def _check_unit_interval(config, name: str, expected: str, optional=False) -> None:
+    """A number in [0, 1): a decay rate or a probability."""
+    value = getattr(config, name)
+    if optional and value is None:
+        return
+    if not _is_real(value) or not 0 <= value < 1:
+        raise _fail(name, f"{expected} in [0, 1)", value)
+
+
 def _check_choice(config, name: str) -> None:
     choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
     value = getattr(config, name)
@@ -426,12 +435,9 @@ def validate(config: TrainConfig) -> None:
     _check_real(config, "max_time", 0.0, strict_low=True, optional=True)
     for name in ("weight_decay", "clip", "momentum"):
         _check_real(config, name, 0.0, strict_low=False)
-    if config.beta1 is not None and (not _is_real(config.beta1) or not 0 <= config.beta1 < 1):
-        raise _fail("beta1", "a number in [0, 1)", config.beta1)
-    if not _is_real(config.beta2) or not 0 <= config.beta2 < 1:
-        raise _fail("beta2", "a number in [0, 1)", config.beta2)
-    if config.dropout is not None and (not _is_real(config.dropout) or not 0 <= config.dropout < 1):
-        raise _fail("dropout", "a probability in [0, 1)", config.dropout)
+    _check_unit_interval(config, "beta1", "a number", optional=True)
+    _check_unit_interval(config, "beta2", "a number")
+    _check_unit_interval(config, "dropout", "a probability", optional=True)
     if not isinstance(config.tie_weights, bool):
         raise _fail("tie_weights", "true or false", config.tie_weights)
     if config.forget_bias is not None:
