@@ -340,7 +340,7 @@ def test_layer_learns_which_symbol_is_in_the_majority(kind):
         assert not torch.equal(p, initial[name]), name
 
 
-# --- the compiled layer-norm sweeps (rnnkit.engine.compiled.layernorm) ----------------------------
+# --- the layer-norm cells on the compiled engine (rnnkit.engine.compiled) ---------------------
 
 
 def _sweep_case(cell_type, bias, batch_sizes, generator, I=3, H=4):
@@ -377,7 +377,7 @@ def _run(sweep_fn, cell, batch_sizes, reverse, tensors):
 @pytest.mark.parametrize(("cell_type", "bias"), CELL_SETUPS)
 def test_compiled_sweep_matches_reference(cell_type, bias, reverse, layout):
     """Outputs, final states and every gradient (γ, β included) equal the reference sweep's."""
-    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+    from rnnkit.engine.compiled import compiled_sweep as layernorm_compiled_sweep
 
     generator = torch.Generator().manual_seed(8)
     batch_sizes = (3, 3, 3, 3) if layout == "padded" else (4, 3, 3, 1)
@@ -398,7 +398,7 @@ def test_compiled_sweep_matches_reference(cell_type, bias, reverse, layout):
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("cell_type", [LayerNormLSTMCell, LayerNormGRUCell])
 def test_compiled_sweep_gradcheck(cell_type, reverse):
-    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+    from rnnkit.engine.compiled import compiled_sweep as layernorm_compiled_sweep
 
     generator = torch.Generator().manual_seed(9)
     batch_sizes = (3, 2, 1)
@@ -411,27 +411,22 @@ def test_compiled_sweep_gradcheck(cell_type, reverse):
 
 
 def test_compiled_sweep_refuses_other_cells_and_weights():
-    from rnnkit.cells import LSTMCell
-    from rnnkit.engine.compiled.layernorm import (
-        cannot_compile_layernorm,
-        layernorm_compiled_sweep,
-    )
+    from rnnkit.engine.compiled import cannot_compile, compiled_sweep
 
     cpu = torch.device("cpu")
-    assert cannot_compile_layernorm(LayerNormGRUCell(), torch.float32, cpu) is None
-    assert "LSTMCell" in cannot_compile_layernorm(LSTMCell(), torch.float64, cpu)
-    assert "bfloat16" in cannot_compile_layernorm(LayerNormLSTMCell(), torch.bfloat16, cpu)
+    assert cannot_compile(LayerNormGRUCell(), torch.float32, cpu) is None
+    assert "bfloat16" in cannot_compile(LayerNormLSTMCell(), torch.bfloat16, cpu)
     cell = LayerNormGRUCell(bias=False)
     x, h = torch.zeros(1, 2), torch.zeros(1, 3)
-    with pytest.raises(ValueError, match=r"weights must be \(w_ih, w_hh, None, None, None, "):
-        layernorm_compiled_sweep(SweepSpec(cell, (1,)), x, h, (), (None,) * 6)
+    with pytest.raises(ValueError, match=r"weights must be the six engine weights and \(ln_ih"):
+        compiled_sweep(SweepSpec(cell, (1,)), x, h, (), (None,) * 6)
 
 
 @pytest.mark.parametrize("cell_type", [LayerNormLSTMCell, LayerNormGRUCell])
 def test_compiled_sweep_in_float32_agrees_with_float64(cell_type):
     """float32 kernels (vectorized exp, float32 lanes) stay within float32 rounding of the
     float64 reference."""
-    from rnnkit.engine.compiled.layernorm import layernorm_compiled_sweep
+    from rnnkit.engine.compiled import compiled_sweep as layernorm_compiled_sweep
 
     generator = torch.Generator().manual_seed(10)
     batch_sizes = (4, 4, 3, 2, 2)

@@ -3,6 +3,8 @@
 Cells save post-activation values in the forward step (as haste does) and form the backward step
 from them: tanh' = 1 - y², sigmoid' = y(1 - y), relu' = [y > 0], identity' = 1. Keeping the
 forward value and the derivative side by side here means every cell and kernel uses the same pair.
+The compiled engine's C++ twin is rnnkit/engine/compiled/vecmath.h; `Activation.code` is the
+number both sides use for an activation.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Activation:
     name: str
     _forward: Callable[..., Tensor]
     _backward: Callable[..., Tensor] | None  # (grad_y, y, out) -> grad_x; None for identity
+    code: int  # rnnkit::Activation in vecmath.h
 
     @property
     def is_identity(self) -> bool:
@@ -74,10 +77,10 @@ def _identity(x: Tensor, out: Tensor | None = None) -> Tensor:
     return x if out is None else out.copy_(x)
 
 
-TANH = Activation("tanh", torch.tanh, _tanh_backward)
-SIGMOID = Activation("sigmoid", torch.sigmoid, _sigmoid_backward)
-RELU = Activation("relu", _relu, _relu_backward)
-IDENTITY = Activation("identity", _identity, None)
+IDENTITY = Activation("identity", _identity, None, 0)
+TANH = Activation("tanh", torch.tanh, _tanh_backward, 1)
+RELU = Activation("relu", _relu, _relu_backward, 2)
+SIGMOID = Activation("sigmoid", torch.sigmoid, _sigmoid_backward, 3)
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (TANH, SIGMOID, RELU, IDENTITY)}
 

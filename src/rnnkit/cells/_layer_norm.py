@@ -99,6 +99,11 @@ class OwnParameters:
         bound.params = dict(zip(self.param_names, params, strict=True))
         return bound
 
+    def kernel_params(self, params: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        """Every declared parameter in `initial_values` order, None for an absent plain bias."""
+        given = dict(zip(self.param_names, params, strict=True))
+        return tuple(given.get(name) for name, _, _ in self.initial_values)
+
     def param(self, name: str) -> Tensor | None:
         """The bound tensor of `name`, or None for a plain bias the cell was built without."""
         return self.params.get(name)

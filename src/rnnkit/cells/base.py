@@ -23,7 +23,8 @@ G = num_gates * H for the pre-activation width, R for the recurrent vector's wid
 
 Cells with parameters of their own (the layer-norm cells' gains and shifts) name them in
 `param_names`; a sweep's weights are then (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params),
-the first six as for every cell. Four hooks, all no-ops for cells without parameters, serve them:
+the first six as for every cell (w_hh is None for cells whose recurrence has no matrix:
+`recurrent_weight = False`). Four hooks, all no-ops for cells without parameters, serve them:
 
     cell = cell.bind(cell_params)                the cell for one sweep, holding its parameters
     saved_inputs = cell.prepare_inputs(GI)       once, on the input projection of all steps (N, G),
@@ -33,23 +34,46 @@ the first six as for every cell. Four hooks, all no-ops for cells without parame
                                                  after the sweep: maps dGI back through the
                                                  transform in place, returns the parameters'
                                                  gradients summed over all steps
+
+The compiled engine (rnnkit.engine.compiled) runs the same recurrence from the cell's `kernel`:
+C++ source, beside the reference step in the cell's own file, of one row's fused pointwise step
+forward and backward (the contract is rnnkit/engine/compiled/engine.h). With it the cell states
+`saved_width` (what its row forward keeps for backward beyond the gates, r_{t-1} and m_t),
+`kernel_options` (integers the row functions read, such as an activation code) and
+`kernel_params` (its own parameters in the fixed order the C++ reads them, None where absent).
+A cell without a kernel runs on the reference engine only.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
 from ..activations import Activation
 
-__all__ = ["Cell", "StepBackward", "StepForward"]
+__all__ = ["Cell", "CellKernel", "StepBackward", "StepForward"]
 
 # step forward returns (carried tuple, saved for backward); m_t is written into the given buffer
 StepForward = tuple[tuple[Tensor, ...], Any]
 # step backward returns (d_r_prev_direct or None, d_carried_prev tuple)
 StepBackward = tuple[Tensor | None, tuple[Tensor, ...]]
+
+
+@dataclass(frozen=True)
+class CellKernel:
+    """A cell's row step for the compiled engine: C++ `source` defining `struct <name>` with
+
+        template <class T> static void forward(const rnnkit::Forward<T>& row);
+        template <class T> static void backward(const rnnkit::Backward<T>& row);
+
+    (rnnkit/engine/compiled/engine.h documents every field of a row, vecmath.h the activations).
+    The engine compiles it once per source text into a library of its own and caches it."""
+
+    name: str
+    source: str
 
 
 class Cell(ABC):
@@ -65,6 +89,9 @@ class Cell(ABC):
             cell has no output projection and r_t = m_t.
         param_names: the cell's own parameters, in the order they follow the six engine
             weights (empty for the standard cells; may be set per instance in __init__).
+        recurrent_weight: False when the recurrence has no matrix W_hh (the step reads r_{t-1}
+            itself, elementwise): the engine then runs no per-step GEMM and w_hh is None.
+        kernel: the compiled engine's row step (CellKernel), or None for reference only.
     """
 
     num_gates: int = 1
@@ -72,6 +99,21 @@ class Cell(ABC):
     separate_hidden: bool = False
     output_activation: Activation | None = None
     param_names: tuple[str, ...] = ()
+    recurrent_weight: bool = True
+    kernel: CellKernel | None = None
+
+    def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
+        """How many values per row the kernel's forward writes to `saved` for its backward."""
+        return 0
+
+    def kernel_options(self) -> tuple[int, ...]:
+        """The integers the kernel's row functions read from `options` (e.g. activation codes)."""
+        return ()
+
+    def kernel_params(self, params: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
+        """The cell's own parameters (param_names order) in the order the kernel reads them,
+        None for one the cell was built without."""
+        return tuple(params)
 
     @property
     def has_output_projection(self) -> bool:

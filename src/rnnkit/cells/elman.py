@@ -13,13 +13,29 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..activations import get_activation
-from .base import Cell, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward
 
 __all__ = ["ElmanCell"]
+
+# The compiled engine's row step: m = f(a), da = dm f'(a) from m; options[0] is f's code.
+KERNEL = CellKernel(
+    "Elman",
+    r"""
+struct Elman {
+  template <class T> static void forward(const rnnkit::Forward<T>& s) {
+    rnnkit::activate_into_n<T>(s.options[0], s.gates, s.m, s.H);
+  }
+  template <class T> static void backward(const rnnkit::Backward<T>& s) {
+    rnnkit::times_derivative_into_n<T>(s.options[0], s.grad_m, s.m, s.grad_gates, s.H);
+  }
+};
+""",
+)
 
 
 class ElmanCell(Cell):
     num_gates = 1
+    kernel = KERNEL
 
     def __init__(self, nonlinearity: str = "tanh") -> None:
         self.activation = get_activation(nonlinearity, allowed=("tanh", "relu"))
@@ -34,6 +50,9 @@ class ElmanCell(Cell):
         h = saved
         self.activation.backward(grad_m, h, out=grad_gates_out)
         return None, ()
+
+    def kernel_options(self) -> tuple[int, ...]:
+        return (self.activation.code,)
 
     def extra_repr(self) -> str:
         return f"nonlinearity={self.activation.name!r}"

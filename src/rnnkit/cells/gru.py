@@ -23,14 +23,72 @@ import torch
 from torch import Tensor
 
 from ..activations import SIGMOID, TANH
-from .base import Cell, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward
 
 __all__ = ["GRUCell"]
+
+# The compiled engine's row step. gates: gi = [r|z|n] parts, left as the activated r, z, n;
+# hidden: gh = W_hh h_{t-1} + b_hh; saved: gh_n = W_hn h_{t-1} + b_hn.
+KERNEL = CellKernel(
+    "GRU",
+    r"""
+struct GRU {
+  template <class T> static void forward(const rnnkit::Forward<T>& s) {
+    const int64_t H = s.H;
+    T* __restrict a = s.gates;
+    const T* __restrict gh = s.hidden;
+    const T* __restrict h_prev = s.r_prev;
+    T* __restrict hn = s.saved;
+    T* __restrict m = s.m;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < 2 * H; ++j) a[j] = rnnkit::sigmoid(a[j] + gh[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      hn[j] = gh[2 * H + j];
+      a[2 * H + j] = rnnkit::tanh(a[2 * H + j] + a[j] * hn[j]);
+    }
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T n = a[2 * H + j];
+      m[j] = n + a[H + j] * (h_prev[j] - n);
+    }
+  }
+  template <class T> static void backward(const rnnkit::Backward<T>& s) {
+    const int64_t H = s.H;
+    const T* __restrict a = s.gates;
+    const T* __restrict hn = s.saved;
+    const T* __restrict h_prev = s.r_prev;
+    const T* __restrict dh = s.grad_m;
+    T* __restrict dgi = s.grad_gates;
+    T* __restrict dgh = s.grad_hidden;
+    T* __restrict dh_prev = s.grad_r_prev;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T r = a[j], z = a[H + j], n = a[2 * H + j];
+      const T da_n = dh[j] * (T(1) - z) * (T(1) - n * n);
+      const T da_z = dh[j] * (h_prev[j] - n) * z * (T(1) - z);
+      const T da_r = da_n * hn[j] * r * (T(1) - r);
+      dgi[j] = da_r;
+      dgi[H + j] = da_z;
+      dgi[2 * H + j] = da_n;
+      dgh[j] = da_r;
+      dgh[H + j] = da_z;
+      dgh[2 * H + j] = da_n * r;
+      dh_prev[j] += dh[j] * z;
+    }
+  }
+};
+""",
+)
 
 
 class GRUCell(Cell):
     num_gates = 3
     separate_hidden = True
+    kernel = KERNEL
+
+    def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
+        return hidden_size
 
     def step(
         self, gates: Tensor, hidden_gates: Tensor, r_prev: Tensor, carried_prev, m_out

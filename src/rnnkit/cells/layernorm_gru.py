@@ -40,10 +40,87 @@ from ._layer_norm import (
     layer_norm_backward_from_normalized,
     normalize,
 )
-from .base import Cell, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward
 from .gru import GRUCell
 
 __all__ = ["LayerNormGRUCell"]
+
+# The compiled engine's row step, both normalizations included. params: [b_ih, b_hh, γ_x, β_x,
+# γ_h, β_h] (the biases may be absent); gates: W_ih x, left as the activated [r|z|n]; hidden:
+# W_hh h_{t-1}; saved: [x̂ (3H) | ĥ (3H) | gh_n | rstd_x, rstd_h].
+KERNEL = CellKernel(
+    "LayerNormGRU",
+    r"""
+struct LayerNormGRU {
+  template <class T> static void forward(const rnnkit::Forward<T>& s) {
+    const int64_t H = s.H, G = 3 * H;
+    const T *b_ih = s.params[0], *b_hh = s.params[1], *gx = s.params[2], *bx = s.params[3],
+            *gh = s.params[4], *bh = s.params[5];
+    T* __restrict a = s.gates;
+    T* __restrict sv = s.saved;
+    T* __restrict m = s.m;
+    const T* __restrict h_prev = s.r_prev;
+    T* x_hat = sv;
+    T* h_hat = sv + G;
+    T* hn = sv + 2 * G;
+    const T rstd_x = rnnkit::normalize_row<T>(a, x_hat, G);
+    const T rstd_h = rnnkit::normalize_row<T>(s.hidden, h_hat, G);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < G; ++j) a[j] = gx[j] * x_hat[j] + bx[j] + (b_ih ? b_ih[j] : T(0));
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < 2 * H; ++j)
+      a[j] = rnnkit::sigmoid(a[j] + gh[j] * h_hat[j] + bh[j] + (b_hh ? b_hh[j] : T(0)));
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const int64_t k = 2 * H + j;
+      hn[j] = gh[k] * h_hat[k] + bh[k] + (b_hh ? b_hh[k] : T(0));
+      const T n = rnnkit::tanh(a[k] + a[j] * hn[j]);
+      a[k] = n;
+      m[j] = n + a[H + j] * (h_prev[j] - n);
+    }
+    hn[H] = rstd_x;
+    hn[H + 1] = rstd_h;
+  }
+  template <class T> static void backward(const rnnkit::Backward<T>& s) {
+    const int64_t H = s.H, G = 3 * H;
+    const T *gx = s.params[2], *gh = s.params[4];
+    const T* __restrict a = s.gates;
+    const T* __restrict sv = s.saved;
+    const T* x_hat = sv;
+    const T* h_hat = sv + G;
+    const T* hn = sv + 2 * G;
+    const T* __restrict h_prev = s.r_prev;
+    const T* __restrict dh = s.grad_m;
+    T* __restrict dgi = s.grad_gates;
+    T* __restrict dgh = s.grad_hidden;
+    T* __restrict dh_prev = s.grad_r_prev;
+    T* const* dp = s.grad_params;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T r = a[j], z = a[H + j], n = a[2 * H + j];
+      const T da_n = dh[j] * (T(1) - z) * (T(1) - n * n);
+      const T da_z = dh[j] * (h_prev[j] - n) * z * (T(1) - z);
+      const T da_r = da_n * hn[j] * r * (T(1) - r);
+      dgi[j] = da_r;
+      dgi[H + j] = da_z;
+      dgi[2 * H + j] = da_n;
+      dgh[j] = da_r;
+      dgh[H + j] = da_z;
+      dgh[2 * H + j] = da_n * r;
+      dh_prev[j] += dh[j] * z;
+    }
+    for (int k : {0, 3})  // b_ih and β_x shift gi
+      if (dp[k]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[k][j] += dgi[j];
+    for (int k : {1, 5})  // b_hh and β_h shift gh
+      if (dp[k]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[k][j] += dgh[j];
+    if (dp[2]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[2][j] += dgi[j] * x_hat[j];
+    if (dp[4]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[4][j] += dgh[j] * h_hat[j];
+    rnnkit::layer_norm_backward_row<T>(dgh, gh, h_hat, hn[H + 1], dgh, G);
+    rnnkit::layer_norm_backward_row<T>(dgi, gx, x_hat, hn[H], dgi, G);
+  }
+};
+""",
+)
 
 _GRU = GRUCell()
 
@@ -60,6 +137,10 @@ class LayerNormGRUCell(OwnParameters, Cell):
         ("ln_hh_bias", 3, 0.0),
     )
     plain_biases = ("bias_ih", "bias_hh")
+    kernel = KERNEL
+
+    def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
+        return 7 * hidden_size + 2
 
     def _shift(self, side: str) -> Tensor:
         """β + b of one side ("ih" or "hh")."""

@@ -41,10 +41,107 @@ from ._layer_norm import (
     layer_norm_backward_from_normalized,
     normalize,
 )
-from .base import Cell, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward
 from .lstm import LSTMCell
 
 __all__ = ["LayerNormLSTMCell"]
+
+# The compiled engine's row step, the whole of the docstring's math per row (both gate
+# normalizations included). params: [b, γ_x, β_x, γ_h, β_h, γ_c, β_c] (b may be absent);
+# gates: W_ih x, left as the activated [i|f|g|o]; hidden: W_hh h_{t-1}; carried: c;
+# saved: [x̂ (4H) | ĥ (4H) | c_{t-1} | ĉ | tanh(y_c) | rstd_x, rstd_h, rstd_c].
+KERNEL = CellKernel(
+    "LayerNormLSTM",
+    r"""
+struct LayerNormLSTM {
+  template <class T> static void forward(const rnnkit::Forward<T>& s) {
+    const int64_t H = s.H, G = 4 * H;
+    const T *b = s.params[0], *gx = s.params[1], *bx = s.params[2], *gh = s.params[3],
+            *bh = s.params[4], *gc = s.params[5], *bc = s.params[6];
+    T* __restrict a = s.gates;
+    T* __restrict sv = s.saved;
+    T* __restrict c = s.carried;
+    T* __restrict m = s.m;
+    T* x_hat = sv;
+    T* h_hat = sv + G;
+    const T rstd_x = rnnkit::normalize_row<T>(a, x_hat, G);
+    const T rstd_h = rnnkit::normalize_row<T>(s.hidden, h_hat, G);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < G; ++j)
+      a[j] = gx[j] * x_hat[j] + bx[j] + gh[j] * h_hat[j] + bh[j] + (b ? b[j] : T(0));
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < 2 * H; ++j) a[j] = rnnkit::sigmoid(a[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = rnnkit::tanh(a[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = rnnkit::sigmoid(a[j]);
+    T* c_prev = sv + 2 * G;
+    T* c_hat = c_prev + H;
+    T* tanh_y = c_hat + H;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      c_prev[j] = c[j];
+      c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j];
+    }
+    const T rstd_c = rnnkit::normalize_row<T>(c, c_hat, H);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      tanh_y[j] = rnnkit::tanh(gc[j] * c_hat[j] + bc[j]);
+      m[j] = a[3 * H + j] * tanh_y[j];
+    }
+    T* rstd = tanh_y + H;
+    rstd[0] = rstd_x;
+    rstd[1] = rstd_h;
+    rstd[2] = rstd_c;
+  }
+  template <class T> static void backward(const rnnkit::Backward<T>& s) {
+    const int64_t H = s.H, G = 4 * H;
+    const T *gx = s.params[1], *gh = s.params[3], *gc = s.params[5];
+    const T* __restrict a = s.gates;
+    const T* __restrict sv = s.saved;
+    const T* x_hat = sv;
+    const T* h_hat = sv + G;
+    const T* c_prev = sv + 2 * G;
+    const T* c_hat = c_prev + H;
+    const T* tanh_y = c_hat + H;
+    const T* rstd = tanh_y + H;
+    const T* __restrict dm = s.grad_m;
+    T* __restrict dc = s.grad_carried;
+    T* __restrict da = s.grad_gates;
+    T* __restrict dgh = s.grad_hidden;
+    T* const* dp = s.grad_params;
+    T* dy = dgh;  // dL/dy_c, kept in the hidden gradient's first H values until it is written
+    T sum_g = 0, sum_gc = 0;
+    RNNKIT_PRAGMA(omp simd reduction(+ : sum_g, sum_gc))
+    for (int64_t j = 0; j < H; ++j) {
+      dy[j] = dm[j] * a[3 * H + j] * (T(1) - tanh_y[j] * tanh_y[j]);
+      const T g = dy[j] * gc[j];
+      sum_g += g;
+      sum_gc += g * c_hat[j];
+    }
+    const T mean_g = sum_g / T(H), mean_gc = sum_gc / T(H);
+    if (dp[5]) RNNKIT_SIMD for (int64_t j = 0; j < H; ++j) dp[5][j] += dy[j] * c_hat[j];
+    if (dp[6]) RNNKIT_SIMD for (int64_t j = 0; j < H; ++j) dp[6][j] += dy[j];
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+      const T d = rstd[2] * (dy[j] * gc[j] - mean_g - c_hat[j] * mean_gc) + dc[j];  // dL/dc_t
+      da[j] = d * g * i * (T(1) - i);
+      da[H + j] = d * c_prev[j] * f * (T(1) - f);
+      da[2 * H + j] = d * i * (T(1) - g * g);
+      da[3 * H + j] = dm[j] * tanh_y[j] * o * (T(1) - o);
+      dc[j] = d * f;
+    }
+    for (int k : {0, 2, 4})  // b, β_x and β_h all shift a
+      if (dp[k]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[k][j] += da[j];
+    if (dp[1]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[1][j] += da[j] * x_hat[j];
+    if (dp[3]) RNNKIT_SIMD for (int64_t j = 0; j < G; ++j) dp[3][j] += da[j] * h_hat[j];
+    rnnkit::layer_norm_backward_row<T>(da, gh, h_hat, rstd[1], dgh, G);
+    rnnkit::layer_norm_backward_row<T>(da, gx, x_hat, rstd[0], da, G);
+  }
+};
+""",
+)
 
 # The LSTM's gradient-independent backward factors are the same with tanh(y_c) for tanh(c_t).
 _LSTM = LSTMCell()
@@ -64,6 +161,10 @@ class LayerNormLSTMCell(OwnParameters, Cell):
         ("ln_cell_bias", 1, 0.0),
     )
     plain_biases = ("bias",)
+    kernel = KERNEL
+
+    def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
+        return 11 * hidden_size + 3
 
     def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
         """gates_all (N, 4H) = W_ih x for every step becomes γ_x x̂ + β_x + β_h + b in place:

@@ -25,19 +25,75 @@ import torch
 from torch import Tensor
 
 from ..activations import IDENTITY, SIGMOID, TANH
-from .base import Cell, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward
 
 __all__ = ["LSTMCell"]
+
+# The compiled engine's row step. gates: a = [i|f|g|o], activated in place and kept for
+# backward; carried: c; saved: [c_{t-1} | tanh(c_t)].
+KERNEL = CellKernel(
+    "LSTM",
+    r"""
+struct LSTM {
+  template <class T> static void forward(const rnnkit::Forward<T>& s) {
+    const int64_t H = s.H;
+    T* __restrict a = s.gates;
+    T* __restrict c = s.carried;
+    T* __restrict c_prev = s.saved;
+    T* __restrict tanh_c = s.saved + H;
+    T* __restrict m = s.m;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < 2 * H; ++j) a[j] = rnnkit::sigmoid(a[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = rnnkit::tanh(a[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = rnnkit::sigmoid(a[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      c_prev[j] = c[j];
+      c[j] = a[H + j] * c[j] + a[j] * a[2 * H + j];
+    }
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) tanh_c[j] = rnnkit::tanh(c[j]);
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) m[j] = a[3 * H + j] * tanh_c[j];
+  }
+  template <class T> static void backward(const rnnkit::Backward<T>& s) {
+    const int64_t H = s.H;
+    const T* __restrict a = s.gates;
+    const T* __restrict saved = s.saved;  // [c_{t-1} | tanh(c_t)]
+    const T* __restrict dm = s.grad_m;
+    T* __restrict dc = s.grad_carried;
+    T* __restrict da = s.grad_gates;
+    RNNKIT_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+      const T c_prev = saved[j], tc = saved[H + j];
+      const T d = dc[j] + dm[j] * o * (T(1) - tc * tc);  // dL/dc_t
+      da[j] = d * g * i * (T(1) - i);
+      da[H + j] = d * c_prev * f * (T(1) - f);
+      da[2 * H + j] = d * i * (T(1) - g * g);
+      da[3 * H + j] = dm[j] * tc * o * (T(1) - o);
+      dc[j] = d * f;
+    }
+  }
+};
+""",
+)
 
 
 class LSTMCell(Cell):
     num_gates = 4
     num_carried = 1
+    kernel = KERNEL
 
     def __init__(self, projected: bool = False) -> None:
         self.projected = projected
         # h = W_hr m: a projection without bias or nonlinearity.
         self.output_activation = IDENTITY if projected else None
+
+    def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
+        return 2 * hidden_size
 
     def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev

@@ -1,282 +1,281 @@
-"""The compiled engine: the reference engine's sweep with the time loop in numba kernels.
+"""The compiled engine's sweep: rnnkit.engine.reference.sweep with the whole loop in C++.
 
-Same contract as rnnkit.engine.reference.sweep (packed layout, one autograd.Function per layer
-and direction, weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out)); what changes is where the work
-runs. Around the kernels torch does what it is best at: the input projection of all steps is one
-GEMM before the loop and every weight gradient is one GEMM after the backward sweep. Inside, the
-loop over time, each step's recurrent product and the cell's pointwise math run in
-rnnkit.engine.compiled.kernels without returning to Python.
+Same contract as the reference sweep (packed layout, one autograd.Function per layer and
+direction, weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params)). One call into the
+cell's compiled library runs the forward: the input projection of all steps, the time loop with
+its per-step GEMMs and the cell's row step. One call runs the backward: the sweep back through
+time and every input and weight gradient. Python only allocates the buffers.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ctypes
 import functools
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ...cells import Cell, ElmanCell, GRUCell, JordanCell, LSTMCell
-from ..gradients import SweepGrads, input_and_weight_grads
+from ...cells.base import Cell
 from ..reference import SweepSpec
-from . import kernels
-from .threads import per_step_blas_threads
-from .vecmath import scratch_for
+from .library import SweepArgs, library_for, unavailable
 
-__all__ = ["builtin_compiled_sweep", "cannot_compile_builtin"]
+__all__ = ["PARALLEL_ROWS_FROM", "cannot_compile", "compiled_sweep"]
 
-_ACT_CODES = {
-    "identity": kernels.IDENTITY,
-    "tanh": kernels.TANH,
-    "relu": kernels.RELU,
-    "sigmoid": kernels.SIGMOID,
-}
 _DTYPES = (torch.float32, torch.float64)
+# A step's rows run on all of torch's threads once the step has this many gate values
+# (rows * G): below, waking the threads costs more than the rows (measured with rnnkit bench).
+PARALLEL_ROWS_FROM = 1 << 15
 
 
-def _kernel_codes(cell: Cell) -> tuple[int, int, int]:
-    """(kind, activation, projection activation) of a built-in cell."""
-    projection = cell.output_activation
-    proj_act = _ACT_CODES[projection.name] if projection is not None else kernels.IDENTITY
-    kind = type(cell)
-    if kind is LSTMCell:
-        return kernels.LSTM, kernels.IDENTITY, proj_act
-    if kind is GRUCell:
-        return kernels.GRU, kernels.IDENTITY, proj_act
-    return kernels.ELMAN, _ACT_CODES[cell.activation.name], proj_act
-
-
-def cannot_compile_builtin(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
-    """Why these kernels cannot run this sweep, or None when they can."""
-    if type(cell) not in (ElmanCell, JordanCell, LSTMCell, GRUCell):
-        return f"no compiled kernel for {type(cell).__name__}"
+def cannot_compile(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why the compiled engine cannot run a sweep of `cell` (None when it can)."""
+    if cell.kernel is None:
+        return f"no compiled kernel for {type(cell).__name__} (it defines no CellKernel)"
     if dtype not in _DTYPES:
         return f"compiled kernels run float32 and float64, not {dtype}"
     if device.type != "cpu":
         return f"compiled kernels run on the CPU, not {device.type}"
-    return None
+    return unavailable(cell.kernel)
 
 
-def _np(tensor: Tensor | None, empty_shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A numpy view of a tensor (no copy), or an empty array standing for an absent one."""
-    if tensor is None:
-        return np.empty(empty_shape, dtype=dtype)
-    return tensor.detach().contiguous().numpy()
+@functools.lru_cache(maxsize=512)
+def _packed_index(batch_sizes: tuple[int, ...]):
+    """(sizes, offsets) of the packed layout as int64 arrays the library reads."""
+    steps = len(batch_sizes)
+    offsets, total = [], 0
+    for n in batch_sizes:
+        offsets.append(total)
+        total += n
+    return (ctypes.c_int64 * steps)(*batch_sizes), (ctypes.c_int64 * steps)(*offsets)
 
 
-def _numpy_dtype(like: Tensor) -> type:
-    return np.float64 if like.dtype == torch.float64 else np.float32
+def _address(tensor: Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
 
 
-def _gru_hidden_bias(b_hh: Tensor | None, G: int, dtype) -> np.ndarray:
-    """GRU's b_hh, zeros without bias (the kernel always adds it)."""
-    return np.zeros(G, dtype) if b_hh is None else b_hh.detach().contiguous().numpy()
+def _contiguous(tensor: Tensor | None) -> Tensor | None:
+    return None if tensor is None else tensor.detach().contiguous()
 
 
-@functools.lru_cache(maxsize=256)
-def _packed_index(batch_sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(sizes, offsets) of the packed layout; cached (callers only read them)."""
-    sizes = np.asarray(batch_sizes, dtype=np.int64)
-    offsets = np.zeros_like(sizes)
-    np.cumsum(sizes[:-1], out=offsets[1:])
-    return sizes, offsets
+class _Plan:
+    """One sweep's shapes and the library call's fixed fields, prepared once per call."""
 
+    def __init__(self, spec: SweepSpec, data: Tensor, r0: Tensor, weights) -> None:
+        cell = spec.cell
+        w_ih, w_hh, b_ih, b_hh, w_out, b_out, *own = weights
+        self.cell = cell.bind(tuple(own))
+        self.library = library_for(cell.kernel)
+        self.dtype = data.dtype
+        self.N, self.I = data.shape
+        self.B, self.R = r0.shape
+        self.G = w_ih.shape[0]
+        self.H = w_out.shape[1] if w_out is not None else self.R
+        self.S = cell.saved_width(self.H, self.R)
+        self.C = cell.num_carried * self.H
+        self.weights = tuple(_contiguous(w) for w in (w_ih, w_hh, b_ih, b_hh, w_out, b_out))
+        ordered = self.cell.kernel_params(tuple(own))
+        self.params = tuple(_contiguous(p) for p in ordered)
+        self.weight_shapes = tuple(None if w is None else w.shape for w in self.weights)
+        self.param_shapes = tuple(None if p is None else p.shape for p in self.params)
+        # where each kernel parameter sits among the cell's own (None for an absent one)
+        positions = {id(p): i for i, p in enumerate(own)}
+        self.param_index = tuple(None if p is None else positions[id(p)] for p in ordered)
+        args = SweepArgs()
+        sizes, offsets = _packed_index(spec.batch_sizes)
+        self._keep = [sizes, offsets]  # the arrays args points into live as long as args
+        args.steps, args.batch, args.input_size = len(spec.batch_sizes), self.B, self.I
+        args.hidden, args.recurrent, args.gate_width = self.H, self.R, self.G
+        args.saved_width, args.carried_width = self.S, self.C
+        args.reverse, args.separate = int(spec.reverse), int(cell.separate_hidden)
+        projection = cell.output_activation
+        args.output_activation = projection.code if projection is not None else 0
+        args.sizes, args.offsets = ctypes.addressof(sizes), ctypes.addressof(offsets)
+        options = cell.kernel_options()
+        if options:
+            array = (ctypes.c_int32 * len(options))(*options)
+            self._keep.append(array)
+            args.options = ctypes.addressof(array)
+        for name, tensor in zip(
+            ("w_ih", "w_hh", "b_ih", "b_hh", "w_out", "b_out"), self.weights, strict=True
+        ):
+            setattr(args, name, _address(tensor))
+        args.num_params = len(self.params)
+        if self.params:
+            pointers = (ctypes.c_void_p * len(self.params))(*map(_address, self.params))
+            sizes_array = (ctypes.c_int64 * len(self.params))(
+                *(p.numel() if p is not None else 0 for p in self.params)
+            )
+            self._keep += [pointers, sizes_array]
+            args.params, args.param_sizes = (
+                ctypes.addressof(pointers),
+                ctypes.addressof(sizes_array),
+            )
+        args.parallel_rows_from = PARALLEL_ROWS_FROM
+        self.args = args
 
-@dataclass
-class _Forward:
-    """What the forward sweep produced: the results and, as numpy arrays, what backward reads."""
+    def release(self) -> None:
+        """Drop the plan's references to the weights (autograd keeps them for backward)."""
+        self.weights = self.params = ()
 
-    outputs: Tensor
-    r_final: Tensor
-    c_final: Tensor | None
-    outputs_array: np.ndarray  # the memory of `outputs`, for backward (see _CompiledSweep)
-    gates: np.ndarray
-    m_all: np.ndarray
-    r_prev_all: np.ndarray
-    c_prev_all: np.ndarray
-    aux_all: np.ndarray
-
-
-def _forward(spec: SweepSpec, data: Tensor, r0: Tensor, carried0, weights) -> _Forward:
-    """Run the forward kernel (no autograd). Arrays are numpy buffers wrapped as tensors only
-    where torch needs them: the call's per-array cost is what small calls pay."""
-    cell = spec.cell
-    w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
-    kind, act, proj_act = _kernel_codes(cell)
-    separate = cell.separate_hidden
-    dtype = _numpy_dtype(data)
-    with torch.no_grad():
-        input_bias = b_ih
-        if not separate and b_hh is not None:
-            input_bias = b_hh if b_ih is None else b_ih + b_hh
-        gates = data @ w_ih.t() if input_bias is None else torch.addmm(input_bias, data, w_ih.t())
-    N, B, R, G = data.shape[0], r0.shape[0], r0.shape[1], w_ih.shape[0]
-    H = w_out.shape[1] if w_out is not None else R
-    outputs = np.empty((N, R), dtype)
-    m_all = np.empty((N, H), dtype) if w_out is not None else outputs
-    r_state = r0.detach().numpy().copy()
-    c_state = carried0[0].detach().numpy().copy() if carried0 else np.empty((B, 0), dtype)
-    r_prev_all = np.empty((N, R), dtype)
-    c_prev_all = np.empty((N, H if kind == kernels.LSTM else 0), dtype)
-    aux_all = np.empty((N, H if kind != kernels.ELMAN else 0), dtype)
-    width = max(G, R)
-    with per_step_blas_threads():
-        kernels.forward_sweep(
-            kind,
-            act,
-            proj_act,
-            spec.reverse,
-            *_packed_index(spec.batch_sizes),
-            gates.numpy(),
-            _gru_hidden_bias(b_hh, G, dtype) if separate else np.zeros(0, dtype),
-            _np(w_hh, (), dtype),
-            _np(w_out, (0, H), dtype),
-            _np(b_out, (0,), dtype),
-            r_state,
-            c_state,
-            outputs,
-            m_all,
-            r_prev_all,
-            c_prev_all,
-            aux_all,
-            np.empty((B, G), dtype),
-            np.empty(width, dtype),
-            *scratch_for(width, dtype),
+    def forward(self, data: Tensor, r0: Tensor, carried0, training: bool):
+        """Run the forward; returns (outputs, r_final, carried_final, buffers for backward)."""
+        args, new = self.args, data.new_empty
+        x = data.detach().contiguous()
+        r_state = r0.detach().clone(memory_format=torch.contiguous_format)
+        if self.C:
+            carried = torch.cat([c.detach() for c in carried0], 1) if carried0 else None
+            carried = carried.contiguous() if len(carried0) > 1 else carried.clone()
+        else:
+            carried = None
+        outputs = new((self.N, self.R))
+        buffers = {}
+        if training:
+            buffers = {
+                "gates": new((self.N, self.G)),
+                "r_prev_all": new((self.N, self.R)),
+                "saved": new((self.N, max(self.S, 1))),
+            }
+            if self.weights[4] is not None:
+                buffers["m_all"] = new((self.N, self.H))
+        args.x = x.data_ptr()
+        args.r_state, args.carried, args.outputs = (
+            r_state.data_ptr(),
+            _address(carried),
+            outputs.data_ptr(),
         )
-    c_final = torch.from_numpy(c_state) if carried0 else None
-    return _Forward(
-        torch.from_numpy(outputs),
-        torch.from_numpy(r_state),
-        c_final,
-        outputs,
-        gates.numpy(),
-        m_all,
-        r_prev_all,
-        c_prev_all,
-        aux_all,
-    )
+        for name in ("gates", "r_prev_all", "saved", "m_all"):
+            setattr(args, name, _address(buffers.get(name)))
+        self.library.forward(self.dtype, args)
+        if carried is None:
+            carried_final = ()
+        elif len(carried0) == 1:
+            carried_final = (carried,)
+        else:
+            carried_final = tuple(carried.split(self.H, 1))
+        buffers["x"] = x
+        return outputs, r_state, carried_final, buffers
 
 
 class _CompiledSweep(torch.autograd.Function):
-    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out) ->
-    (outputs (N, R), r_final (B, R), *carried_final), as reference._Sweep."""
+    """Forward: (spec, data, r0, *carried0, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *params)
+    -> (outputs (N, R), r_final (B, R), *carried_final), as reference._Sweep."""
 
     @staticmethod
     def forward(ctx, spec: SweepSpec, data, r0, *rest):
         k = spec.cell.num_carried
-        result = _forward(spec, data, r0, rest[:k], rest[k:])
-        ctx.spec = spec
-        ctx.codes = _kernel_codes(spec.cell)
-        # ctx must not hold the returned tensors: they hold this node, which holds ctx, and the
-        # cycle would keep every step's buffers alive until the garbage collector runs (it
-        # counts objects, not bytes: a training loop grew by gigabytes). Arrays only.
-        ctx.saved = dataclasses.replace(result, outputs=None, r_final=None, c_final=None)
-        # Inputs only: the internals live on ctx.saved (nothing outside can modify them).
-        ctx.save_for_backward(data, *rest[k:])
-        finals = (result.c_final,) if k else ()
-        return (result.outputs, result.r_final, *finals)
+        plan = _Plan(spec, data, r0, rest[k:])
+        outputs, r_final, carried_final, buffers = plan.forward(data, r0, rest[:k], True)
+        ctx.plan = plan
+        ctx.num_carried = k
+        names = ("x", "gates", "r_prev_all", "saved", "m_all")
+        ctx.buffer_names = [n for n in names if n in buffers]
+        # Everything the library reads in backward, the weights too, so that an in-place change
+        # before backward is caught by autograd's version check; the outputs as a saved output.
+        tensors = [t for t in (*plan.weights, *plan.params) if t is not None]
+        ctx.save_for_backward(outputs, *(buffers[n] for n in ctx.buffer_names), *tensors)
+        plan.release()
+        return (outputs, r_final, *carried_final)
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
         if torch.is_grad_enabled():
             raise RuntimeError(
                 "rnnkit's compiled engine does not support double backward "
-                "(create_graph=True through a recurrent layer); use backend='native' for "
-                "second derivatives of RNN, LSTM and GRU"
+                "(create_graph=True through a recurrent layer); use backend='reference' or "
+                "'native' for second derivatives"
             )
-        spec: SweepSpec = ctx.spec
-        kind, act, proj_act = ctx.codes
-        data, *weights = ctx.saved_tensors
-        w_ih, w_hh, _, _, w_out, _ = weights
-        saved: _Forward = ctx.saved
-        outputs = torch.from_numpy(saved.outputs_array)
-        separate = spec.cell.separate_hidden
-        N, R, H, G = outputs.shape[0], outputs.shape[1], saved.m_all.shape[1], w_ih.shape[0]
-        B = spec.batch_sizes[0]
-        dtype = _numpy_dtype(data)
-
+        plan: _Plan = ctx.plan
+        outputs, *saved = ctx.saved_tensors  # also checks that no input changed in place
+        buffers = dict(zip(ctx.buffer_names, saved, strict=False))
+        needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, six weights, *own)
+        k = ctx.num_carried
+        need_w, need_own = needs[3 + k : 9 + k], needs[9 + k :]
+        new = outputs.new_empty
+        args = plan.args
+        args.outputs = outputs.data_ptr()
+        for name in ("x", "gates", "r_prev_all", "saved", "m_all"):
+            setattr(args, name, _address(buffers.get(name)))
         grad_outputs = (
             torch.zeros_like(outputs) if grad_outputs is None else grad_outputs.contiguous()
         )
         grad_r = (
-            torch.zeros((B, R), dtype=data.dtype)
+            outputs.new_zeros((plan.B, plan.R))
             if grad_r_final is None
             else grad_r_final.clone(memory_format=torch.contiguous_format)
         )
-        k = spec.cell.num_carried
-        grad_c_final = grad_carried_final[0] if k else None
-        if k and grad_c_final is not None:
-            grad_c = grad_c_final.clone(memory_format=torch.contiguous_format)
-        else:
-            grad_c = data.new_zeros((B, H if k else 0))
-        grad_gates = data.new_empty((N, G))
-        grad_hidden = data.new_empty((N, G)) if separate else grad_gates
-        grad_pre = data.new_empty((N, R)) if w_out is not None else None
-
-        with per_step_blas_threads():
-            kernels.backward_sweep(
-                kind,
-                act,
-                proj_act,
-                spec.reverse,
-                *_packed_index(spec.batch_sizes),
-                grad_outputs.numpy(),
-                grad_r.numpy(),
-                grad_c.numpy(),
-                saved.gates,
-                _np(w_hh, (), dtype),
-                _np(w_out, (0, H), dtype),
-                outputs.numpy(),
-                saved.m_all,
-                saved.r_prev_all,
-                saved.c_prev_all,
-                saved.aux_all,
-                grad_gates.numpy(),
-                grad_hidden.numpy(),
-                (grad_pre if grad_pre is not None else data.new_empty((N, 0))).numpy(),
-                np.empty((B, H), dtype=dtype),
-                np.empty((B, R), dtype=dtype),
+        grad_c = None
+        if plan.C:
+            parts = [
+                g if g is not None else outputs.new_zeros((plan.B, plan.H))
+                for g in grad_carried_final
+            ]
+            grad_c = (
+                torch.cat(parts, 1)
+                if len(parts) > 1
+                else parts[0].clone(memory_format=torch.contiguous_format)
             )
+        grad_gates = new((plan.N, plan.G))
+        grad_hidden = new((plan.N, plan.G)) if plan.cell.separate_hidden else None
+        grad_pre = new((plan.N, plan.R)) if plan.weight_shapes[4] is not None else None
+        grad_x = new((plan.N, plan.I)) if needs[1] else None
+        grads = [
+            new(shape) if need and shape is not None else None
+            for need, shape in zip(need_w, plan.weight_shapes, strict=True)
+        ]
+        # the cell's own parameters: buffers in the kernel's order, returned in the cell's
+        own_grads = [
+            new(shape) if shape is not None and need_own[index] else None
+            for shape, index in zip(plan.param_shapes, plan.param_index, strict=True)
+        ]
+        args.grad_outputs = grad_outputs.data_ptr()
+        args.grad_r, args.grad_carried = grad_r.data_ptr(), _address(grad_c)
+        args.grad_gates, args.grad_hidden = grad_gates.data_ptr(), _address(grad_hidden)
+        args.grad_pre, args.grad_x = _address(grad_pre), _address(grad_x)
+        (
+            args.grad_w_ih,
+            args.grad_w_hh,
+            args.grad_b_ih,
+            args.grad_b_hh,
+            args.grad_w_out,
+            args.grad_b_out,
+        ) = map(_address, grads)
+        pointers = None
+        if own_grads:
+            pointers = (ctypes.c_void_p * len(own_grads))(*map(_address, own_grads))
+        args.grad_params = ctypes.addressof(pointers) if pointers is not None else None
+        plan.library.backward(plan.dtype, args)
+        in_cell_order: list[Tensor | None] = [None] * len(need_own)
+        for grad, index in zip(own_grads, plan.param_index, strict=True):
+            if index is not None:
+                in_cell_order[index] = grad
+        grad_carried = () if grad_c is None else tuple(grad_c.split(plan.H, 1))
+        return (None, grad_x, grad_r, *grad_carried, *grads, *in_cell_order)
 
-        # Input and weight gradients as single GEMMs over all steps.
-        needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, w_ih, w_hh, b_ih, ...)
-        m_all = torch.from_numpy(saved.m_all)
-        grad_data, *weight_grads = input_and_weight_grads(
-            needs[1],
-            needs[3 + k :],
-            data,
-            weights,
-            SweepGrads(grad_gates, grad_hidden, separate, grad_pre, m_all),
-            lambda: grad_hidden.t() @ torch.from_numpy(saved.r_prev_all),
-        )
-        return (
-            None,
-            grad_data,
-            grad_r,
-            *((grad_c,) if k else ()),
-            *weight_grads,
-        )
 
-
-def builtin_compiled_sweep(
+def compiled_sweep(
     spec: SweepSpec,
     data: Tensor,
     r0: Tensor,
     carried0: tuple[Tensor, ...],
     weights: tuple[Tensor | None, ...],
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
-    """rnnkit.engine.reference.sweep on these kernels (a built-in cell: see
-    cannot_compile_builtin)."""
-    data = data.contiguous()
-    r0 = r0.contiguous()
-    carried0 = tuple(c.contiguous() for c in carried0)
+    """rnnkit.engine.reference.sweep on the cell's compiled kernel; raises NotImplementedError
+    (with the reason) where the compiled engine cannot run it."""
+    why_not = cannot_compile(spec.cell, data.dtype, data.device)
+    if why_not is not None:
+        raise NotImplementedError(f"the compiled engine cannot run this sweep: {why_not}")
+    names = spec.cell.param_names
+    if len(weights) != 6 + len(names):
+        raise ValueError(
+            f"weights must be the six engine weights and ({', '.join(names)}) for "
+            f"{type(spec.cell).__name__}; got {len(weights)} entries"
+        )
     if torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (data, r0, *carried0, *weights)
     ):
         outputs, r_final, *carried_final = _CompiledSweep.apply(spec, data, r0, *carried0, *weights)
         return outputs, r_final, tuple(carried_final)
-    # Nothing to differentiate: skip autograd's bookkeeping (it dominates calls of one step).
-    result = _forward(spec, data, r0, carried0, weights)
-    return result.outputs, result.r_final, (result.c_final,) if carried0 else ()
+    # Nothing to differentiate: no autograd node, no buffers for backward.
+    plan = _Plan(spec, data, r0, weights)
+    outputs, r_final, carried_final, _ = plan.forward(data, r0, carried0, False)
+    return outputs, r_final, carried_final

@@ -1,0 +1,143 @@
+"""Loading a cell's compiled library and calling its sweeps.
+
+`library_for(kernel)` returns the loaded `KernelLibrary` of a CellKernel (compiled on first use
+when neither the install nor the cache has it, see build.py), or raises `KernelUnavailableError`
+with the reason; `unavailable(kernel)` returns that reason or None. Each library is loaded once
+per process and handed the addresses of torch's own BLAS (sgemm_/dgemm_ of libtorch_cpu), so
+its matrix products run in torch's MKL on torch's threads.
+
+`SweepArgs` mirrors struct rnnkit::SweepArgs of engine.h field for field.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import threading
+import time
+
+import torch
+
+from ...cells.base import CellKernel
+from . import build
+
+__all__ = ["KernelLibrary", "KernelUnavailableError", "SweepArgs", "library_for", "unavailable"]
+
+ABI_VERSION = 1  # rnnkit::ABI_VERSION in engine.h
+
+_p = ctypes.c_void_p
+_i = ctypes.c_int64
+
+
+class SweepArgs(ctypes.Structure):
+    _fields_ = [
+        *((name, _i) for name in (
+            "steps", "batch", "input_size", "hidden", "recurrent", "gate_width",
+            "saved_width", "carried_width", "reverse", "separate", "output_activation",
+            "num_params",
+        )),
+        ("sizes", _p),
+        ("offsets", _p),
+        ("options", _p),
+        *((name, _p) for name in ("x", "w_ih", "b_ih", "w_hh", "b_hh", "w_out", "b_out")),
+        ("params", _p),
+        ("param_sizes", _p),
+        *((name, _p) for name in (
+            "r_state", "carried", "gates", "outputs", "m_all", "r_prev_all", "saved",
+            "grad_outputs", "grad_r", "grad_carried", "grad_gates", "grad_hidden", "grad_pre",
+            "grad_x", "grad_w_ih", "grad_w_hh", "grad_b_ih", "grad_b_hh", "grad_w_out",
+            "grad_b_out", "grad_params",
+        )),
+        ("parallel_rows_from", _i),
+    ]  # fmt: skip
+
+
+class KernelUnavailableError(NotImplementedError):
+    """The compiled engine cannot run a kernel here (no compiler, a refused source, no BLAS)."""
+
+
+@functools.cache
+def _torch_blas() -> tuple[int | None, ...]:
+    """The addresses of sgemm_ and dgemm_ in torch's CPU library (MKL on x86 builds), and of
+    MKL's packed-GEMM functions where it has them (None otherwise)."""
+    path = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    try:
+        lib = ctypes.CDLL(path)
+        required = [ctypes.cast(lib[name], ctypes.c_void_p).value for name in ("sgemm_", "dgemm_")]
+    except (OSError, AttributeError) as error:
+        raise KernelUnavailableError(
+            f"torch's CPU library exports no BLAS (sgemm_/dgemm_) for the compiled engine: {error}"
+        ) from None
+    names = ("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute")
+    try:
+        packed = [ctypes.cast(lib[name], ctypes.c_void_p).value for name in names]
+    except AttributeError:
+        packed = [None, None, None]
+    return (*required, *packed)
+
+
+class KernelLibrary:
+    """One cell's compiled sweeps: forward(args) and backward(args) per dtype."""
+
+    def __init__(self, path, compile_seconds: float) -> None:
+        self.path = str(path)
+        self.compile_seconds = compile_seconds  # 0 when it was prebuilt or cached
+        lib = ctypes.CDLL(self.path)
+        if lib.rnnkit_abi_version() != ABI_VERSION:
+            raise KernelUnavailableError(f"{path} was built for another engine version; delete it")
+        lib.rnnkit_set_blas(*(ctypes.c_void_p(address) for address in _torch_blas()))
+        self._forward = {}
+        self._backward = {}
+        for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
+            for table, stem in ((self._forward, "forward"), (self._backward, "backward")):
+                function = getattr(lib, f"rnnkit_{stem}_{suffix}")
+                function.argtypes = [ctypes.POINTER(SweepArgs)]
+                function.restype = None
+                table[dtype] = function
+        self._lib = lib
+
+    def forward(self, dtype: torch.dtype, args: SweepArgs) -> None:
+        self._forward[dtype](ctypes.byref(args))
+
+    def backward(self, dtype: torch.dtype, args: SweepArgs) -> None:
+        self._backward[dtype](ctypes.byref(args))
+
+
+_loaded: dict[tuple[str, str], KernelLibrary | str] = {}
+_lock = threading.Lock()
+
+
+def library_for(kernel: CellKernel) -> KernelLibrary:
+    """The kernel's loaded library; raises KernelUnavailableError with the reason it cannot be."""
+    key = (kernel.name, kernel.source)
+    found = _loaded.get(key)
+    if found is None:
+        with _lock:
+            found = _loaded.get(key)
+            if found is None:
+                found = _load(kernel)
+                _loaded[key] = found
+    if isinstance(found, str):
+        raise KernelUnavailableError(found)
+    return found
+
+
+def _load(kernel: CellKernel) -> KernelLibrary | str:
+    started = time.perf_counter()
+    try:
+        path, compiled = build.find_or_build(kernel.name, kernel.source)
+        return KernelLibrary(path, time.perf_counter() - started if compiled else 0.0)
+    except (build.CompileError, KernelUnavailableError, OSError) as error:
+        return str(error)
+
+
+def unavailable(kernel: CellKernel | None) -> str | None:
+    """Why the compiled engine cannot run `kernel` (None when it can)."""
+    if kernel is None:
+        return "the cell has no compiled kernel (CellKernel)"
+    try:
+        library_for(kernel)
+    except KernelUnavailableError as error:
+        return str(error)
+    return None
