@@ -7,9 +7,7 @@ bench measures the right things (agreeing contenders, counted flops, planned row
 from __future__ import annotations
 
 import json
-import sys
 import time
-import types
 
 import pytest
 
@@ -238,20 +236,30 @@ def test_targets_are_judged_from_the_rows():
 
 @pytest.fixture
 def fake_stream_suites(monkeypatch):
-    """rnnkit.stream.benchmarks stand-in: the wiring is tested here, the suites in theirs."""
-    module = types.ModuleType("rnnkit.stream.benchmarks")
-    module.streaming_suite = lambda quick: [
-        {
-            "cell": "lstm",
-            "hidden_size": 128,
-            "stream_us": 12.0,
-            "stream_vs_native": 9.0,
-            "target": "stream >= 5x nn.LSTM and <= 25 us",
-            "target_met": True,
-        }
-    ]
-    module.generation_suite = lambda quick: [{"model": "char LSTM", "fused_chars_per_s": 9e3}]
-    monkeypatch.setitem(sys.modules, "rnnkit.stream.benchmarks", module)
+    """Stand-ins for the streaming and generation suites: the wiring is tested here, the
+    suites in test_stream.py."""
+    from rnnkit.bench import streaming
+
+    monkeypatch.setitem(
+        streaming.EXTERNAL_SUITES,
+        "streaming",
+        lambda quick: [
+            {
+                "suite": "streaming",
+                "cell": "lstm",
+                "hidden_size": 128,
+                "call_us": 12.0,
+                "call_vs_native": 9.0,
+                "target": "call <= 25 us and >= 5x nn.LSTM",
+                "target_met": True,
+            }
+        ],
+    )
+    monkeypatch.setitem(
+        streaming.EXTERNAL_SUITES,
+        "generation",
+        lambda quick: [{"suite": "generation", "model": "char LSTM", "fused_chars_per_s": 9e3}],
+    )
 
 
 def test_quick_run_writes_json_and_markdown(tmp_path, capsys, one_thread, fake_stream_suites):
@@ -262,7 +270,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys, one_thread, fake_s
     assert code == 0
     report = json.loads((out / "bench.json").read_text())
     assert report["schema"] == "rnnkit-bench/2"
-    for key in ("cpu", "logical_cpus", "torch_version", "numba_version", "numpy_version", "source"):
+    for key in ("cpu", "logical_cpus", "torch_version", "compiler", "numpy_version", "source"):
         assert report["machine"][key], key
     assert report["gemm_peak"]["gflops"] > 0
     assert list(report["suites"]) == ["train-step", "varlen", "streaming", "generation"]
@@ -289,14 +297,6 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys, one_thread, fake_s
     markdown = (out / "bench.md").read_text()
     assert "### Targets" in markdown and "### Suite train-step" in markdown
     assert "compiled vs native" in capsys.readouterr().out
-
-
-def test_missing_stream_suites_are_noted_not_fatal(monkeypatch, tmp_path, one_thread):
-    from rnnkit.bench.streaming import run_external
-
-    monkeypatch.setitem(sys.modules, "rnnkit.stream.benchmarks", None)  # import fails
-    rows, note = run_external("streaming", progress=None)
-    assert rows == [] and "not available" in note
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from torch import nn
 
 from rnnkit.data import SPECIALS, CharTokenizer, Vocab, WordTokenizer
 from rnnkit.generate import _decode_step_by_step, filter_logits, generate
+from rnnkit.generate.fused import fused_decode, unavailable_reason
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
-from rnnkit.stream.generation import fused_decode, unavailable_reason
 
 CHARS = list("abcdefghij .,")
 VOCAB_SIZE = len(CHARS) + 4  # + rnnkit's special tokens
@@ -185,7 +185,7 @@ def test_cli_generate_says_which_decoder_ran(tmp_path, capsys, one_thread):
     common = ["generate", "--checkpoint", str(run), "--prefix", "the", "--length", "20"]
     assert main([*common, "--greedy", "--debug"]) == 0
     captured = capsys.readouterr()
-    assert "fused numba decoder" in captured.err and captured.out.startswith("the")
+    assert "fused decoder" in captured.err and captured.out.startswith("the")
     assert main([*common, "--greedy", "--decoder", "eager", "--debug"]) == 0
     eager = capsys.readouterr()
     assert "eager" in eager.err and eager.out == captured.out  # greedy: the same text

@@ -35,7 +35,7 @@ def test_shapes_and_state(cell, embedding_dim):
     logits, state = model(ids())
     assert logits.shape == (B, T, V)
     assert logits.dtype == torch.float32
-    expected_parts = 2 if cell == "lstm" else 1
+    expected_parts = 1 + model.layers.cell.num_carried  # (h, c) for the LSTMs
     parts = as_tuple(state)
     assert len(parts) == expected_parts
     assert all(part.shape == (L, B, H) for part in parts)

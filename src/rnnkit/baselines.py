@@ -1,5 +1,11 @@
-"""Hand-written autograd loops for the layer-norm cells: the oracle the tests compare rnnkit's
-engine with, and the "naive loop" the benchmarks time it against.
+"""Hand-written autograd loops: the oracle the tests compare rnnkit's engines with, and the
+"naive loop" the benchmarks time them against.
+
+`equations_loop(layer, x, hx, lengths)` runs any rnnkit layer as the loop a user would write:
+every layer and direction one time step at a time through the cell's own plain-torch
+`equations`, the output projection and stacking in plain ops, all differentiated by autograd.
+The layer-norm loops below write those two cells out once more, independently of the cells'
+modules.
 
 Each function runs one layer in one direction over a padded batch, one time step at a time, in
 plain torch ops (F.layer_norm, F.linear, torch.sigmoid, ...) that autograd differentiates; the
@@ -18,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["layer_norm_gru_loop", "layer_norm_lstm_loop"]
+__all__ = ["equations_loop", "layer_norm_gru_loop", "layer_norm_lstm_loop"]
 
 EPS = 1e-5
 
@@ -80,3 +86,49 @@ def layer_norm_gru_loop(
         h = _keep(mask, h_new, h)
         outputs[t] = h_new if mask is None else h_new * mask
     return torch.stack(outputs), h
+
+
+def equations_loop(layer, x: Tensor, hx=None, lengths=None):
+    """An rnnkit layer (rnnkit.Recurrent) run step by step through its cell's equations.
+
+    x: (T, B, I) padded, time first; hx: None or the layer call's states (r (L*D, B, R), then
+    the carried ones); lengths: None or (B,) per-sequence lengths (steps past a length output
+    zeros and leave the state alone). Returns (output (T, B, D*R), finals as the layer call
+    returns them). Dropout is not applied (compare in eval mode).
+    """
+    cell = layer.cell
+    L, D = layer.num_layers, 2 if layer.bidirectional else 1
+    T, B = x.shape[0], x.shape[1]
+    R, H, k = layer.recurrent_size, layer.hidden_size, cell.num_carried
+    if hx is None:
+        states = [x.new_zeros(L * D, B, R)] + [x.new_zeros(L * D, B, H) for _ in range(k)]
+    else:
+        states = list(hx) if isinstance(hx, (tuple, list)) else [hx]
+    projection = cell.output_activation
+    finals = [[] for _ in range(1 + k)]
+    layer_input = x
+    for depth in range(L):
+        outputs = []
+        for direction in range(D):
+            index = depth * D + direction
+            weights = layer._weights_for(depth, direction)
+            w_out, b_out = weights[4], weights[5]
+            r = states[0][index]
+            carried = tuple(s[index] for s in states[1:])
+            out = [None] * T
+            for t, mask in _time_steps(layer_input, lengths, direction == 1):
+                m, new_carried = cell.equations(layer_input[t], r, carried, weights)
+                new_r = m
+                if projection is not None:
+                    new_r = projection.forward(F.linear(m, w_out, b_out))
+                r = _keep(mask, new_r, r)
+                carried = tuple(
+                    _keep(mask, n, o) for n, o in zip(new_carried, carried, strict=True)
+                )
+                out[t] = new_r if mask is None else new_r * mask
+            outputs.append(torch.stack(out))
+            for collected, final in zip(finals, (r, *carried), strict=True):
+                collected.append(final)
+        layer_input = torch.cat(outputs, dim=-1)
+    result = tuple(torch.stack(f) for f in finals)
+    return layer_input, (result if len(result) > 1 else result[0])

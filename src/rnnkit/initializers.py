@@ -35,7 +35,8 @@ def init_recurrent_(layer: nn.Module, kind: str = "orthogonal") -> nn.Module:
         return layer
     hidden = layer.hidden_size
     for name, weight in layer.named_parameters():
-        if name.startswith("weight_hh_l"):
+        # matrices only: an IndRNN's weight_hh is a vector of per-unit recurrent weights
+        if name.startswith("weight_hh_l") and weight.dim() == 2:
             # the gates' (H, H) blocks are stacked along dim 0; a projected LSTM's blocks are
             # (H, P), made semi-orthogonal
             for block in weight.split(hidden):

@@ -24,10 +24,8 @@ class Machine:
     usable_cpus: int
     torch_version: str
     torch_threads: int
-    numba_version: str
-    numba_threads: int | None
+    compiler: str  # the C++ compiler the compiled engine's kernels are built with
     numpy_version: str
-    scipy_version: str
     blas: str
     python: str
     platform: str
@@ -47,10 +45,8 @@ class Machine:
             usable_cpus=usable or 0,
             torch_version=torch.__version__,
             torch_threads=torch.get_num_threads(),
-            numba_version=_version("numba"),
-            numba_threads=_numba_threads(),
+            compiler=_compiler(),
             numpy_version=_version("numpy"),
-            scipy_version=_version("scipy"),
             blas=_math_libraries(),
             python=platform.python_version(),
             platform=platform.platform(),
@@ -70,8 +66,7 @@ class Machine:
             f"machine : {self.cpu}, {self.logical_cpus} logical CPUs "
             f"({self.usable_cpus} usable), {self.platform}",
             f"software: torch {self.torch_version} ({self.torch_threads} threads; {self.blas}), "
-            f"numba {self.numba_version} ({self.numba_threads} threads), numpy "
-            f"{self.numpy_version}, scipy {self.scipy_version}, Python {self.python}",
+            f"numpy {self.numpy_version}, Python {self.python}; kernels by {self.compiler}",
             f"rnnkit  : {self.rnnkit_version} ({self.source})",
             f"date    : {self.date}{load}",
         ]
@@ -84,12 +79,18 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _numba_threads() -> int | None:
+def _compiler() -> str:
+    """The first line of the kernels' compiler's --version (rnnkit.engine.compiled.build)."""
+    from ..engine.compiled.build import compiler
+
+    name = compiler()
+    if name is None:
+        return "no C++ compiler"
     try:
-        import numba
-    except ImportError:
-        return None
-    return numba.config.NUMBA_NUM_THREADS
+        result = subprocess.run([name, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return name
+    return (result.stdout.splitlines() or [name])[0]
 
 
 def _cpu_model() -> str:
@@ -135,4 +136,11 @@ def _math_libraries() -> str:
         )
         if available
     ]
-    return ", ".join(found) or "no MKL/oneDNN"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            words = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+        flags = "AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words else ""
+    except OSError:
+        pass
+    return ", ".join(found + ([flags] if flags else [])) or "no MKL/oneDNN"

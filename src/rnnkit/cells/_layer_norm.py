@@ -26,12 +26,22 @@ from torch import Tensor
 __all__ = [
     "EPS",
     "OwnParameters",
+    "equations_layer_norm",
     "layer_norm_backward",
     "layer_norm_backward_from_normalized",
     "normalize",
 ]
 
 EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+def equations_layer_norm(v: Tensor, own: dict, prefix: str) -> Tensor:
+    """LN(v; γ, β) with torch.nn.functional.layer_norm, γ and β the cell's `{prefix}_weight`
+    and `{prefix}_bias` (for the cells' plain-torch equations)."""
+    import torch.nn.functional as F
+
+    gain, shift = own[f"{prefix}_weight"], own[f"{prefix}_bias"]
+    return F.layer_norm(v, (v.shape[-1],), gain, shift, EPS)
 
 
 def normalize(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

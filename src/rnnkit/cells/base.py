@@ -54,7 +54,16 @@ from torch import Tensor
 
 from ..activations import Activation
 
-__all__ = ["Cell", "CellKernel", "StepBackward", "StepForward"]
+__all__ = ["Cell", "CellKernel", "StepBackward", "StepForward", "affine"]
+
+
+def affine(x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor | float:
+    """x W^T + b for the equations; 0 for an absent weight, no bias for an absent one."""
+    if weight is None:
+        return 0.0
+    out = x @ weight.t()
+    return out if bias is None else out + bias
+
 
 # step forward returns (carried tuple, saved for backward); m_t is written into the given buffer
 StepForward = tuple[tuple[Tensor, ...], Any]
@@ -92,6 +101,11 @@ class Cell(ABC):
         recurrent_weight: False when the recurrence has no matrix W_hh (the step reads r_{t-1}
             itself, elementwise): the engine then runs no per-step GEMM and w_hh is None.
         kernel: the compiled engine's row step (CellKernel), or None for reference only.
+        engine_parameters: what a layer calls the engine weights this cell uses, by slot
+            (w_ih, w_hh, b_ih, b_hh, w_out, b_out); a slot left out is None in every sweep.
+            Biases exist only in layers built with bias=True, w_out/b_out only with a
+            projection. rnnkit.Recurrent names layer k's parameter `{name}_l{k}[_reverse]`.
+        state_names: the layer call's names for (r_0, *carried_0).
     """
 
     num_gates: int = 1
@@ -101,6 +115,23 @@ class Cell(ABC):
     param_names: tuple[str, ...] = ()
     recurrent_weight: bool = True
     kernel: CellKernel | None = None
+    engine_parameters: dict[str, str] = {  # noqa: RUF012 (read-only by convention)
+        "w_ih": "weight_ih",
+        "w_hh": "weight_hh",
+        "b_ih": "bias_ih",
+        "b_hh": "bias_hh",
+    }
+    state_names: tuple[str, ...] = ("h_0",)
+
+    def equations(
+        self, x: Tensor, r_prev: Tensor, carried: tuple[Tensor, ...], weights: tuple
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The step as a textbook writes it, in plain differentiable torch ops (no in-place):
+        (x_t (B, I), r_{t-1} (B, R), carried_{t-1}, weights) -> (m_t (B, H), carried_t), with
+        weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *own) as a sweep gets them. It defines
+        the cell independently of the engines: the tests hold both engines to it, and the
+        benchmarks time it as the loop a user would write by hand (rnnkit.baselines)."""
+        raise NotImplementedError(f"{type(self).__name__} states no equations")
 
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         """How many values per row the kernel's forward writes to `saved` for its backward."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..activations import get_activation
-from .base import Cell, CellKernel, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward, affine
+from .registry import register_cell
 
 __all__ = ["ElmanCell"]
 
@@ -54,5 +55,20 @@ class ElmanCell(Cell):
     def kernel_options(self) -> tuple[int, ...]:
         return (self.activation.code,)
 
+    def equations(self, x, r_prev, carried, weights):
+        w_ih, w_hh, b_ih, b_hh = weights[:4]
+        a = affine(x, w_ih, b_ih) + affine(r_prev, w_hh, b_hh)
+        return self.activation.forward(a), ()
+
     def extra_repr(self) -> str:
         return f"nonlinearity={self.activation.name!r}"
+
+
+register_cell(
+    "rnn",
+    ElmanCell,
+    layer="RNN",
+    summary="Elman RNN: h = f(W_ih x + b_ih + W_hh h_prev + b_hh), tanh or relu",
+    options={"nonlinearity": ("tanh", "relu")},
+    torch_twin="RNN",
+)

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from ..activations import SIGMOID, TANH
-from .base import Cell, CellKernel, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward, affine
+from .registry import register_cell
 
 __all__ = ["GRUCell"]
 
@@ -90,6 +91,14 @@ class GRUCell(Cell):
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return hidden_size
 
+    def equations(self, x, r_prev, carried, weights):
+        w_ih, w_hh, b_ih, b_hh = weights[:4]
+        xr, xz, xn = affine(x, w_ih, b_ih).chunk(3, dim=-1)
+        hr, hz, hn = affine(r_prev, w_hh, b_hh).chunk(3, dim=-1)
+        reset, update = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + reset * hn)
+        return (1 - update) * n + update * r_prev, ()
+
     def step(
         self, gates: Tensor, hidden_gates: Tensor, r_prev: Tensor, carried_prev, m_out
     ) -> StepForward:
@@ -129,3 +138,12 @@ class GRUCell(Cell):
         grad_hidden_gates_out[:, : 2 * H] = grad_gates_out[:, : 2 * H]
         torch.mul(grad_a_n, reset, out=grad_hidden_gates_out[:, 2 * H :])  # r * da_n
         return grad_m * update, ()  # dh * z, straight to h_prev
+
+
+register_cell(
+    "gru",
+    GRUCell,
+    layer="GRU",
+    summary="GRU (torch.nn.GRU's gates r, z, n)",
+    torch_twin="GRU",
+)

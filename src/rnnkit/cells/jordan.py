@@ -13,12 +13,21 @@ from __future__ import annotations
 
 from ..activations import get_activation
 from .elman import ElmanCell
+from .registry import register_cell
 
 __all__ = ["JordanCell"]
 
 
 class JordanCell(ElmanCell):
     output_activations = ("tanh", "relu", "sigmoid", "identity")
+    engine_parameters = {  # noqa: RUF012
+        "w_ih": "weight_ih",
+        "w_hh": "weight_yh",
+        "b_ih": "bias_h",
+        "w_out": "weight_hy",
+        "b_out": "bias_y",
+    }
+    state_names = ("y_0",)
 
     def __init__(self, nonlinearity: str = "tanh", output_nonlinearity: str = "tanh") -> None:
         super().__init__(nonlinearity)
@@ -33,3 +42,13 @@ class JordanCell(ElmanCell):
             f"nonlinearity={self.activation.name!r}, "
             f"output_nonlinearity={self.output_activation.name!r}"
         )
+
+
+register_cell(
+    "jordan",
+    JordanCell,
+    layer="JordanRNN",
+    summary="Jordan network: the output y (as wide as the hidden layer) is fed back",
+    options={"nonlinearity": ("tanh", "relu")},
+    layer_args=lambda input_size, hidden_size: (input_size, hidden_size, hidden_size),
+)

@@ -40,8 +40,12 @@ from ._layer_norm import (
     layer_norm_backward_from_normalized,
     normalize,
 )
+from ._layer_norm import (
+    equations_layer_norm as _ln,
+)
 from .base import Cell, CellKernel, StepBackward, StepForward
 from .gru import GRUCell
+from .registry import register_cell
 
 __all__ = ["LayerNormGRUCell"]
 
@@ -138,9 +142,21 @@ class LayerNormGRUCell(OwnParameters, Cell):
     )
     plain_biases = ("bias_ih", "bias_hh")
     kernel = KERNEL
+    engine_parameters = {"w_ih": "weight_ih", "w_hh": "weight_hh"}  # noqa: RUF012 (own biases)
 
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 7 * hidden_size + 2
+
+    def equations(self, x, r_prev, carried, weights):
+        w_ih, w_hh = weights[:2]
+        own = dict(zip(self.param_names, weights[6:], strict=True))
+        gi = _ln(x @ w_ih.t(), own, "ln_ih") + own.get("bias_ih", 0.0)
+        gh = _ln(r_prev @ w_hh.t(), own, "ln_hh") + own.get("bias_hh", 0.0)
+        xr, xz, xn = gi.chunk(3, dim=-1)
+        hr, hz, hn = gh.chunk(3, dim=-1)
+        reset, update = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + reset * hn)
+        return (1 - update) * n + update * r_prev, ()
 
     def _shift(self, side: str) -> Tensor:
         """β + b of one side ("ih" or "hh")."""
@@ -204,3 +220,11 @@ class LayerNormGRUCell(OwnParameters, Cell):
             grad_gi, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_gi
         )
         return tuple(grads[name] for name in self.param_names)
+
+
+register_cell(
+    "lngru",
+    LayerNormGRUCell,
+    layer="LayerNormGRU",
+    summary="layer-normalized GRU (haste's LayerNormGRU with shifts)",
+)

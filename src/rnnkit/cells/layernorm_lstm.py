@@ -41,8 +41,12 @@ from ._layer_norm import (
     layer_norm_backward_from_normalized,
     normalize,
 )
+from ._layer_norm import (
+    equations_layer_norm as _ln,
+)
 from .base import Cell, CellKernel, StepBackward, StepForward
 from .lstm import LSTMCell
+from .registry import register_cell
 
 __all__ = ["LayerNormLSTMCell"]
 
@@ -162,9 +166,21 @@ class LayerNormLSTMCell(OwnParameters, Cell):
     )
     plain_biases = ("bias",)
     kernel = KERNEL
+    engine_parameters = {"w_ih": "weight_ih", "w_hh": "weight_hh"}  # noqa: RUF012 (own biases)
+    state_names = ("h_0", "c_0")
 
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 11 * hidden_size + 3
+
+    def equations(self, x, r_prev, carried, weights):
+        w_ih, w_hh = weights[:2]
+        own = dict(zip(self.param_names, weights[6:], strict=True))
+        a = _ln(x @ w_ih.t(), own, "ln_ih") + _ln(r_prev @ w_hh.t(), own, "ln_hh")
+        if "bias" in own:
+            a = a + own["bias"]
+        i, f, g, o = a.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * carried[0] + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(_ln(c, own, "ln_cell")), (c,)
 
     def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
         """gates_all (N, 4H) = W_ih x for every step becomes γ_x x̂ + β_x + β_h + b in place:
@@ -248,3 +264,11 @@ class LayerNormLSTMCell(OwnParameters, Cell):
             grad_a, self.param("ln_ih_weight"), x_hat, x_rstd, out=grad_a
         )
         return tuple(grads[name] for name in self.param_names)
+
+
+register_cell(
+    "lnlstm",
+    LayerNormLSTMCell,
+    layer="LayerNormLSTM",
+    summary="layer-normalized LSTM (Ba, Kiros, Hinton 2016)",
+)

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from ..activations import IDENTITY, SIGMOID, TANH
-from .base import Cell, CellKernel, StepBackward, StepForward
+from .base import Cell, CellKernel, StepBackward, StepForward, affine
+from .registry import register_cell
 
 __all__ = ["LSTMCell"]
 
@@ -86,6 +87,8 @@ class LSTMCell(Cell):
     num_gates = 4
     num_carried = 1
     kernel = KERNEL
+    engine_parameters = {**Cell.engine_parameters, "w_out": "weight_hr"}  # noqa: RUF012
+    state_names = ("h_0", "c_0")
 
     def __init__(self, projected: bool = False) -> None:
         self.projected = projected
@@ -94,6 +97,12 @@ class LSTMCell(Cell):
 
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 2 * hidden_size
+
+    def equations(self, x, r_prev, carried, weights):
+        w_ih, w_hh, b_ih, b_hh = weights[:4]
+        i, f, g, o = (affine(x, w_ih, b_ih) + affine(r_prev, w_hh, b_hh)).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * carried[0] + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), (c,)
 
     def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev
@@ -146,3 +155,12 @@ class LSTMCell(Cell):
 
     def extra_repr(self) -> str:
         return f"projected={self.projected}"
+
+
+register_cell(
+    "lstm",
+    LSTMCell,
+    layer="LSTM",
+    summary="LSTM (torch.nn.LSTM's gates i, f, g, o)",
+    torch_twin="LSTM",
+)

@@ -118,10 +118,12 @@ class _Sweep(torch.autograd.Function):
             if separate:
                 gates = gate_blocks[t]
                 hidden_gates = _linear(r_prev, w_hh, b_hh)  # (n, G)
-            else:
+            elif w_hh is not None:
                 # gi_t + W_hh r_{t-1} in place: the block is this step's to use up
                 gates = gate_blocks[t].addmm_(r_prev, w_hh.t())  # (n, G)
                 hidden_gates = None
+            else:  # an elementwise recurrence: the cell reads r_{t-1} itself
+                gates, hidden_gates = gate_blocks[t], None
             out, m = out_blocks[t], m_blocks[t]
             new_carried, step_saved = cell.step(
                 gates, hidden_gates, r_prev, _rows(carried, n, B), m
@@ -205,7 +207,9 @@ class _Sweep(torch.autograd.Function):
                 grad_hidden_blocks[t] if separate else None,
             )
             recurrent_grad = grad_hidden_blocks[t]
-            if grad_r_direct is None:
+            if w_hh is None:
+                new_grad_r = grad_r_direct if grad_r_direct is not None else grad_r_rows * 0
+            elif grad_r_direct is None:
                 new_grad_r = torch.mm(recurrent_grad, w_hh)
             else:
                 new_grad_r = grad_r_direct.addmm_(recurrent_grad, w_hh)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .._checks import BACKENDS
-from ..layers import GRU, LSTM, RNN, JordanRNN
+from ..layers import make_layer
 from .language_model import CELLS
 
 
@@ -56,10 +56,8 @@ def make_recurrent(
         "bidirectional": bidirectional,
         "backend": backend,
     }
-    if cell == "jordan":  # its fed-back output y is H wide, so every cell hands on H features
-        return JordanRNN(input_size, hidden_size, hidden_size, **common)
-    layer = {"rnn": RNN, "gru": GRU, "lstm": LSTM}[cell]
-    return layer(input_size, hidden_size, **common)
+    # every cell hands on H features (Jordan's fed-back output y is H wide: its registry entry)
+    return make_layer(cell, input_size, hidden_size, **common)
 
 
 class RecurrentEncoder(nn.Module):

@@ -20,11 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import BACKENDS, dataclass_from_dict
+from ..cells import CELLS as _REGISTRY
 from ..data import OneHot
 from ..initializers import RECURRENT_INITS, init_recurrent_, shift_forget_bias_
-from ..layers import GRU, LSTM, RNN, JordanRNN
+from ..layers import make_layer
 
-CELLS = ("rnn", "gru", "lstm", "jordan")
+CELLS = tuple(_REGISTRY)  # every registered cell: rnn, lstm, gru, jordan, lnlstm, lngru, ...
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -34,7 +35,7 @@ class LanguageModelConfig:
     """Architecture of a `LanguageModel`; everything needed to rebuild it before loading weights."""
 
     vocab_size: int
-    cell: str = "lstm"  # one of CELLS: "rnn" (tanh Elman), "gru", "lstm", "jordan"
+    cell: str = "lstm"  # one of CELLS (rnnkit.cells.registry): "rnn" (tanh Elman), "lstm", ...
     embedding_dim: int = 64  # learned embedding width; 0 feeds one-hot vectors (width V)
     hidden_size: int = 256  # H: state width of every layer
     num_layers: int = 1  # L: stacked layers
@@ -114,10 +115,7 @@ def _make_layers(config: LanguageModelConfig, input_size: int) -> nn.Module:
         "dropout": between,
         "backend": config.backend,
     }
-    if config.cell == "jordan":
-        return JordanRNN(input_size, config.hidden_size, config.hidden_size, **common)
-    layer = {"rnn": RNN, "gru": GRU, "lstm": LSTM}[config.cell]
-    return layer(input_size, config.hidden_size, **common)
+    return make_layer(config.cell, input_size, config.hidden_size, **common)
 
 
 def _check_ids(ids) -> None:
@@ -164,7 +162,10 @@ class LanguageModel(nn.Module):
         weight = self.head.weight
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         zeros = lambda: torch.zeros(shape, dtype=weight.dtype, device=device or weight.device)  # noqa: E731
-        return (zeros(), zeros()) if self.config.cell == "lstm" else zeros()
+        carried = getattr(self.layers, "cell", None)
+        if carried is not None and carried.num_carried:
+            return (zeros(), *(zeros() for _ in range(carried.num_carried)))
+        return zeros()
 
     def forward(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         _check_ids(ids)

@@ -8,6 +8,6 @@ A new cell joins by defining its kernel beside its reference step; nothing here 
 from __future__ import annotations
 
 from .library import KernelUnavailableError
-from .sweep import cannot_compile, compiled_sweep
+from .sweep import SweepPlan, cannot_compile, compiled_sweep
 
-__all__ = ["KernelUnavailableError", "cannot_compile", "compiled_sweep"]
+__all__ = ["KernelUnavailableError", "SweepPlan", "cannot_compile", "compiled_sweep"]

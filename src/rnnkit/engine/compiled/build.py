@@ -1,7 +1,8 @@
 """Compiling a cell's kernel into a shared library, and where the libraries are kept.
 
 One library per kernel source: the cell's C++ (its CellKernel) after engine.h, then
-RNNKIT_EXPORT_CELL. It is plain C++ with no torch headers, so it compiles in about a second;
+RNNKIT_EXPORT_CELL, and the fused generation loop that drives the same sweep
+(rnnkit/generate/fused.h). It is plain C++ with no torch headers, so it compiles in about a second;
 the matrix products reach torch's BLAS through pointers handed over at load time
 (library.py), and its OpenMP resolves to the libgomp torch has already loaded.
 
@@ -37,7 +38,8 @@ __all__ = [
 
 HERE = Path(__file__).resolve().parent
 PREBUILT = HERE / "_prebuilt"
-HEADERS = ("engine.h", "vecmath.h")
+GENERATE = HERE.parent.parent / "generate"
+HEADERS = (HERE / "engine.h", HERE / "vecmath.h", GENERATE / "fused.h")
 # -fno-trapping-math lets gcc turn the activations' selects into vector blends; neither flag
 # changes a result (no -ffast-math: float64 parity with torch holds to rounding).
 FLAGS = (
@@ -85,6 +87,8 @@ def translation_unit(struct_name: str, source: str) -> str:
         f"// cell kernel {struct_name}\n"
         f"{source}\n"
         f"RNNKIT_EXPORT_CELL({struct_name})\n"
+        '#include "fused.h"\n'
+        f"RNNKIT_EXPORT_GENERATION({struct_name})\n"
     )
 
 
@@ -93,7 +97,7 @@ def library_name(struct_name: str, source: str) -> str:
     digest = hashlib.sha256()
     digest.update(translation_unit(struct_name, source).encode())
     for header in HEADERS:
-        digest.update((HERE / header).read_bytes())
+        digest.update(header.read_bytes())
     digest.update(" ".join(FLAGS).encode())
     digest.update(_cpu_features().encode())
     safe = "".join(ch if ch.isalnum() else "_" for ch in struct_name)[:40]
@@ -121,7 +125,7 @@ def compile_library(struct_name: str, source: str, out_dir: Path) -> Path:
         unit = Path(work) / "kernel.cpp"
         unit.write_text(translation_unit(struct_name, source))
         built = Path(work) / "kernel.so"
-        command = [cxx, *FLAGS, f"-I{HERE}", str(unit), "-o", str(built)]
+        command = [cxx, *FLAGS, f"-I{HERE}", f"-I{GENERATE}", str(unit), "-o", str(built)]
         try:
             result = subprocess.run(
                 command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT, check=False
@@ -142,9 +146,11 @@ def compile_library(struct_name: str, source: str, out_dir: Path) -> Path:
 
 
 def find_or_build(struct_name: str, source: str) -> tuple[Path, bool]:
-    """(the library's path, whether it was compiled now): prebuilt, cached, or built."""
+    """(the library's path, whether it was compiled now): prebuilt, cached, or built.
+    $RNNKIT_NO_PREBUILT=1 skips the prebuilt folder (to measure the compile itself)."""
     name = library_name(struct_name, source)
-    for folder in (PREBUILT, cache_dir()):
+    folders = [cache_dir()] if os.environ.get("RNNKIT_NO_PREBUILT") else [PREBUILT, cache_dir()]
+    for folder in folders:
         if (folder / name).is_file():
             return folder / name, False
     return compile_library(struct_name, source, cache_dir()), True

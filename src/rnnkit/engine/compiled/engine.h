@@ -39,7 +39,7 @@
 
 namespace rnnkit {
 
-constexpr int ABI_VERSION = 1;
+constexpr int ABI_VERSION = 2;
 
 // What a row of one step hands the cell's forward. Widths: H hidden, R recurrent vector,
 // G gate pre-activations, and the cell's own C carried and S saved widths.
@@ -99,6 +99,7 @@ struct SweepArgs {
   void *grad_x, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_out, *grad_b_out;
   void* const* grad_params;  // one per parameter, nullptr where not needed
   int64_t parallel_rows_from;  // a step's rows run in parallel from this many gate values
+  int64_t gates_given;  // 1: `gates` already holds X W_ih^T (e.g. a one-hot input's column)
 };
 
 // An uninitialized buffer (std::vector would zero it: megabytes of memset per call).
@@ -154,8 +155,11 @@ inline void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T 
 }
 
 // C (m, n) = A (m, k) op(W) + beta C for a weight W used at every step of a sweep: op(W) = W^T
-// for W (n, k), or W for W (k, n). Packed once (MKL, float32, sweeps of several steps), it
-// runs 1.5-2x faster than a plain GEMM at the small m of a step (measured B8 H128 to B64 H512).
+// for W (n, k), or W for W (k, n). Packed once (MKL, float32), it runs 1.5-2x faster than a
+// plain GEMM at the small m of a step (measured B8 H128 to B64 H512); at m = 1 it runs a little
+// slower than MKL's GEMV, so sweeps of batch 1 are not packed (packs_pay).
+inline bool packs_pay(int64_t steps, int64_t batch) { return steps > 2 && batch >= 2; }
+
 template <class T> class StepWeight {
  public:
   StepWeight(const T* w, bool transposed, int64_t n, int64_t k, int64_t max_rows, bool pack)
@@ -263,10 +267,10 @@ template <class T, class Cell> void forward_sweep(const SweepArgs& a) {
   }
   // The bias joins each step's rows just before the cell reads them (they are in cache then),
   // not in a pass over all N rows here.
-  gemm<T>(false, true, N, G, I, T(1), x, I, w_ih, I, T(0), gates, G);
+  if (!a.gates_given) gemm<T>(false, true, N, G, I, T(1), x, I, w_ih, I, T(0), gates, G);
 
   const T* const* params = reinterpret_cast<const T* const*>(a.params);
-  const bool pack = Tn > 2;
+  const bool pack = packs_pay(Tn, B);
   const StepWeight<T> recurrent(w_hh, true, G, R, B, pack), projection(w_out, true, R, H, B, pack);
   for (int64_t v = 0; v < Tn; ++v) {
     const int64_t t = a.reverse ? Tn - 1 - v : v;
@@ -343,7 +347,7 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
         grad_param_rows[th * a.num_params + k] = accumulators.data() + th * P + param_offsets[k];
 
   Buffer<T> grad_m(B * std::max(H, R));
-  const bool pack = Tn > 2;
+  const bool pack = packs_pay(Tn, B);
   const StepWeight<T> recurrent(w_hh, false, R, G, B, pack), projection(w_out, false, H, R, B, pack);
   for (int64_t v = Tn - 1; v >= 0; --v) {
     const int64_t t = a.reverse ? Tn - 1 - v : v;

@@ -22,9 +22,16 @@ import torch
 from ...cells.base import CellKernel
 from . import build
 
-__all__ = ["KernelLibrary", "KernelUnavailableError", "SweepArgs", "library_for", "unavailable"]
+__all__ = [
+    "GenerateArgs",
+    "KernelLibrary",
+    "KernelUnavailableError",
+    "SweepArgs",
+    "library_for",
+    "unavailable",
+]
 
-ABI_VERSION = 1  # rnnkit::ABI_VERSION in engine.h
+ABI_VERSION = 2  # rnnkit::ABI_VERSION in engine.h
 
 _p = ctypes.c_void_p
 _i = ctypes.c_int64
@@ -50,6 +57,31 @@ class SweepArgs(ctypes.Structure):
             "grad_b_out", "grad_params",
         )),
         ("parallel_rows_from", _i),
+        ("gates_given", _i),
+    ]  # fmt: skip
+
+
+class GenerateArgs(ctypes.Structure):
+    """struct rnnkit::GenerateArgs of rnnkit/generate/fused.h."""
+
+    _fields_ = [
+        *((name, _i) for name in ("num_layers", "recurrent", "carried_width", "vocab")),
+        ("layers", _p),
+        ("r_state", _p),
+        ("carried", _p),
+        ("table", _p),
+        ("table_width", _i),
+        ("projected", _i),
+        ("head_w", _p),
+        ("head_b", _p),
+        ("start", _p),
+        *((name, _i) for name in ("start_length", "length", "greedy", "top_k")),
+        ("temperature", ctypes.c_double),
+        ("top_p", ctypes.c_double),
+        ("banned", _p),
+        ("eos", _i),
+        ("seed", ctypes.c_uint64),
+        ("out", _p),
     ]  # fmt: skip
 
 
@@ -87,21 +119,32 @@ class KernelLibrary:
         if lib.rnnkit_abi_version() != ABI_VERSION:
             raise KernelUnavailableError(f"{path} was built for another engine version; delete it")
         lib.rnnkit_set_blas(*(ctypes.c_void_p(address) for address in _torch_blas()))
-        self._forward = {}
-        self._backward = {}
+        self._forward, self._backward, self._generate = {}, {}, {}
         for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
             for table, stem in ((self._forward, "forward"), (self._backward, "backward")):
                 function = getattr(lib, f"rnnkit_{stem}_{suffix}")
                 function.argtypes = [ctypes.POINTER(SweepArgs)]
                 function.restype = None
                 table[dtype] = function
+            function = getattr(lib, f"rnnkit_generate_{suffix}")
+            function.argtypes = [ctypes.POINTER(GenerateArgs)]
+            function.restype = ctypes.c_int64
+            self._generate[dtype] = function
         self._lib = lib
 
     def forward(self, dtype: torch.dtype, args: SweepArgs) -> None:
         self._forward[dtype](ctypes.byref(args))
 
+    def forward_function(self, dtype: torch.dtype):
+        """The forward entry point itself, for callers that call it with a kept byref."""
+        return self._forward[dtype]
+
     def backward(self, dtype: torch.dtype, args: SweepArgs) -> None:
         self._backward[dtype](ctypes.byref(args))
+
+    def generate(self, dtype: torch.dtype, args: GenerateArgs) -> int:
+        """Run the fused generation loop (rnnkit/generate/fused.h); returns how many ids it drew."""
+        return int(self._generate[dtype](ctypes.byref(args)))
 
 
 _loaded: dict[tuple[str, str], KernelLibrary | str] = {}

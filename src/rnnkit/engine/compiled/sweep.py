@@ -19,12 +19,12 @@ from ...cells.base import Cell
 from ..reference import SweepSpec
 from .library import SweepArgs, library_for, unavailable
 
-__all__ = ["PARALLEL_ROWS_FROM", "cannot_compile", "compiled_sweep"]
+__all__ = ["PARALLEL_ROWS_FROM", "SweepPlan", "cannot_compile", "compiled_sweep"]
 
 _DTYPES = (torch.float32, torch.float64)
 # A step's rows run on all of torch's threads once the step has this many gate values
 # (rows * G): below, waking the threads costs more than the rows (measured with rnnkit bench).
-PARALLEL_ROWS_FROM = 1 << 15
+PARALLEL_ROWS_FROM = 1 << 13
 
 
 def cannot_compile(cell: Cell, dtype: torch.dtype, device: torch.device) -> str | None:
@@ -57,17 +57,32 @@ def _contiguous(tensor: Tensor | None) -> Tensor | None:
     return None if tensor is None else tensor.detach().contiguous()
 
 
-class _Plan:
-    """One sweep's shapes and the library call's fixed fields, prepared once per call."""
+class SweepPlan:
+    """One sweep's shapes, weights and the library call's fixed fields.
 
-    def __init__(self, spec: SweepSpec, data: Tensor, r0: Tensor, weights) -> None:
+    Made per call by compiled_sweep, and kept by callers that run the same sweep again (a
+    layer's inference path): `run(x, r_state, carried, outputs)` then sets four addresses and
+    calls the library. The plan reads the weights where they are, so a kept plan sees in-place
+    updates; `addresses` tells a keeper whether a weight was replaced (its memory moved).
+    """
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        weights,
+        rows: int,
+        input_size: int,
+        batch: int,
+        recurrent_size: int,
+        dtype: torch.dtype,
+    ) -> None:
         cell = spec.cell
         w_ih, w_hh, b_ih, b_hh, w_out, b_out, *own = weights
         self.cell = cell.bind(tuple(own))
         self.library = library_for(cell.kernel)
-        self.dtype = data.dtype
-        self.N, self.I = data.shape
-        self.B, self.R = r0.shape
+        self.dtype = dtype
+        self.N, self.I = rows, input_size
+        self.B, self.R = batch, recurrent_size
         self.G = w_ih.shape[0]
         self.H = w_out.shape[1] if w_out is not None else self.R
         self.S = cell.saved_width(self.H, self.R)
@@ -112,10 +127,30 @@ class _Plan:
             )
         args.parallel_rows_from = PARALLEL_ROWS_FROM
         self.args = args
+        self._args_ref = ctypes.byref(args)
+        self._forward = self.library.forward_function(dtype)
+        self._trained = False
+
+    @property
+    def addresses(self) -> tuple[int, ...]:
+        """Where the plan reads each weight (0 for an absent one)."""
+        return tuple(0 if t is None else t.data_ptr() for t in (*self.weights, *self.params))
 
     def release(self) -> None:
         """Drop the plan's references to the weights (autograd keeps them for backward)."""
         self.weights = self.params = ()
+
+    def run(self, x: Tensor, r_state: Tensor, carried: Tensor | None, outputs: Tensor) -> None:
+        """The forward without anything for backward, on contiguous buffers of the plan's
+        shapes: x (N, I) in, r_state (B, R) and carried (B, C) advanced in place, outputs
+        (N, R) written."""
+        args = self.args
+        args.x, args.r_state, args.outputs = x.data_ptr(), r_state.data_ptr(), outputs.data_ptr()
+        args.carried = None if carried is None else carried.data_ptr()
+        if self._trained:  # a plan a training call used holds its buffers' addresses
+            args.gates = args.r_prev_all = args.saved = args.m_all = None
+            self._trained = False
+        self._forward(self._args_ref)
 
     def forward(self, data: Tensor, r0: Tensor, carried0, training: bool):
         """Run the forward; returns (outputs, r_final, carried_final, buffers for backward)."""
@@ -145,6 +180,7 @@ class _Plan:
         )
         for name in ("gates", "r_prev_all", "saved", "m_all"):
             setattr(args, name, _address(buffers.get(name)))
+        self._trained = training
         self.library.forward(self.dtype, args)
         if carried is None:
             carried_final = ()
@@ -163,7 +199,7 @@ class _CompiledSweep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: SweepSpec, data, r0, *rest):
         k = spec.cell.num_carried
-        plan = _Plan(spec, data, r0, rest[k:])
+        plan = SweepPlan(spec, rest[k:], *data.shape, *r0.shape, data.dtype)
         outputs, r_final, carried_final, buffers = plan.forward(data, r0, rest[:k], True)
         ctx.plan = plan
         ctx.num_carried = k
@@ -184,7 +220,7 @@ class _CompiledSweep(torch.autograd.Function):
                 "(create_graph=True through a recurrent layer); use backend='reference' or "
                 "'native' for second derivatives"
             )
-        plan: _Plan = ctx.plan
+        plan: SweepPlan = ctx.plan
         outputs, *saved = ctx.saved_tensors  # also checks that no input changed in place
         buffers = dict(zip(ctx.buffer_names, saved, strict=False))
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, six weights, *own)
@@ -276,6 +312,6 @@ def compiled_sweep(
         outputs, r_final, *carried_final = _CompiledSweep.apply(spec, data, r0, *carried0, *weights)
         return outputs, r_final, tuple(carried_final)
     # Nothing to differentiate: no autograd node, no buffers for backward.
-    plan = _Plan(spec, data, r0, weights)
+    plan = SweepPlan(spec, weights, *data.shape, *r0.shape, data.dtype)
     outputs, r_final, carried_final, _ = plan.forward(data, r0, carried0, False)
     return outputs, r_final, carried_final

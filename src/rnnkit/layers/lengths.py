@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from ._checks import describe
+from .._checks import describe
 
 __all__ = ["check_lengths", "pack_with_lengths", "unpack_output"]
 

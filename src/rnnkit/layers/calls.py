@@ -1,10 +1,11 @@
-"""Normalizing a layer call once, for every layer and backend.
+"""Normalizing a layer call once, for every layer and backend: the one place a call is checked.
 
 A recurrent layer can be called with a padded batch (T, B, I) or (B, T, I) with batch_first, an
-unbatched sequence (T, I), or a PackedSequence, and with or without initial states. `check_call`
-validates all of it with one-line messages; `to_packed_layout` turns it into the engine's single
-layout (packed data + batch sizes, states sorted like the data); `from_packed_layout` turns the
-engine's results back into what torch.nn would return for the same call.
+unbatched sequence (T, I), or a PackedSequence, with or without initial states, and a padded
+batch with `lengths=` (rnnkit.layers.lengths). `prepare_call` validates all of it with one-line
+messages and turns it into the engine's single layout (packed data + batch sizes, states sorted
+like the data); `finish_call` turns the engine's results back into what torch.nn would return
+for the same call.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Protocol
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import check_floating, check_tensor_matches, describe
+from .._checks import check_floating, check_tensor_matches, describe
+from .lengths import check_lengths, pack_with_lengths, unpack_output
 
 
 class LayerSpec(Protocol):
@@ -45,6 +47,13 @@ class Call:
     unbatched: bool
     batch_first: bool
     batch: int
+    padded_steps: int | None = None  # with lengths=: the padded input's T, to pad back to
+    given: object = None  # the caller's input (what torch's own kernel is handed)
+    hx: object = None  # the caller's hx, as given
+
+    @property
+    def steps(self) -> int:
+        return len(self.batch_sizes)
 
 
 def _owner(layer) -> str:
@@ -222,6 +231,31 @@ def to_packed_layout(layer: LayerSpec, input, hx) -> Call:
     return Call(data, batch_sizes, states, packed, unbatched, layer.batch_first, batch)
 
 
+def prepare_call(layer: LayerSpec, input, hx, lengths=None) -> Call:
+    """The call checked (one-line errors naming the argument and the fix) and normalized."""
+    if lengths is None:
+        check_call(layer, input, hx)
+        call = to_packed_layout(layer, input, hx)
+    else:
+        lengths = check_lengths(type(layer).__name__, input, lengths, layer.batch_first)
+        check_call(layer, input, hx)
+        steps = input.shape[1 if layer.batch_first else 0]
+        packed = pack_with_lengths(input, lengths, layer.batch_first)
+        call = to_packed_layout(layer, packed, hx)
+        call.padded_steps = steps
+    call.given = input if lengths is None else packed
+    call.hx = hx
+    return call
+
+
+def finish_call(call: Call, output: Tensor, finals: tuple[Tensor, ...]):
+    """(output, final states) in the caller's layout; one state alone, several as a tuple."""
+    output, finals = from_packed_layout(call, output, finals)
+    if call.padded_steps is not None:
+        output = unpack_output(output, call.batch_first, call.padded_steps)
+    return output, (finals if len(finals) > 1 else finals[0])
+
+
 def from_packed_layout(call: Call, output: Tensor, finals: tuple[Tensor, ...]):
     """(output, finals) in the caller's layout: PackedSequence, padded or unbatched."""
     if call.packed is not None:
@@ -241,4 +275,12 @@ def from_packed_layout(call: Call, output: Tensor, finals: tuple[Tensor, ...]):
     return out, finals
 
 
-__all__ = ["Call", "LayerSpec", "check_call", "from_packed_layout", "to_packed_layout"]
+__all__ = [
+    "Call",
+    "LayerSpec",
+    "check_call",
+    "finish_call",
+    "from_packed_layout",
+    "prepare_call",
+    "to_packed_layout",
+]

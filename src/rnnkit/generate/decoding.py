@@ -18,12 +18,12 @@ vocabulary:
     beam_search(model, start_ids, length, beam_size, ...) -> (ids, score)
 
 Decoders: greedy and sampled decoding of an rnnkit LanguageModel on the CPU run fused
-(rnnkit.stream.generation: the whole loop in one numba call, sampling included, several times
-faster); beam search and every other model run eagerly, one model call per token.
-`generate(..., decoder=)` chooses ("auto", "fused" or "eager"; an explicit "fused" that cannot
-serve the call raises) and the returned text says which ran (`text.decoder`, `text.reason`).
-The fused sampler draws from numba's generator: the same seed gives the same text, but not the
-eager path's text for that seed.
+(rnnkit.generate.fused: the whole loop in one call into the cell's compiled library, sampling
+included, several times faster); beam search and every other model run eagerly, one model call
+per token. `generate(..., decoder=)` chooses ("auto", "fused" or "eager"; an explicit "fused"
+that cannot serve the call raises) and the returned text says which ran (`text.decoder`,
+`text.reason`). The fused sampler draws from its own splitmix64 stream: the same seed gives the
+same text, but not the eager path's text for that seed.
 
 Shapes: B batch (or beams), T time steps, V vocabulary size.
 """
@@ -323,12 +323,12 @@ def _choose_decoder(model, decoder: str, beam_size) -> tuple[str, str]:
         return "beam", "beam search runs eagerly (one model call per step for all beams)"
     if decoder == "eager":
         return "eager", "decoder='eager' asked for explicitly"
-    from .stream.generation import unavailable_reason
+    from .fused import unavailable_reason
 
     reason = unavailable_reason(model)
     if reason is None:
         why = "asked for explicitly" if decoder == "fused" else "decoder='auto' and it serves"
-        return "fused", f"fused numba decoder: {why} this model"
+        return "fused", f"fused decoder (one compiled loop): {why} this model"
     if decoder == "fused":
         raise ValueError(f"generate: decoder='fused' cannot serve this model: {reason}")
     return "eager", f"eager decoder: the fused one cannot serve this model ({reason})"
@@ -416,7 +416,7 @@ def generate(
             else:
                 decode = _decode_step_by_step
                 if chosen == "fused":
-                    from .stream.generation import fused_decode as decode
+                    from .fused import fused_decode as decode
                 new_ids = decode(
                     model,
                     start_ids,
