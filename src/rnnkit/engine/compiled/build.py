@@ -61,8 +61,12 @@ class CompileError(RuntimeError):
 
 
 def compiler() -> str | None:
-    """The C++ compiler: $RNNKIT_CXX, else $CXX, else g++ or c++ on the PATH."""
-    for name in (os.environ.get("RNNKIT_CXX"), os.environ.get("CXX"), "g++", "c++"):
+    """The C++ compiler: $RNNKIT_CXX (only it, when set), else $CXX, else g++ or c++ on the
+    PATH; None when there is none."""
+    chosen = os.environ.get("RNNKIT_CXX")
+    if chosen:
+        return chosen if shutil.which(chosen) else None
+    for name in (os.environ.get("CXX"), "g++", "c++"):
         if name and shutil.which(name):
             return name
     return None
