@@ -192,43 +192,65 @@ def test_rows_after_the_deadline_are_reported_not_run():
 # ---------------------------------------------------------------- targets
 
 
-def _row(cell, batch, hidden, ratio, peak=50.0, naive=None, busy=False):
-    ratios = {"compiled_vs_native": {"median": ratio, "q1": ratio, "q3": ratio}}
+def _row(cell, size, ratio=None, peak=50.0, naive=None, busy=False, times=None):
+    batch, steps, inputs, hidden = size
+    ratios = {}
+    if ratio is not None:
+        ratios["compiled_vs_native"] = {"median": ratio, "q1": ratio, "q3": ratio}
     if naive is not None:
-        ratios = {"compiled_vs_naive": {"median": naive, "q1": naive, "q3": naive}}
+        ratios["compiled_vs_naive"] = {"median": naive, "q1": naive, "q3": naive}
+    config = {"cell": cell, "batch": batch, "steps": steps, "input_size": inputs}
+    config |= {"hidden_size": hidden, "label": f"{cell} B{batch} T{steps} I{inputs} H{hidden}"}
     return {
         "status": "ok",
-        "config": {"cell": cell, "batch": batch, "hidden_size": hidden, "label": f"{cell} {batch}"},
+        "config": config,
         "ratios": ratios,
+        "timings": {k: {"median_ms": v} for k, v in (times or {}).items()},
         "percent_of_peak": {"compiled": peak, "native": 60.0},
         "busy": busy,
     }
 
 
+SMALL, WIDE, PER_STEP = (32, 35, 28, 256), (64, 100, 128, 512), (8, 200, 32, 128)
+
+
 def test_targets_are_judged_from_the_rows():
     rows = [
-        _row("lstm", 8, 64, 1.3),
-        _row("lstm", 64, 512, 1.1, peak=90.0),
-        _row("lstm", 64, 512, 0.7, peak=80.0, busy=True),
-        _row("jordan", 8, 64, None, naive=4.0),
-        _row("jordan", 8, 64, None, naive=2.0),
-        _row("jordan", 8, 64, None, naive=3.5),
+        _row("lstm", SMALL, 1.3),
+        _row("lstm", WIDE, 1.1, peak=90.0),
+        _row("lstm", PER_STEP, 0.85, busy=True),
+        _row("gru", SMALL, 1.2),
+        _row("gru", PER_STEP, 1.4, peak=80.0),
+        _row("jordan", SMALL, naive=4.0),
+        _row("jordan", PER_STEP, naive=2.0),
+        _row("lnlstm", SMALL, naive=2.0, times={"compiled": 13.0, "twin": 10.0}),
+        _row("mingru", SMALL, naive=2.5),
     ]
-    stream = {"target": "stream >= 5x", "target_met": False, "stream_us": 30.0}
-    targets = {
-        t.target.split(",")[0]: t
-        for t in judge_targets({"train-step": rows, "streaming": [stream]})
+    stream = {"target": "call <= 25 us", "target_met": False, "call_us": 30.0}
+    scan = {"status": "ok", "config": {"label": "MinGRU B8 T1024 I32 H128"}, "ratios": {}}
+    scan["ratios"] = {
+        "scan_vs_twin": {"median": 12.0},
+        "compiled_vs_twin": {"median": 20.0},
     }
-    median = next(t for k, t in targets.items() if k.startswith("LSTM: compiled training step"))
+    targets = judge_targets({"train-step": rows, "streaming": [stream], "scan": [scan]})
+    by_start = lambda text: [t for t in targets if t.target.startswith(text)]  # noqa: E731
+    median, floor, peak = by_start("LSTM: ")
     assert median.met is True and median.measured == "1.10x"
-    floor = next(t for k, t in targets.items() if "below 0.8x" in k)
-    assert floor.met is False and "0.70x" in floor.measured and "1 of 3 rows busy" in floor.note
-    peak = next(t for k, t in targets.items() if "GEMM peak" in k)
-    assert peak.met is False and peak.measured.startswith("80%") and "short by 6%" in peak.note
-    jordan = next(t for k, t in targets.items() if k.startswith("Jordan"))
-    assert jordan.met is True and jordan.measured.startswith("3.50x")
-    streaming = next(t for k, t in targets.items() if k.startswith("streaming"))
-    assert streaming.met is False and "stream_us 30.0" in streaming.measured
+    assert floor.met is False and "0.85x" in floor.measured and "1 of 3 rows busy" in floor.note
+    assert peak.met is True and peak.measured.startswith("90%")
+    gru_floor, gru_per_step = by_start("GRU: ")
+    assert gru_floor.met is True and gru_per_step.met is False and "1.40x" in gru_per_step.measured
+    jordan = by_start("JordanRNN: ")
+    assert jordan[0].met is True and jordan[1].met is False  # >= 1.5x everywhere; 2x < 3x
+    assert jordan[2].met is False  # its small size (H 128) is below 3x
+    lnlstm_time = next(t for t in by_start("LayerNormLSTM") if "torch.nn.LSTM" in t.target)
+    assert lnlstm_time.met is True and "1.30x" in lnlstm_time.measured
+    (mingru,) = by_start("MinGRU: ")
+    assert mingru.met is False and mingru.goal == ">= 3x everywhere"  # no recurrent GEMM
+    (scan_target,) = by_start("MinGRU scan mode")
+    assert scan_target.met is True and "12.00x" in scan_target.measured
+    (streaming,) = by_start("streaming")
+    assert streaming.met is False and "call_us 30.0" in streaming.measured
 
 
 # ---------------------------------------------------------------- the command
@@ -273,7 +295,14 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys, one_thread, fake_s
     for key in ("cpu", "logical_cpus", "torch_version", "compiler", "numpy_version", "source"):
         assert report["machine"][key], key
     assert report["gemm_peak"]["gflops"] > 0
-    assert list(report["suites"]) == ["train-step", "varlen", "streaming", "generation"]
+    assert list(report["suites"]) == [
+        "train-step",
+        "inference",
+        "scan",
+        "varlen",
+        "streaming",
+        "generation",
+    ]
     lstm, jordan, lnlstm = report["suites"]["train-step"]
     assert lstm["status"] == "ok" and lstm["agreement"]["refused"] == {}
     assert set(lstm["timings"]) == {"compiled", "reference", "native", "naive"}
@@ -293,6 +322,8 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys, one_thread, fake_s
     assert report["suites"]["streaming"][0]["suite"] == "streaming"
     targets = {t["target"]: t for t in report["summary"]}
     assert any(t.startswith("LSTM: compiled training step") for t in targets)
+    assert any(t.startswith("LSTM inference: compiled vs torch.nn") for t in targets)
+    assert any(t.startswith("MinGRU scan mode") for t in targets)
     assert any(t.startswith("streaming") and v["met"] for t, v in targets.items())
     markdown = (out / "bench.md").read_text()
     assert "### Targets" in markdown and "### Suite train-step" in markdown
@@ -333,7 +364,7 @@ def test_plan_prints_rows_and_times_nothing(capsys, monkeypatch):
     monkeypatch.setattr(command, "run_train_step", None)  # would fail if called
     assert main(["bench", "--plan", "--cells", "gru"]) == 0
     out = capsys.readouterr().out
-    assert "train-step 16 rows" in out and "GRU B64 T" in out
+    assert "train-step 5 rows" in out and "GRU B64 T100 I128 H512" in out
 
 
 def test_json_has_no_infinities():

@@ -15,9 +15,11 @@ import torch
 from .compile_cost import run_compile_cost
 from .contenders import CELLS
 from .flops import gemm_peak
+from .inference import run_inference
 from .machine import Machine
-from .plan import DEFAULT_DESIGNS, GRID_B, GRID_H, GRID_T, plan_rows, quick_configs, suite_configs
+from .plan import GRID_B, GRID_H, GRID_T, TARGET_SIZES, plan_rows, quick_configs, suite_configs
 from .report import judge_targets, markdown_report, results_json, suite_table, targets_table
+from .scan import run_scan
 from .streaming import EXTERNAL_SUITES, run_external
 from .train_step import run_train_step
 from .varlen import estimate_seconds as varlen_estimate
@@ -26,15 +28,25 @@ from .varlen import run_varlen
 __all__ = ["add_bench_arguments", "run_bench"]
 
 SUITES = {
-    "train-step": "forward + backward of one layer over the B x T x H grid, 4 contenders",
+    "train-step": "forward + backward of one layer at the target sizes, every cell",
+    "inference": "the forward pass without gradients: compiled and auto vs torch.nn",
+    "scan": "MinGRU's parallel scan vs its step loop and torch.nn.GRU at T = 1024",
     "varlen": "variable-length batches: packed and padded with lengths= vs torch.nn packed",
-    "streaming": "batch-1 step latency (rnnkit.stream.benchmarks)",
-    "generation": "characters per second of a 2x256 character LSTM (rnnkit.stream.benchmarks)",
-    "compile-cost": "first-call cost of the compiled kernels, empty vs warm disk cache (opt-in)",
+    "streaming": "batch-1 step latency of the drop-in layer call, stream() and step()",
+    "generation": "characters per second of a 2x256 character LSTM, fused vs eager",
+    "compile-cost": "first use of the kernels: compiling, from the cache, prebuilt (opt-in)",
 }
-DEFAULT_SUITES = ("train-step", "varlen", "streaming", "generation")
-RUN_ORDER = ("compile-cost", "streaming", "generation", "varlen", "train-step")  # budgeted last
-DEFAULT_CELLS = ("rnn", "lstm", "gru", "jordan", "lnlstm")
+DEFAULT_SUITES = ("train-step", "inference", "scan", "varlen", "streaming", "generation")
+RUN_ORDER = (
+    "compile-cost",
+    "streaming",
+    "generation",
+    "scan",
+    "inference",
+    "varlen",
+    "train-step",
+)  # budgeted last
+DEFAULT_CELLS = tuple(CELLS)
 DEFAULT_MAX_MINUTES = 9.5
 EXTERNAL_RESERVE_S = {False: 60.0, True: 10.0}  # streaming + generation, not estimated here
 COMPILE_RESERVE_S = 120.0  # compile-cost: two processes, one compiling from an empty cache
@@ -75,22 +87,26 @@ def _number_at_least(kind: type, minimum: float, strictly: bool = False):
 
 
 def _epilog() -> str:
-    designs = ", ".join(f"{c} {d}" for c, d in DEFAULT_DESIGNS.items())
+    sizes = ", ".join(f"B{b} T{t} I{i} H{h}" for b, t, i, h in TARGET_SIZES)
     return (
         "contenders per train-step row (identical weights, same input, interleaved rounds):\n"
-        "  compiled   rnnkit layer, backend='compiled' (numba kernels): the headline\n"
+        "  compiled   rnnkit layer, backend='compiled' (the C++ engine): the headline\n"
         "  reference  rnnkit layer, backend='reference' (rnnkit's engine in torch ops)\n"
-        "  native     same layer, backend='native' (torch.nn's kernel; none for Jordan/LN)\n"
+        "  native     same layer, backend='native' (torch.nn's kernel; none for the others)\n"
         "  naive      Python loop over nn.RNNCell/LSTMCell/GRUCell with autograd (Jordan: a\n"
-        "             hand-written loop; layer-norm cells: rnnkit.baselines)\n"
+        "             hand-written loop; layer-norm cells: rnnkit.baselines; other cells:\n"
+        "             their own equations, rnnkit.baselines.equations_loop)\n"
+        "  twin       torch.nn.LSTM / GRU of the same sizes beside a layer-norm cell (timed,\n"
+        "             not compared)\n"
         "\n"
-        f"grid: B {GRID_B} x T {GRID_T} x H {GRID_H}, I = O = H/4, float32, 1 layer;\n"
-        f"designs (--grid default): {designs}; plus LSTM B32 T35 I28 H256.\n"
+        f"sizes (--grid targets, the default): {sizes} (the last: d2l's Time Machine model);\n"
+        f"other grids: B {GRID_B} x T {GRID_T} x H {GRID_H}, I = O = H/4, float32, 1 layer\n"
+        "(full: all 48 per cell, latin: 16, diagonal: 8).\n"
         "Rows are planned from a cost model to fit --max-minutes; --plan shows the plan.\n"
         "\n"
         "output: median ms per step; 'A vs B' = time_B / time_A per round, median [q1-q3]\n"
         "(above 1x A is faster); GFLOP/s and % of the GEMM peak measured in the same run;\n"
-        "a summary of issue 6's targets, met or not. Files: --out DIR writes bench.json and\n"
+        "a summary of the engine's targets, met or not. Files: --out DIR writes bench.json and\n"
         "bench.md.\n"
         "\n"
         "examples:\n"
@@ -123,9 +139,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grid",
-        choices=("default", "full", "latin", "diagonal"),
-        default="default",
-        help="train-step configurations: each cell's default design, or one design for all "
+        choices=("targets", "full", "latin", "diagonal"),
+        default="targets",
+        help="train-step configurations: the target sizes, or a design of the B x T x H grid "
         "('full' = all 48 per cell: far over 10 minutes) (default: %(default)s)",
     )
     parser.add_argument(
@@ -235,11 +251,7 @@ def run_bench(args: argparse.Namespace) -> int:
         budget -= EXTERNAL_RESERVE_S[quick] * sum(s in suites for s in EXTERNAL_SUITES)
         budget -= COMPILE_RESERVE_S if "compile-cost" in suites else 0.0
         budget = max(budget, 0.0)
-    configs = (
-        quick_configs(args.cells)
-        if quick
-        else suite_configs(args.cells, None if args.grid == "default" else args.grid)
-    )
+    configs = quick_configs(args.cells) if quick else suite_configs(args.cells, args.grid)
     rows, plan_notes = plan_rows(configs, peak["gflops"], budget, quick=quick, rounds=args.repeats)
     estimate = sum(r.estimate_s for r in rows) if "train-step" in suites or args.plan else 0.0
     settings = {
@@ -276,6 +288,10 @@ def run_bench(args: argparse.Namespace) -> int:
     for suite in suites:
         if suite == "compile-cost":
             results[suite], notes[suite] = run_compile_cost()
+        elif suite == "inference":
+            results[suite] = run_inference(args.cells, quick=quick, seed=args.seed)
+        elif suite == "scan":
+            results[suite] = run_scan(quick=quick, seed=args.seed)
         elif suite in EXTERNAL_SUITES:
             results[suite], notes[suite] = run_external(suite, quick=quick)
         elif suite == "varlen":

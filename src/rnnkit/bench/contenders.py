@@ -1,11 +1,15 @@
 """The contenders of a training-step row, built with identical weights and the same input.
 
-    compiled   the rnnkit layer with backend="compiled" (numba kernels): the headline
+    compiled   the rnnkit layer with backend="compiled": the headline
     reference  the same layer with backend="reference" (rnnkit's engine in plain torch ops)
     native     the same layer with backend="native", i.e. torch.nn's own kernel
     naive      the loop a user writes by hand, under autograd: nn.RNNCell / nn.LSTMCell /
                nn.GRUCell called once per step; for the cells torch lacks, a hand-written loop
-               (Jordan below; the layer-norm cells: rnnkit.baselines)
+               (Jordan below; the layer-norm cells: rnnkit.baselines; any other registered
+               cell: its own textbook equations, rnnkit.baselines.equations_loop)
+    twin       torch.nn's layer of the same sizes for a cell judged against it though it
+               computes something else (LayerNormLSTM: nn.LSTM, LayerNormGRU: nn.GRU): timed,
+               not compared
 
 A backend that cannot serve a cell (torch has no Jordan kernel; a cell without compiled
 kernels) is left out of the row with its one-line reason, never replaced by something else.
@@ -20,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import GRU, LSTM, RNN, JordanRNN, LayerNormGRU, LayerNormLSTM
-from ..baselines import layer_norm_gru_loop, layer_norm_lstm_loop
+from ..baselines import equations_loop, layer_norm_gru_loop, layer_norm_lstm_loop
+from ..cells import CELLS as REGISTRY
+from ..layers import JordanRNN
+from ..layers import make_layer as make_registered_layer
 from .flops import training_flops
 from .timing import Contender
 
@@ -29,6 +35,7 @@ __all__ = [
     "CELLS",
     "CONTENDERS",
     "STANDARD_CELLS",
+    "TWINS",
     "CellKind",
     "LayerConfig",
     "build_train_contenders",
@@ -38,7 +45,7 @@ __all__ = [
     "why_not",
 ]
 
-CONTENDERS = ("compiled", "reference", "native", "naive")
+CONTENDERS = ("compiled", "reference", "native", "naive", "twin")
 
 
 @dataclass(frozen=True)
@@ -46,19 +53,23 @@ class CellKind:
     """What the benchmark needs to know about one recurrence."""
 
     label: str
-    layer: type[nn.Module]
     naive: str  # how the naive loop is written, for the report
 
 
-CELLS = {
-    "rnn": CellKind("RNN", RNN, "nn.RNNCell loop"),
-    "lstm": CellKind("LSTM", LSTM, "nn.LSTMCell loop"),
-    "gru": CellKind("GRU", GRU, "nn.GRUCell loop"),
-    "jordan": CellKind("Jordan", JordanRNN, "hand-written autograd loop"),
-    "lnlstm": CellKind("LayerNormLSTM", LayerNormLSTM, "rnnkit.baselines autograd loop"),
-    "lngru": CellKind("LayerNormGRU", LayerNormGRU, "rnnkit.baselines autograd loop"),
+_NAIVE = {
+    "rnn": "nn.RNNCell loop",
+    "lstm": "nn.LSTMCell loop",
+    "gru": "nn.GRUCell loop",
+    "jordan": "hand-written autograd loop",
+    "lnlstm": "rnnkit.baselines autograd loop",
+    "lngru": "rnnkit.baselines autograd loop",
 }
-STANDARD_CELLS = ("rnn", "lstm", "gru")  # the cells torch.nn has a kernel for
+CELLS = {
+    name: CellKind(entry.layer, _NAIVE.get(name, "the cell's equations, autograd loop"))
+    for name, entry in REGISTRY.items()
+}
+STANDARD_CELLS = tuple(n for n, e in REGISTRY.items() if e.torch_twin)  # torch has a kernel
+TWINS = {"lnlstm": nn.LSTM, "lngru": nn.GRU}  # "layer norm nearly free": against torch's layer
 _NN_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
 
@@ -124,7 +135,6 @@ def oracle_of(names) -> str:
 
 
 def make_layer(config: LayerConfig, backend: str, dtype: torch.dtype) -> nn.Module:
-    kind = CELLS[config.cell]
     if config.cell == "jordan":
         return JordanRNN(
             config.input_size,
@@ -133,7 +143,9 @@ def make_layer(config: LayerConfig, backend: str, dtype: torch.dtype) -> nn.Modu
             dtype=dtype,
             backend=backend,
         )
-    return kind.layer(config.input_size, config.hidden_size, dtype=dtype, backend=backend)
+    return make_registered_layer(
+        config.cell, config.input_size, config.hidden_size, dtype=dtype, backend=backend
+    )
 
 
 def _cell_loop(cell: nn.RNNCellBase, x: Tensor, is_lstm: bool) -> tuple[Tensor, ...]:
@@ -173,6 +185,10 @@ def _naive(config: LayerConfig, master: nn.Module, x: Tensor) -> Contender:
                 getattr(cell, name).copy_(getattr(master, f"{name}_l0"))
         is_lstm = config.cell == "lstm"
         return Contender("naive", lambda: _cell_loop(cell, x, is_lstm), list(cell.parameters()))
+    if config.cell not in ("jordan", "lnlstm", "lngru"):  # any other cell: its own equations
+        copy = make_layer(config, "reference", x.dtype)
+        copy.load_state_dict(master.state_dict())
+        return Contender("naive", lambda: flatten(equations_loop(copy, x)), list(copy.parameters()))
     weights = {
         name.removesuffix("_l0"): p.detach().clone().requires_grad_()
         for name, p in master.named_parameters()
@@ -198,6 +214,14 @@ def _naive(config: LayerConfig, master: nn.Module, x: Tensor) -> Contender:
     return Contender("naive", forward, list(weights.values()))
 
 
+def _twin(config: LayerConfig, x: Tensor) -> Contender | None:
+    twin_class = TWINS.get(config.cell)
+    if twin_class is None:
+        return None
+    layer = twin_class(config.input_size, config.hidden_size, dtype=x.dtype)
+    return Contender("twin", lambda: flatten(layer(x)), list(layer.parameters()), checked=False)
+
+
 def build_train_contenders(
     config: LayerConfig, names=CONTENDERS, seed: int = 0
 ) -> tuple[list[Contender], Tensor, dict[str, str]]:
@@ -212,6 +236,11 @@ def build_train_contenders(
     for name in names:
         if name == "naive":
             contenders.append(_naive(config, master, x))
+            continue
+        if name == "twin":
+            twin = _twin(config, x)
+            if twin is not None:
+                contenders.append(twin)
             continue
         try:
             layer = make_layer(config, name, dtype)

@@ -17,7 +17,8 @@ gate width G*H (G = 1 Elman, 3 GRU, 4 LSTM and LayerNormLSTM) fed back through w
 A projected LSTM adds its projection h = W_hr (o * tanh c): forward, input gradient and weight
 gradient, 6 T B H P. A Jordan network (h_t = f(W_x x_t + W_r y_{t-1} + b), y_t = g(W_y h_t +
 b_y), output width O) has G = 1, R = O and the output product W_y (O x H): 6 T B H (I + O) +
-6 T B O H = 6 T B H (I + 2 O).
+6 T B O H = 6 T B H (I + 2 O). IndRNN (G = 1) and minGRU (G = 2) have no recurrent product:
+6 T B (G H) I.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import time
 
 import torch
 
-__all__ = ["GATES", "gemm_peak", "training_flops"]
+__all__ = ["GATES", "INPUT_ONLY", "gemm_peak", "training_flops"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4, "lnlstm": 4, "lngru": 3, "jordan": 1}
+# cells without a recurrent matrix: only the input products (forward, input and weight grads)
+INPUT_ONLY = {"indrnn": 1, "mingru": 2}
 
 
 def training_flops(
@@ -42,9 +45,12 @@ def training_flops(
     proj_size: int = 0,
 ) -> int:
     """GEMM flops of one forward + backward over (steps, batch, input_size) (module docstring)."""
-    if cell not in GATES:
-        raise ValueError(f"cell must be one of {', '.join(GATES)}; got {cell!r}")
+    if cell not in GATES and cell not in INPUT_ONLY:
+        known = ", ".join([*GATES, *INPUT_ONLY])
+        raise ValueError(f"cell must be one of {known}; got {cell!r}")
     T, B, I, H = steps, batch, input_size, hidden_size
+    if cell in INPUT_ONLY:
+        return 6 * T * B * INPUT_ONLY[cell] * H * I
     if cell == "jordan":
         return 6 * T * B * H * (I + 2 * output_size)
     gate_width = GATES[cell] * H

@@ -1,9 +1,13 @@
 """Which configurations the train-step suite times, with how many rounds, within a budget.
 
-The issue's grid is B in {1, 8, 32, 64} x T in {35, 100, 500} x H in {64, 128, 256, 512}: 48
-configurations per cell. With four contenders and several cells the full cross product takes
-far longer than the 10 minutes `rnnkit bench` may use on a 2-core CPU (the B64 T500 H512 LSTM
-step alone is about 0.25 TFLOP, ~2 s per contender), so each cell gets a design:
+By default (`--grid targets`) every cell runs the sizes the engine's targets are stated at:
+B32 T35 I28 H256, B64 T100 I128 H512, B8 T200 I32 H128 (where torch's loop is bound by
+per-step overhead), B32 T100 I256 H256, and d2l's Time Machine model (the book seed 004
+follows: batch 1024, 32 steps, a 28-character one-hot vocabulary, 32 hidden units). Jordan's
+output width there is O = max(8, H / 4).
+
+For a wider look, the grid B in {1, 8, 32, 64} x T in {35, 100, 500} x H in {64, 128, 256, 512}
+(48 configurations per cell) is there in designs that fit the budget:
 
     full      all 48 configurations: LSTM, the cell the headline targets are mostly about
     latin     16: every (B, H) pair once, T rotating with (b + h) mod 3 (b, h the level
@@ -38,13 +42,15 @@ from functools import cache
 
 import torch
 
-from .contenders import CONTENDERS, STANDARD_CELLS, LayerConfig, make_layer, why_not
+from .contenders import CONTENDERS, STANDARD_CELLS, TWINS, LayerConfig, make_layer, why_not
 
 __all__ = [
     "DESIGNS",
     "GRID_B",
     "GRID_H",
     "GRID_T",
+    "PER_STEP_BOUND",
+    "TARGET_SIZES",
     "PlannedRow",
     "available_backends",
     "diagonal_subset",
@@ -54,29 +60,31 @@ __all__ = [
     "plan_rows",
     "quick_configs",
     "suite_configs",
+    "target_sizes",
 ]
 
 GRID_B = (1, 8, 32, 64)
 GRID_T = (35, 100, 500)
 GRID_H = (64, 128, 256, 512)
-DEFAULT_DESIGNS = {
-    "lstm": "full",
-    "rnn": "latin",
-    "gru": "latin",
-    "jordan": "diagonal",
-    "lnlstm": "diagonal",
-    "lngru": "diagonal",
-}
-ANCHORS = (LayerConfig("lstm", 32, 35, 28, 256),)  # the issue's B32 T35 I28 H256 figure
+# (B, T, I, H) of the targets (module docstring); the last is d2l's Time Machine model
+TARGET_SIZES = (
+    (32, 35, 28, 256),
+    (64, 100, 128, 512),
+    (8, 200, 32, 128),
+    (32, 100, 256, 256),
+    (1024, 32, 28, 32),
+)
+PER_STEP_BOUND = (8, 200, 32, 128)  # where torch's own loop is bound by per-step overhead
 
 # Cost model (estimates, not measurements): share of the GEMM peak each contender's products
 # reach, and its fixed cost per time step of a training step (forward + backward), in s.
-RATE = {"compiled": 0.7, "native": 0.7, "reference": 0.5, "naive": 0.5}
+RATE = {"compiled": 0.7, "native": 0.7, "reference": 0.5, "naive": 0.5, "twin": 0.7}
 STEP_OVERHEAD_S = {
     "compiled": {"default": 6e-6},
     "native": {"lstm": 30e-6, "default": 80e-6},  # LSTM: oneDNN's fused kernel; others: ATen loop
     "reference": {"lnlstm": 250e-6, "lngru": 250e-6, "default": 90e-6},
-    "naive": {"lnlstm": 350e-6, "lngru": 350e-6, "default": 120e-6},
+    "naive": {"lnlstm": 350e-6, "lngru": 350e-6, "default": 150e-6},
+    "twin": {"default": 40e-6},
 }
 ROW_FIXED_S = 0.1  # building the contenders, the agreement bookkeeping, gc: per row
 SLOW_STEP_S = 1.0
@@ -116,17 +124,27 @@ def diagonal_subset(cell: str) -> list[LayerConfig]:
     ]
 
 
-DESIGNS = {"full": full_grid, "latin": latin_subset, "diagonal": diagonal_subset}
+def target_sizes(cell: str) -> list[LayerConfig]:
+    return [
+        LayerConfig(cell, b, t, i, h, output_size=max(8, h // 4) if cell == "jordan" else 0)
+        for b, t, i, h in TARGET_SIZES
+    ]
+
+
+DESIGNS = {
+    "targets": target_sizes,
+    "full": full_grid,
+    "latin": latin_subset,
+    "diagonal": diagonal_subset,
+}
 
 
 def suite_configs(cells, grid: str | None = None) -> list[LayerConfig]:
-    """The train-step configurations for `cells` (each cell's default design, or `grid` for
-    all), small rows first so that a budget cut falls on the largest."""
+    """The train-step configurations for `cells` (the target sizes, or `grid` for all), small
+    rows first so that a budget cut falls on the largest."""
     configs = []
     for cell in cells:
-        design = grid or DEFAULT_DESIGNS[cell]
-        configs += DESIGNS[design](cell)
-        configs += [a for a in ANCHORS if a.cell == cell]
+        configs += DESIGNS[grid or "targets"](cell)
     return sorted(configs, key=lambda c: (c.flops, c.steps))
 
 
@@ -188,6 +206,8 @@ def _planned(
             continue
         estimates[name] = estimate_step_seconds(config, name, peak_gflops)
         slow = estimates[name] > SLOW_STEP_S and not quick
+        if name == "twin" and config.cell not in TWINS:
+            continue
         if name in ("naive", "reference") and config.cell in STANDARD_CELLS and slow:
             left_out[name] = f"{SLOW_MARK}: about {estimates[name]:.1f} s per step (estimate)"
             continue

@@ -78,7 +78,12 @@ def measure_row(
     refused = agreement.refused
     timed = [c for c in contenders if c.name not in refused]
     before = cpu_ticks()
-    timings = time_interleaved(timed, lambda c: train_step(c, grads), inputs, rounds, warmup)
+    own_grads = {
+        c.name: tuple(torch.ones_like(o) for o in c.forward()) for c in timed if not c.checked
+    }
+    timings = time_interleaved(
+        timed, lambda c: train_step(c, own_grads.get(c.name, grads)), inputs, rounds, warmup
+    )
     share = others_share(before, cpu_ticks())
     ratios = {}
     for fast, slow in ratio_pairs:
