@@ -354,13 +354,22 @@ class Recurrent(nn.Module):
 
     def _scan_forward(self, call):
         """Every layer and direction by the parallel scan of the cell's linear recurrence."""
+        from ..engine.compiled.library import library_for
         from ..engine.scan import linear_scan
 
-        self.__dict__["_last_choice"] = Choice(
-            "scan", "scan=True: the parallel scan over time (rnnkit.engine.scan), autograd"
-        )
         T, B = call.steps, call.batch
         cell = self.cell
+        why_not = cannot_compile(cell, call.data.dtype, call.data.device)
+        library = library_for(cell.kernel) if why_not is None else None
+        self.__dict__["_last_choice"] = (
+            Choice("scan", "scan=True: the compiled engine's linear scan (rnnkit.engine.scan)")
+            if library is not None
+            else Choice(
+                "scan",
+                "scan=True: the doubling scan in torch ops, differentiated by autograd "
+                f"(rnnkit.engine.scan; not compiled: {why_not})",
+            )
+        )
         directions = 2 if self.bidirectional else 1
         x = call.data.view(T, B, -1)
         finals = []
@@ -377,7 +386,7 @@ class Recurrent(nn.Module):
                 a, b = cell.linear_recurrence(gates)
                 if direction == 1:
                     a, b = a.flip(0), b.flip(0)
-                h = linear_scan(a, b, call.states[0][index])
+                h = linear_scan(a, b, call.states[0][index], library)
                 finals.append(h[-1])
                 outputs.append(h.flip(0) if direction == 1 else h)
             x = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)

@@ -409,6 +409,58 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
   (void)B;
 }
 
+// ---- the linear scan h_t = a_t ⊙ h_{t-1} + b_t (cells with a linear recurrence: minGRU) ----
+//
+// a, b, h: (steps, M) time-major, M independent recurrences (batch x units); h0: (M). The M
+// recurrences are independent, so the work splits across threads by columns and vectorizes
+// along them; each column is one pass over time: O(steps * M), memory-bound.
+constexpr int64_t SCAN_BLOCK = 512;  // columns per task: a few cache lines per time step
+
+template <class T>
+void linear_scan_forward(int64_t steps, int64_t M, const T* a, const T* b, const T* h0, T* h) {
+  const int64_t blocks = (M + SCAN_BLOCK - 1) / SCAN_BLOCK;
+#pragma omp parallel for schedule(static) if (steps * M >= (1 << 16))
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t lo = k * SCAN_BLOCK, hi = std::min(M, lo + SCAN_BLOCK);
+    const T* prev = h0;
+    for (int64_t t = 0; t < steps; ++t) {
+      const T* __restrict at = a + t * M;
+      const T* __restrict bt = b + t * M;
+      T* __restrict ht = h + t * M;
+      const T* __restrict pt = prev;
+      RNNKIT_SIMD for (int64_t j = lo; j < hi; ++j) ht[j] = at[j] * pt[j] + bt[j];
+      prev = ht;
+    }
+  }
+}
+
+// From g = dL/dh (steps, M): s_t = g_t + a_{t+1} ⊙ s_{t+1}; da_t = s_t ⊙ h_{t-1}, db_t = s_t,
+// dh0 = a_0 ⊙ s_0. `s` may be `db` itself.
+template <class T>
+void linear_scan_backward(int64_t steps, int64_t M, const T* a, const T* h0, const T* h,
+                          const T* g, T* da, T* db, T* dh0) {
+  const int64_t blocks = (M + SCAN_BLOCK - 1) / SCAN_BLOCK;
+#pragma omp parallel for schedule(static) if (steps * M >= (1 << 16))
+  for (int64_t k = 0; k < blocks; ++k) {
+    const int64_t lo = k * SCAN_BLOCK, hi = std::min(M, lo + SCAN_BLOCK);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const T* __restrict gt = g + t * M;
+      T* __restrict st = db + t * M;
+      const T* __restrict hp = t > 0 ? h + (t - 1) * M : h0;
+      T* __restrict dat = da + t * M;
+      if (t + 1 < steps) {
+        const T* __restrict an = a + (t + 1) * M;
+        const T* __restrict sn = db + (t + 1) * M;
+        RNNKIT_SIMD for (int64_t j = lo; j < hi; ++j) st[j] = gt[j] + an[j] * sn[j];
+      } else {
+        RNNKIT_SIMD for (int64_t j = lo; j < hi; ++j) st[j] = gt[j];
+      }
+      RNNKIT_SIMD for (int64_t j = lo; j < hi; ++j) dat[j] = st[j] * hp[j];
+    }
+    RNNKIT_SIMD for (int64_t j = lo; j < hi; ++j) dh0[j] = a[j] * db[j];
+  }
+}
+
 }  // namespace rnnkit
 
 // The library's entry points for one cell struct, in float32 and float64.
@@ -426,4 +478,22 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
   void rnnkit_forward_f64(const rnnkit::SweepArgs* a) { rnnkit::forward_sweep<double, CELL>(*a); } \
   void rnnkit_backward_f32(const rnnkit::SweepArgs* a) { rnnkit::backward_sweep<float, CELL>(*a); } \
   void rnnkit_backward_f64(const rnnkit::SweepArgs* a) { rnnkit::backward_sweep<double, CELL>(*a); } \
+  void rnnkit_scan_forward_f32(int64_t t, int64_t m, const float* a, const float* b,           \
+                               const float* h0, float* h) {                                     \
+    rnnkit::linear_scan_forward<float>(t, m, a, b, h0, h);                                      \
+  }                                                                                             \
+  void rnnkit_scan_forward_f64(int64_t t, int64_t m, const double* a, const double* b,         \
+                               const double* h0, double* h) {                                   \
+    rnnkit::linear_scan_forward<double>(t, m, a, b, h0, h);                                     \
+  }                                                                                             \
+  void rnnkit_scan_backward_f32(int64_t t, int64_t m, const float* a, const float* h0,         \
+                                const float* h, const float* g, float* da, float* db,           \
+                                float* dh0) {                                                   \
+    rnnkit::linear_scan_backward<float>(t, m, a, h0, h, g, da, db, dh0);                        \
+  }                                                                                             \
+  void rnnkit_scan_backward_f64(int64_t t, int64_t m, const double* a, const double* h0,       \
+                                const double* h, const double* g, double* da, double* db,       \
+                                double* dh0) {                                                  \
+    rnnkit::linear_scan_backward<double>(t, m, a, h0, h, g, da, db, dh0);                       \
+  }                                                                                             \
   }

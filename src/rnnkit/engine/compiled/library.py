@@ -130,6 +130,17 @@ class KernelLibrary:
             function.argtypes = [ctypes.POINTER(GenerateArgs)]
             function.restype = ctypes.c_int64
             self._generate[dtype] = function
+        self._scan = {
+            dtype: (
+                getattr(lib, f"rnnkit_scan_forward_{suffix}"),
+                getattr(lib, f"rnnkit_scan_backward_{suffix}"),
+            )
+            for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64"))
+        }
+        for forward, backward in self._scan.values():
+            forward.argtypes = [_i, _i, _p, _p, _p, _p]
+            backward.argtypes = [_i, _i, _p, _p, _p, _p, _p, _p, _p]
+            forward.restype = backward.restype = None
         self._lib = lib
 
     def forward(self, dtype: torch.dtype, args: SweepArgs) -> None:
@@ -141,6 +152,14 @@ class KernelLibrary:
 
     def backward(self, dtype: torch.dtype, args: SweepArgs) -> None:
         self._backward[dtype](ctypes.byref(args))
+
+    def scan_forward(self, dtype, steps: int, columns: int, a, b, h0, h) -> None:
+        """h_t = a_t h_{t-1} + b_t over (steps, columns) buffers (addresses), from h0."""
+        self._scan[dtype][0](steps, columns, a, b, h0, h)
+
+    def scan_backward(self, dtype, steps: int, columns: int, a, h0, h, g, da, db, dh0) -> None:
+        """The scan's gradients (engine.h, linear_scan_backward), into da, db, dh0."""
+        self._scan[dtype][1](steps, columns, a, h0, h, g, da, db, dh0)
 
     def generate(self, dtype: torch.dtype, args: GenerateArgs) -> int:
         """Run the fused generation loop (rnnkit/generate/fused.h); returns how many ids it drew."""
