@@ -64,17 +64,27 @@ def measure_row(
     peak_gflops: float | None = None,
     left_out: dict[str, str] | None = None,
     tolerance: float = AGREEMENT_TOLERANCE,
+    checked_in: tuple[Sequence[Contender], Sequence[Tensor]] | None = None,
 ) -> dict:
     """Check the contenders against `oracle`, time those that agree, and describe the row.
 
     A contender whose outputs or gradients differ from the oracle's by more than `tolerance`
     (relative) is refused: it is not timed and the row lists it with its difference.
+    `checked_in`: (contenders, inputs) to check instead, the same computations in float64
+    (where float32 rounding, amplified through a long sequence, would refuse a right one).
     """
     left_out = dict(left_out or {})
     by_name = {c.name: c for c in contenders}
+    check_contenders, check_inputs = checked_in or (contenders, inputs)
+    check_oracle = {c.name: c for c in check_contenders}[oracle]
+    with torch.no_grad():
+        check_grads = fixed_grads(check_oracle.forward(), seed)
+    agreement = check_agreement(check_contenders, check_inputs, check_grads, oracle, tolerance)
     with torch.no_grad():
         grads = fixed_grads(by_name[oracle].forward(), seed)
-    agreement = check_agreement(contenders, inputs, grads, oracle, tolerance)
+    if checked_in is not None:  # the timed contenders' first step, as the check is otherwise
+        for c in contenders:
+            train_step(c, grads if c.checked else [torch.ones_like(o) for o in c.forward()])
     refused = agreement.refused
     timed = [c for c in contenders if c.name not in refused]
     before = cpu_ticks()
@@ -98,6 +108,7 @@ def measure_row(
         "left_out": left_out,
         "agreement": {
             "oracle": oracle,
+            "dtype": "float64" if checked_in is not None else "as timed",
             "tolerance": tolerance,
             "max_relative_difference": agreement.differences,
             "refused": refused,

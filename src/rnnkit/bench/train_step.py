@@ -10,6 +10,7 @@ naive, GFLOP/s of every contender (rnnkit.bench.flops) and its share of the meas
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 
@@ -30,6 +31,10 @@ RATIO_PAIRS = (
 
 def run_row(row: PlannedRow, seed: int, peak_gflops: float | None) -> dict:
     contenders, x, unavailable = build_train_contenders(row.config, row.contenders, seed)
+    # the agreement check runs on float64 twins: float32 rounding, amplified through a long
+    # sequence (the layer-norm cells' normalized cell state), would refuse right contenders
+    exact = dataclasses.replace(row.config, dtype="float64")
+    check_contenders, check_x, _ = build_train_contenders(exact, row.contenders, seed)
     left_out = {**row.left_out, **unavailable}
     if not contenders:
         return not_run_row(SUITE, row.config.to_dict(), "no contender can run", left_out)
@@ -46,6 +51,7 @@ def run_row(row: PlannedRow, seed: int, peak_gflops: float | None) -> dict:
         flops=row.config.flops,
         peak_gflops=peak_gflops,
         left_out=left_out,
+        checked_in=(check_contenders, [check_x]),
     )
     result["estimate_s"] = row.estimate_s
     return result

@@ -194,7 +194,13 @@ def prebuild(cells_dir: Path, out_dir: Path = PREBUILT) -> list[str]:
         return f"rnnkit: kernel {name} prebuilt"
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(one, kernels))
+        lines = list(pool.map(one, kernels))
+    # libraries of sources that changed since an earlier build are never loaded again
+    current = {library_name(name, source) for name, source in kernels}
+    for stale in out_dir.glob("*.so"):
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
+    return lines
 
 
 if __name__ == "__main__":  # python build.py CELLS_DIR [OUT_DIR]
