@@ -438,17 +438,33 @@ class Recurrent(nn.Module):
         plans = self._fast_plans(batch, steps, input)
         if plans is None:
             return None
-        if self.batch_first and batched:
-            input = input.transpose(0, 1)
-        data = input.reshape(steps * batch, self.input_size)
-        if not data.is_contiguous():
-            data = data.contiguous()
+        # Addresses, not views: a streaming call is a few microseconds of work, and every torch
+        # op on the way (a view, an index) costs about one.
+        if self.batch_first and batched and steps > 1:
+            input = input.transpose(0, 1).contiguous()
+        elif not input.is_contiguous():
+            input = input.contiguous()
         r_state, carried = states
+        R = self.recurrent_size
+        out = input.new_empty((steps, batch, R))
+        x_address = input.data_ptr()
+        r_address = r_state.data_ptr()
+        c_address = None if carried is None else carried.data_ptr()
+        r_stride = batch * R * r_state.element_size()
+        c_stride = 0 if carried is None else carried.stride(0) * carried.element_size()
+        last = len(plans) - 1
         for layer, plan in enumerate(plans):
-            out = data.new_empty((steps * batch, self.recurrent_size))
-            plan.run(data, r_state[layer], None if carried is None else carried[layer], out)
-            data = out
-        output = data.view(steps, batch, self.recurrent_size)
+            target = out if layer == last else input.new_empty((steps, batch, R))
+            out_address = target.data_ptr()
+            plan.run_addresses(
+                x_address,
+                r_address + layer * r_stride,
+                None if c_address is None else c_address + layer * c_stride,
+                out_address,
+            )
+            x_address, keep = out_address, target  # keep: the buffer the next layer reads
+        del keep
+        output = out
         if carried is None:
             finals = (r_state,)
         elif self.cell.num_carried == 1:
@@ -456,7 +472,7 @@ class Recurrent(nn.Module):
         else:
             finals = (r_state, *carried.split(self.hidden_size, 2))
         if not batched:
-            output, finals = output.squeeze(1), tuple(f.squeeze(1) for f in finals)
+            output, finals = output.view(steps, R), tuple(f.squeeze(1) for f in finals)
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, (finals if len(finals) > 1 else finals[0])

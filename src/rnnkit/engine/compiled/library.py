@@ -31,7 +31,7 @@ __all__ = [
     "unavailable",
 ]
 
-ABI_VERSION = 2  # rnnkit::ABI_VERSION in engine.h
+ABI_VERSION = 3  # rnnkit::ABI_VERSION in engine.h
 
 _p = ctypes.c_void_p
 _i = ctypes.c_int64
@@ -92,7 +92,8 @@ class KernelUnavailableError(NotImplementedError):
 @functools.cache
 def _torch_blas() -> tuple[int | None, ...]:
     """The addresses of sgemm_ and dgemm_ in torch's CPU library (MKL on x86 builds), and of
-    MKL's packed-GEMM functions where it has them (None otherwise)."""
+    MKL's packed-GEMM functions and its thread-local thread count where it has them (None
+    otherwise)."""
     path = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
     try:
         lib = ctypes.CDLL(path)
@@ -101,12 +102,20 @@ def _torch_blas() -> tuple[int | None, ...]:
         raise KernelUnavailableError(
             f"torch's CPU library exports no BLAS (sgemm_/dgemm_) for the compiled engine: {error}"
         ) from None
-    names = ("cblas_sgemm_pack_get_size", "cblas_sgemm_pack", "cblas_sgemm_compute")
-    try:
-        packed = [ctypes.cast(lib[name], ctypes.c_void_p).value for name in names]
-    except AttributeError:
-        packed = [None, None, None]
-    return (*required, *packed)
+    optional = []
+    for name in (
+        "cblas_sgemm_pack_get_size",
+        "cblas_sgemm_pack",
+        "cblas_sgemm_compute",
+        "MKL_Set_Num_Threads_Local",
+    ):
+        try:
+            optional.append(ctypes.cast(lib[name], ctypes.c_void_p).value)
+        except AttributeError:
+            optional.append(None)
+    if None in optional[:3]:  # the packed GEMM comes whole or not at all
+        optional[:3] = [None, None, None]
+    return (*required, *optional)
 
 
 class KernelLibrary:

@@ -140,6 +140,15 @@ class SweepPlan:
         """Drop the plan's references to the weights (autograd keeps them for backward)."""
         self.weights = self.params = ()
 
+    def run_addresses(self, x: int, r_state: int, carried: int | None, outputs: int) -> None:
+        """`run` on raw addresses (the buffers' data_ptr(), offsets included)."""
+        args = self.args
+        args.x, args.r_state, args.carried, args.outputs = x, r_state, carried, outputs
+        if self._trained:
+            args.gates = args.r_prev_all = args.saved = args.m_all = None
+            self._trained = False
+        self._forward(self._args_ref)
+
     def run(self, x: Tensor, r_state: Tensor, carried: Tensor | None, outputs: Tensor) -> None:
         """The forward without anything for backward, on contiguous buffers of the plan's
         shapes: x (N, I) in, r_state (B, R) and carried (B, C) advanced in place, outputs
