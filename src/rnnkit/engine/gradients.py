@@ -18,8 +18,8 @@ class SweepGrads:
     """What the backward sweep produced, in packed layout (N rows, one per step and sequence).
 
     grad_gates: dL/dgi (N, G). grad_hidden: dL/dgh (N, G), the same tensor unless the cell keeps
-    gh apart (GRU). grad_pre: dL/d(pre-projection) (N, R) and m_all: m_t (N, H), for cells with
-    an output projection, else None.
+    gh apart (separate_hidden). grad_pre: dL/d(pre-projection) (N, R) and m_all: m_t (N, H),
+    for cells with an output projection, else None.
     """
 
     grad_gates: Tensor

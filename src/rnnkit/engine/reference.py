@@ -158,7 +158,7 @@ class _Sweep(torch.autograd.Function):
             raise RuntimeError(
                 "rnnkit's reference engine does not support double backward "
                 "(create_graph=True through a recurrent layer); use backend='native' for "
-                "second derivatives of RNN, LSTM and GRU"
+                "second derivatives of the layers torch has a kernel for"
             )
         spec: SweepSpec = ctx.spec
         (data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *params) = (

@@ -1,14 +1,14 @@
 """The scan of a linear recurrence h_t = a_t ⊙ h_{t-1} + b_t over all steps at once.
 
 For cells whose recurrence is linear in h with coefficients that depend on the input alone
-(minGRU: a = 1 - z, b = z ⊙ h̃; a cell says so by defining `linear_recurrence`), the whole
+(a cell says so by defining `linear_recurrence`, which returns a and b), the whole
 sequence is a prefix scan under the associative composition
 
     (a2, b2) ∘ (a1, b1) = (a2 a1, a2 b1 + b2)
 
 Two implementations, equal to rounding:
 
-- `doubling_scan`: the parallel prefix of the minGRU paper's setting, log2(T) doubling rounds
+- `doubling_scan`: the parallel prefix (Blelloch's and Hillis & Steele's), log2(T) doubling rounds
   (Hillis & Steele) of whole-tensor torch ops, each combining every step with the one `shift`
   steps before it; autograd differentiates it. O(T log T) work: on a GPU the rounds run in
   parallel, on a CPU of two cores the extra work costs more than the parallelism gives back.

@@ -132,7 +132,8 @@ using compute_fn = void (*)(int, int, int, int, int, int, const float*, int, con
 inline pack_size_fn blas_pack_size = nullptr;
 // MKL's MKL_Set_Num_Threads_Local (or nullptr): a product too small to share runs on the calling
 // thread alone. Below SMALL_PRODUCT multiply-adds (a batch-1 step of H128) waking torch's other
-// threads costs more than it saves: a streaming LSTM step measured 25.3 us on 2 threads, 21.9 on 1.
+// threads costs more than it saves: a streaming step of batch 1, H128 measured 25.3 us on 2
+// threads, 21.9 on 1.
 using set_threads_fn = int (*)(int);
 inline set_threads_fn blas_set_threads_local = nullptr;
 constexpr int64_t SMALL_PRODUCT = 1 << 17;
@@ -430,7 +431,7 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
   (void)B;
 }
 
-// ---- the linear scan h_t = a_t ⊙ h_{t-1} + b_t (cells with a linear recurrence: minGRU) ----
+// ---- the linear scan h_t = a_t ⊙ h_{t-1} + b_t (for cells whose recurrence is linear in h) ----
 //
 // a, b, h: (steps, M) time-major, M independent recurrences (batch x units); h0: (M). The M
 // recurrences are independent, so the work splits across threads by columns and vectorizes
