@@ -258,7 +258,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         "--decoder",
         choices=("auto", "fused", "eager"),
         default="auto",
-        help="fused: the whole sampling loop compiled (numba); eager: one model call per token; "
+        help="fused: the whole sampling loop in the cell's compiled library; eager: one model "
+        "call per token; "
         "auto: fused when it serves the model (default: %(default)s; --debug says which ran)",
     )
 

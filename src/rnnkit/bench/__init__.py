@@ -10,7 +10,10 @@ One module per job:
     rows         one measured row, shared by the timed suites
     train_step   suite "train-step"
     varlen       suite "varlen" (PackedSequence and padded lengths=)
-    streaming    suites "streaming" and "generation" (from rnnkit.stream.benchmarks)
+    inference    suite "inference" (the forward pass without gradients)
+    scan         suite "scan" (MinGRU's scan mode at T = 1024)
+    streaming    suites "streaming" and "generation"
+    compile_cost suite "compile-cost" (the kernels' first use)
     report       markdown tables, the issue's targets met or not, JSON
     machine      CPU, cores, versions, commit
     command      the CLI options and run_bench

@@ -166,10 +166,10 @@ class TrainConfig:
     )
     backend: str = _option(
         "auto",
-        "rnnkit layer backend: auto picks per call what measured fastest (torch's kernel, "
-        "rnnkit's compiled numba kernels, or the reference engine for cells without kernels); "
-        "native is torch's kernel, compiled rnnkit's fused CPU kernels, reference the plain-torch "
-        "engine (see docs/engine.md)",
+        "rnnkit layer backend: auto picks per call what measured fastest (torch's kernel or "
+        "rnnkit's compiled engine; the reference engine where neither can run); native is "
+        "torch's kernel, compiled rnnkit's C++ engine, reference the plain-torch engine (see "
+        "docs/engine.md)",
         choices=("auto", "native", "reference", "compiled"),
     )
     recurrent_init: str = _option(
