@@ -108,9 +108,8 @@ def build_model(vocab_size: int, hidden_size: int = 256, backend: str = "auto") 
         embedding_dim=0,  # one-hot input, as d2l's F.one_hot(inputs.T.long(), vocab_size)
         hidden_size=hidden_size,
         backend=backend,
-        recurrent_init="uniform",  # nn.RNN's own initialization, as in d2l
     )
-    return LanguageModel(config)
+    return LanguageModel(config)  # nn.RNN's own initialization, as in d2l
 
 
 def train_epoch(

@@ -22,8 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rnnkit.cli import main
-from rnnkit.train.config import cli_options
+from rnnkit.cli import main, task_settings
+from rnnkit.train.config import run_options
 
 TINY_OPTIONS = {"hidden-size": 16, "embedding-dim": 8, "seq-len": 16, "batch-size": 4}
 TINY_OPTIONS.update({"warmup-steps": 5, "threads": 1})
@@ -103,12 +103,16 @@ def test_train_help_lists_every_option_with_its_default(capsys):
     code, out, _ = cli(["train", "--help"], capsys)
     assert code == 0
     flat = " ".join(out.split())
-    for option in cli_options():
-        assert option["flag"] in flat, option["flag"]
-        if option["default"] is not None and option["kind"] is not bool:
-            assert f"(default: {option['default']})" in flat, option["flag"]
+    options = [o for o, _ in run_options()] + [o for o, _ in task_settings().values()]
+    for option in options:
+        assert option.flag in flat, option.flag
+        if option.default is not None and option.kind is not bool:
+            assert f"(default: {option.default})" in flat, option.flag
     for words in ("--resume", "--force", "evaluation and checkpointing excluded", "300"):
         assert words in flat
+    # every task's own settings under the task's heading
+    for task in ("lm", "classify", "tag", "seq2seq", "forecast"):
+        assert f"--task {task}" in out
 
 
 @pytest.mark.parametrize("command", ["evaluate", "generate", "bench"])
@@ -208,7 +212,7 @@ def bad_data(tmp_path: Path, kind: str) -> str:
         ("empty", "is empty"),
         ("binary", "looks binary"),
         ("latin1", "--encoding"),
-        ("short", "at least 65 needed for --batch-size 4 --seq-len 16"),
+        ("short", "--batch-size 4 --seq-len 16 need at least 65"),
     ],
 )
 def test_bad_data(kind, message, tmp_path, capsys):
@@ -226,7 +230,7 @@ def test_bad_data(kind, message, tmp_path, capsys):
         (["--hidden-size", "0"], "--hidden-size (hidden_size) must be an integer >= 1; got 0"),
         (["--lr", "-0.1"], "--lr (lr) must be a number > 0; got -0.1"),
         (["--val-fraction", "0"], "--val-fraction (val_fraction) must be a fraction"),
-        (["--val-fraction", "1.5"], "strictly between 0 and 1; got 1.5"),
+        (["--val-fraction", "1.5"], "must be a fraction in (0, 1); got 1.5"),
         (["--batch-size", "0"], "--batch-size (batch_size) must be an integer >= 1; got 0"),
         (["--cell", "transformer"], "argument --cell: invalid choice: 'transformer'"),
         (["--hidden-size", "many"], "argument --hidden-size: invalid int value: 'many'"),
@@ -267,7 +271,9 @@ def damaged_copy(run_dir: Path, tmp_path: Path, damage: str) -> Path:
     elif damage == "json":
         (ckpt / "checkpoint.json").write_text("{not json")
     elif damage == "vocab":
-        (ckpt / "vocab.json").write_text('{"tokens": 3}')
+        stored = json.loads((ckpt / "task.json").read_text())
+        stored["state"]["vocab"] = {"tokens": 3}
+        (ckpt / "task.json").write_text(json.dumps(stored))
     elif damage == "mismatched":
         meta = json.loads((ckpt / "checkpoint.json").read_text())
         meta["model"]["hidden_size"] = 128  # the weights are 16 wide
@@ -282,7 +288,7 @@ def damaged_copy(run_dir: Path, tmp_path: Path, damage: str) -> Path:
     [
         ("truncated", "not a readable safetensors file"),
         ("json", "checkpoint.json: checkpoint description is not valid JSON"),
-        ("vocab", "vocab.json is not a valid vocabulary"),
+        ("vocab", "task.json is damaged"),
         ("mismatched", "the weights do not belong to this config"),
         ("no-weights", "weights.safetensors is missing"),
     ],

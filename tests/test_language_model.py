@@ -107,9 +107,8 @@ def test_tie_weights_needs_equal_sizes():
         ({"vocab_size": 0}, "vocab_size must be >= 1"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"backend": "gpu"}, "backend must be one of"),
-        ({"recurrent_init": "zeros"}, "recurrent_init must be one of"),
-        ({"forget_bias": -1.0, "cell": "gru"}, "forget_bias applies to the LSTM only"),
-        ({"forget_bias": float("nan")}, "forget_bias must be a finite number"),
+        ({"nonlinearity": "relu", "cell": "gru"}, "nonlinearity of cell 'gru' must be None"),
+        ({"nonlinearity": "sigmoid", "cell": "rnn"}, "must be one of tanh, relu"),
     ],
 )
 def test_bad_config(changes, message):
@@ -137,36 +136,23 @@ def _gate_blocks(weight: torch.Tensor) -> list[torch.Tensor]:
     return list(weight.detach().split(H))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_recurrent_weights_start_orthogonal_per_gate(cell):
-    model = make(cell)
-    recurrent = [w for n, w in model.layers.named_parameters() if n.startswith("weight_hh")]
-    assert len(recurrent) == L
-    for weight in recurrent:
-        for block in _gate_blocks(weight):  # (H, H): orthogonal, so W^T W = I
-            torch.testing.assert_close(block.T @ block, torch.eye(H), atol=1e-5, rtol=0)
-
-
-def test_uniform_recurrent_init_keeps_torch_init():
-    """ "uniform" leaves the layer exactly as torch.nn's initialization made it."""
-    uniform = make("lstm", recurrent_init="uniform")
+def test_the_model_starts_as_torch_nn_and_the_trainer_initializes_it():
+    """The model is torch.nn's init; the run's scheme is the trainer's (rnnkit.initializers)."""
+    model = make("lstm")
     torch.manual_seed(0)
     torch.nn.Embedding(V, E)  # built first, from the same random stream
     reference = torch.nn.LSTM(E, H, num_layers=L, batch_first=True)
     for name, weight in reference.named_parameters():
-        torch.testing.assert_close(getattr(uniform.layers, name), weight, atol=0, rtol=0)
-    orthogonal = make("lstm")
-    assert not torch.equal(orthogonal.layers.weight_hh_l0, uniform.layers.weight_hh_l0)
-    # only the recurrent weights differ
-    torch.testing.assert_close(orthogonal.layers.weight_ih_l0, uniform.layers.weight_ih_l0)
+        torch.testing.assert_close(getattr(model.layers, name), weight, atol=0, rtol=0)
 
 
-def test_forget_bias_shifts_the_lstm_forget_gate():
-    plain, shifted = make("lstm"), make("lstm", forget_bias=-1.0)
-    for name, bias in shifted.layers.named_parameters():
-        delta = bias - getattr(plain.layers, name)
-        if name.startswith("bias_ih"):
-            torch.testing.assert_close(delta[H : 2 * H], torch.full((H,), -1.0))
-            assert torch.count_nonzero(delta[:H]) == torch.count_nonzero(delta[2 * H :]) == 0
-        else:
-            assert torch.count_nonzero(delta) == 0
+def test_configs_of_the_earlier_model_still_load():
+    """Models saved when the model initialized itself recorded recurrent_init / forget_bias."""
+    old = {**LanguageModelConfig(vocab_size=V).to_dict(), "recurrent_init": "orthogonal"}
+    old["forget_bias"] = -1.0
+    assert LanguageModelConfig.from_dict(old) == LanguageModelConfig(vocab_size=V)
+
+
+def test_relu_elman_language_model():
+    model = make("rnn", nonlinearity="relu")
+    assert model.layers.nonlinearity == "relu"

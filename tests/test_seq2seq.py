@@ -365,10 +365,8 @@ def test_addition_example_short(one_thread):
 
 
 def test_the_attention_flag_offers_every_model_attention():
-    import dataclasses
-
-    field = {f.name: f for f in dataclasses.fields(TrainConfig)}["attention"]
-    assert tuple(field.metadata["choices"]) == ATTENTIONS
+    option = {o.name: o for o in Seq2SeqTask.own_options}["attention"]
+    assert tuple(option.choices) == ATTENTIONS
 
 
 def test_resume_continues_exactly(tmp_path, one_thread):

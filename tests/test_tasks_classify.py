@@ -96,12 +96,14 @@ def test_predict_inputs_accept_the_answer_column(tmp_path):
 
 
 def test_options_of_other_tasks_are_rejected():
-    with pytest.raises(ValueError, match="--seq-len applies to the language model"):
+    with pytest.raises(ValueError, match="--seq-len applies to --task lm, not --task classify"):
         task_config("classify", seq_len=10)
-    with pytest.raises(ValueError, match="--recurrent-init applies to the language model"):
-        task_config("classify", recurrent_init="uniform")
-    with pytest.raises(ValueError, match="--forget-bias applies to the language model"):
-        task_config("classify", forget_bias=1.0)
+    with pytest.raises(ValueError, match="--crf applies to --task tag, not --task classify"):
+        task_config("classify", crf=True)
+    with pytest.raises(ValueError, match=r"unknown setting 'poolng' \(did you mean pooling\?\)"):
+        task_config("classify", poolng="mean")
+    # initialization is every task's (the trainer's)
+    assert task_config("classify", recurrent_init="chrono", cell="gru").recurrent_init == "chrono"
     config = task_config("classify")
     assert config.tokens == "word" and config.pooling == "max"  # the task's own defaults
 

@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from safetensors.torch import load_file
 from rnnkit import _atomic as atomic
 from rnnkit.data import CharTokenizer, Vocab, WordTokenizer, split_train_val
 from rnnkit.models import LanguageModel, LanguageModelConfig
+from rnnkit.tasks.base import Batch
+from rnnkit.tasks.lm import LanguageModelTask, planned_passes
 from rnnkit.train import (
     LRSchedule,
     TrainConfig,
@@ -140,10 +143,44 @@ def test_evaluate_text_word_bpc_counts_characters():
     text = prose(300)
     tokenizer = WordTokenizer()
     vocab = Vocab.build(tokenizer.tokenize(text))
-    result = evaluate_text(char_model(len(vocab)), vocab, tokenizer, text)
+    result = evaluate_text(char_model(len(vocab)), vocab, tokenizer, text, framed=False)
     total = result["loss"] * result["tokens"]
     assert result["tokens"] == len(tokenizer.tokenize(text)) - 1
     assert result["bpc"] == pytest.approx(total / math.log(2) / len(text))
+    assert "perplexity_without_boundaries" not in result
+
+
+def test_word_evaluation_frames_lines_and_reports_both_perplexities():
+    """<bos> line <eos> per line; without the boundary targets the figure is over words only."""
+    from rnnkit.data import frame_lines
+
+    text = prose(300)
+    tokenizer = WordTokenizer()
+    framed = frame_lines(tokenizer.tokenize(text))
+    assert framed[0] == "<bos>" and framed[-1] == "<eos>" and "\n" not in framed
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert framed.count("<bos>") == framed.count("<eos>") == len(lines)
+    vocab = Vocab.build(framed)
+    model = char_model(len(vocab)).eval()
+    result = evaluate_text(model, vocab, tokenizer, text)
+    assert result["tokens"] == len(framed) - 1
+    assert result["perplexity_with_boundaries"] == result["perplexity"]
+    ids = torch.tensor(vocab.encode(framed))
+    with torch.no_grad():
+        logits, _ = model(ids[None, :-1])
+        nll = torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="none")
+    words = ~torch.isin(ids[1:], torch.tensor([vocab.bos_id, vocab.eos_id]))
+    expected = nll[words].mean().item()
+    assert result["loss_without_boundaries"] == pytest.approx(expected, rel=0.02)
+    assert result["perplexity_without_boundaries"] == pytest.approx(math.exp(expected), rel=0.02)
+
+
+def lm_task():
+    return LanguageModelTask(TrainConfig(**TINY))
+
+
+def lm_batch(x, y) -> Batch:
+    return Batch({"x": x, "y": y}, size=x.shape[0], tokens=x.numel())
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
@@ -157,8 +194,11 @@ def test_train_step_reduces_loss_on_repetitive_text(precision):
     x, y = ids[:400].reshape(4, 100), ids[1:401].reshape(4, 100)
     losses, state = [], None
     for _ in range(40):
-        loss, state = train_step(model, optimizer, x, y, state, clip=1.0, precision=precision)
-        losses.append(loss)
+        step = train_step(
+            lm_task(), model, optimizer, lm_batch(x, y), state, clip=1.0, precision=precision
+        )
+        losses.append(step.loss)
+        state = step.carry
     assert losses[-1] < 0.3 * losses[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(s.dtype == torch.float32 and not s.requires_grad for s in state)
@@ -173,9 +213,9 @@ def test_train_step_of_a_float64_model_computes_its_loss_in_float64():
         logits, _ = model(x)
         expected = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab_size), y.reshape(-1))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    loss, state = train_step(model, optimizer, x, y, None)
-    assert loss == pytest.approx(expected.item(), rel=1e-14)  # a float32 loss is off by ~1e-8
-    assert all(s.dtype == torch.float64 for s in state)
+    step = train_step(lm_task(), model, optimizer, lm_batch(x, y), None)
+    assert step.loss == pytest.approx(expected.item(), rel=1e-14)  # float32 is off by ~1e-8
+    assert all(s.dtype == torch.float64 for s in step.carry)
 
 
 def test_precision_is_resolved_and_reported(tmp_path):
@@ -198,9 +238,14 @@ def test_recurrent_init_reaches_the_model_and_is_checked(tmp_path):
     with pytest.raises(ValueError, match=r"--recurrent-init \(recurrent_init\) must be one of"):
         config(tmp_path, recurrent_init="zeros")
     for kind in ("orthogonal", "uniform"):
-        train(config(tmp_path, kind, max_steps=1, recurrent_init=kind), progress=False)
+        # lr 1e-9: the saved weights are the initial ones
+        train(config(tmp_path, kind, max_steps=1, recurrent_init=kind, lr=1e-9), progress=False)
         stored = json.loads((tmp_path / kind / "config.json").read_text())
-        assert stored["model"]["recurrent_init"] == kind
+        assert stored["train"]["recurrent_init"] == kind
+        block = weights(tmp_path / kind)["layers.weight_hh_l0"][:16]  # the input gate's
+        eye = torch.eye(16)
+        orthogonal = torch.allclose(block @ block.T, eye, atol=1e-4)
+        assert orthogonal == (kind == "orthogonal")
 
 
 def test_forget_bias_default_is_for_the_lstm_only(tmp_path):
@@ -213,14 +258,16 @@ def test_forget_bias_default_is_for_the_lstm_only(tmp_path):
         config(tmp_path, cell="gru", forget_bias=-1.0)
     with pytest.raises(ValueError, match=r"--forget-bias \(forget_bias\) must be a finite"):
         config(tmp_path, forget_bias=float("inf"))
-    train(config(tmp_path, max_steps=1), progress=False)
-    stored = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert stored["model"]["forget_bias"] == DEFAULT_FORGET_BIAS
+    train(config(tmp_path, max_steps=1, lr=1e-9), progress=False)
+    bias = weights(tmp_path / "run")["layers.bias_ih_l0"]  # torch's init: within ±1/sqrt(16)
+    forget, others = bias[16:32], torch.cat([bias[:16], bias[32:]])
+    assert (forget - DEFAULT_FORGET_BIAS).abs().max() <= 0.25 + 1e-6
+    assert others.abs().max() <= 0.25 + 1e-6
 
 
 def test_adamw_betas_default_for_the_language_model_and_the_tasks(tmp_path):
     from rnnkit.train.config import DEFAULT_LM_BETA1
-    from rnnkit.train.loop import build_optimizer
+    from rnnkit.train.trainer import build_optimizer
 
     model = torch.nn.Linear(2, 2)
     lm = build_optimizer(config(tmp_path, beta2=0.99), model)
@@ -235,15 +282,21 @@ def test_automatic_dropout_follows_the_passes_over_the_text(tmp_path):
     from rnnkit.train.config import AUTO_DROPOUT, NOMINAL_TOKENS_PER_S
 
     few = config(tmp_path, max_steps=10)  # 10 * 4 * 16 tokens
-    assert few.planned_passes(640) == pytest.approx(1.0)
-    assert few.resolved_dropout(640) == 0.0
-    assert few.resolved_dropout(32) == AUTO_DROPOUT  # the same budget over a 20x smaller text
+    assert planned_passes(few, 640) == pytest.approx(1.0)
+    assert resolved_dropout(few, 640) == 0.0
+    assert resolved_dropout(few, 32) == AUTO_DROPOUT  # the same budget over a 20x smaller text
     timed = config(tmp_path, max_time=100.0)
-    assert timed.planned_passes(1_000_000) == pytest.approx(100 * NOMINAL_TOKENS_PER_S / 1e6)
+    assert planned_passes(timed, 1_000_000) == pytest.approx(100 * NOMINAL_TOKENS_PER_S / 1e6)
     both = config(tmp_path, max_time=100.0, max_steps=10)
-    assert both.planned_passes(640) == pytest.approx(1.0)  # whichever budget ends first
-    assert config(tmp_path, max_steps=10, dropout=0.15).resolved_dropout(32) == 0.15
-    assert config(tmp_path, max_steps=10, dropout=0.0).resolved_dropout(32) == 0.0
+    assert planned_passes(both, 640) == pytest.approx(1.0)  # whichever budget ends first
+    assert resolved_dropout(config(tmp_path, max_steps=10, dropout=0.15), 32) == 0.15
+    assert resolved_dropout(config(tmp_path, max_steps=10, dropout=0.0), 32) == 0.0
+
+
+def resolved_dropout(cfg: TrainConfig, tokens: int) -> float:
+    task = LanguageModelTask(cfg)
+    task.fit(["a"] * tokens)
+    return task.dropout
 
 
 def test_resume_keeps_the_dropout_the_run_started_with(tmp_path):
@@ -254,7 +307,7 @@ def test_resume_keeps_the_dropout_the_run_started_with(tmp_path):
     start = config(tmp_path, text=text, max_steps=5, eval_every=100)
     assert train(start, progress=False)["dropout"] == 0.0
     longer = start.with_overrides(max_steps=200)
-    assert longer.resolved_dropout(len(text)) == AUTO_DROPOUT  # a new run would drop
+    assert resolved_dropout(longer, len(text)) == AUTO_DROPOUT  # a new run would drop
     assert train(longer, resume=True, progress=False)["dropout"] == 0.0
     fresh = train(longer.with_overrides(out=str(tmp_path / "fresh")), progress=False)
     assert fresh["dropout"] == AUTO_DROPOUT
@@ -267,9 +320,18 @@ def test_run_writes_every_output(tmp_path):
     cfg = config(tmp_path, max_steps=40, eval_every=15, save_every=10, lr=0.01)
     metrics = train(cfg, progress=False)
     out = Path(cfg.out)
-    for name in ("config.json", "vocab.json", "log.jsonl", "metrics.json", "loss_curve.png"):
+    for name in (
+        "config.json",
+        "task.json",
+        "vocab.json",
+        "log.jsonl",
+        "metrics.json",
+        "loss_curve.png",
+        "grad_norm.png",
+    ):
         assert (out / name).is_file(), name
-    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for plot in ("loss_curve.png", "grad_norm.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "metrics.json").read_text()) == metrics
     for key in ("val_loss", "train_loss", "bpc", "perplexity", "tokens_per_s", "steps"):
         assert metrics[key] is not None and math.isfinite(metrics[key]), key
@@ -279,18 +341,26 @@ def test_run_writes_every_output(tmp_path):
     assert metrics["val_loss"] < math.log(metrics["vocab_size"])  # learned something
     assert metrics["bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["val_loss"]))
-    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    everything = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rows = [row for row in everything if "val_loss" in row]
     assert [row["step"] for row in rows] == [15, 30, 40]
+    assert [row["step"] for row in everything if "val_loss" not in row] == []  # --log-every 100
     for row in rows:
         assert {
             "step",
             "train_loss",
+            "train_loss_steps",
             "val_loss",
             "bpc",
             "lr",
+            "grad_norm",
+            "grad_norm_max",
+            "clipped_fraction",
+            "skipped_steps",
             "tokens_per_s",
             "elapsed",
         } <= row.keys()
+        assert 0 < row["grad_norm"] <= row["grad_norm_max"]
     assert rows[-1]["val_loss"] == metrics["val_loss"]
     assert rows[0]["elapsed"] < rows[-1]["elapsed"] == pytest.approx(metrics["train_time"])
     for checkpoint in ("latest", "best"):
@@ -301,7 +371,8 @@ def test_run_writes_every_output(tmp_path):
     }
     assert json.loads((out / "latest" / "checkpoint.json").read_text())["step"] == 40
     best = json.loads((out / "best" / "checkpoint.json").read_text())
-    assert best["val_loss"] == metrics["best_val_loss"] == min(row["val_loss"] for row in rows)
+    best_loss = best["metrics"]["val_loss"]
+    assert best_loss == metrics["best_val_loss"] == min(row["val_loss"] for row in rows)
     assert not list(out.glob(".*"))  # no temporary leftovers
 
 
@@ -406,24 +477,23 @@ def test_resume_from_a_kill_mid_checkpoint_swap(tmp_path):
     assert not list(out.glob(".latest*"))
 
 
-def test_resume_before_the_first_save_starts_over_identically(tmp_path):
+def test_resume_never_starts_over(tmp_path):
+    """A run that stopped before its first save (killed): --resume refuses, touching nothing."""
     settings = {"max_steps": 12, "save_every": 100, "eval_every": 100}
     whole = config(tmp_path, out="whole", **settings)
     train(whole, progress=False)
     parts = config(tmp_path, out="parts", **settings)
     Path(parts.out).mkdir()
     (Path(parts.out) / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match="not an rnnkit run config"):
+    with pytest.raises(ValueError, match="has no latest/ checkpoint to resume"):
         train(parts, resume=True, progress=False)
-    atomic.write_json(
-        Path(parts.out) / "config.json",
-        json.loads((Path(whole.out) / "config.json").read_text()),
-    )
-    atomic.write_json(
-        Path(parts.out) / "vocab.json", json.loads((Path(whole.out) / "vocab.json").read_text())
-    )
-    train(parts, resume=True, progress=False)
-    assert_same_weights(Path(whole.out), Path(parts.out))
+    for name in ("config.json", "task.json", "log.jsonl"):
+        atomic.write_bytes(Path(parts.out) / name, (Path(whole.out) / name).read_bytes())
+    shutil.copytree(Path(whole.out) / "best", Path(parts.out) / "best")
+    before = tree_digest(Path(parts.out))
+    with pytest.raises(ValueError, match=r"stopped before its first save\); start it again with"):
+        train(parts, resume=True, progress=False)
+    assert tree_digest(Path(parts.out)) == before
 
 
 def test_resume_keeps_settings_but_may_extend_the_budget(tmp_path):
@@ -452,7 +522,7 @@ def test_resume_refuses_other_text(tmp_path):
     cfg = config(tmp_path, max_steps=5)
     train(cfg, progress=False)
     Path(cfg.data).write_text(prose(seed=1), encoding="utf-8")
-    with pytest.raises(ValueError, match="differs from the text the run started on"):
+    with pytest.raises(ValueError, match="differs from the data the run started on"):
         train(cfg, resume=True, progress=False)
 
 
@@ -467,7 +537,7 @@ def test_existing_run_is_refused_and_left_untouched(tmp_path):
         train(cfg, progress=False)
     # --force with text too short for one batch: checked before anything is deleted
     short = write_text(tmp_path, "x" * 60, "short.txt")
-    with pytest.raises(ValueError, match="at least 65 needed for --batch-size 4 --seq-len 16"):
+    with pytest.raises(ValueError, match="--batch-size 4 --seq-len 16 need at least 65"):
         train(cfg.with_overrides(data=short), force=True, progress=False)
     assert tree_digest(Path(cfg.out)) == before
     metrics = train(cfg.with_overrides(max_steps=3), force=True, progress=False)

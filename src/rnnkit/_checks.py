@@ -7,6 +7,7 @@ value and ValueError for a wrong value or shape.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import torch
@@ -122,3 +123,109 @@ def dataclass_from_dict(cls, data, what: str):
     if missing:
         raise ValueError(f"{what} lacks {', '.join(missing)}")
     return cls(**data)
+
+
+# ---------------------------------------------------------------- options of runs and tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting of a run or a task: its default, its meaning and what values it takes.
+
+    The command line's flag (`--hidden-size` for hidden_size), its help and the check of a
+    value given from Python or the command line all come from here, so a setting is declared
+    once. `kind` is int, float, str or bool; a default of None means "not given" (the help says
+    what is used then). Numbers take `minimum` (and `exclusive` to exclude it) and `below`
+    (always excluded); strings may have `choices`; `path` marks a file or directory name.
+    """
+
+    name: str
+    default: object
+    help: str
+    kind: type | None = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    minimum: float | None = None
+    exclusive: bool = False
+    below: float | None = None
+    path: bool = False
+    what: str = ""  # a word for the value in errors: "a probability", "a fraction"
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            object.__setattr__(self, "kind", type(self.default))
+
+    @property
+    def flag(self) -> str:
+        return flag_name(self.name)
+
+    def check(self, value) -> None:
+        """A one-line ValueError naming the flag if `value` is not one this option takes."""
+        if value is None and self.default is None:
+            return
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise self.error("true or false", value)
+        elif self.choices is not None:
+            if value not in self.choices:
+                raise self.error(f"one of {', '.join(map(str, self.choices))}", value)
+        elif self.kind is int:
+            if not is_int(value) or (self.minimum is not None and value < self.minimum):
+                raise self.error(f"an integer >= {self.minimum:g}", value)
+        elif self.kind is float:
+            if not is_real(value) or not self._in_range(float(value)):
+                raise self.error(self._range_text(), value)
+        elif self.kind is str and (not isinstance(value, str) or not value):
+            raise self.error("a file path" if self.path else "a non-empty text", value)
+
+    def _in_range(self, value: float) -> bool:
+        low = self.minimum
+        if low is not None and (value < low or (self.exclusive and value == low)):
+            return False
+        return self.below is None or value < self.below
+
+    def _range_text(self) -> str:
+        what = self.what or "a number"
+        if self.minimum is not None and self.below is not None:
+            low = "(" if self.exclusive else "["
+            return f"{what} in {low}{self.minimum:g}, {self.below:g})"
+        if self.minimum is not None:
+            return f"{what} {'>' if self.exclusive else '>='} {self.minimum:g}"
+        if self.below is not None:
+            return f"{what} < {self.below:g}"
+        return self.what or "a finite number"
+
+    def error(self, expected: str, value) -> ValueError:
+        return ValueError(f"{self.flag} ({self.name}) must be {expected}; got {value!r}")
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a setting: hidden_size -> --hidden-size."""
+    return "--" + name.replace("_", "-")
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """A finite real number that is not a bool."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def check_count(what: str, value, minimum: int = 1) -> None:
+    """An integer setting given outside a config (a CLI flag, a method argument)."""
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
+
+
+def suggest(name: str, known) -> str:
+    """' (did you mean X?)' for the closest of `known` to a misspelt `name`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

@@ -20,7 +20,33 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: `rnnkit train: error: ... (see rnnkit train --help)`."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(
+            2,
+            f"{self.prog}: error: {message}{self._suggestion(message)} (see {self.prog} --help)\n",
+        )
+
+    def _suggestion(self, message: str) -> str:
+        """' (did you mean --hidden-size?)' for an unknown flag close to a known one."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        from ._checks import suggest
+
+        known = [s for action in self._all_actions() for s in action.option_strings]
+        for word in message[len(prefix) :].split():
+            if word.startswith("--"):
+                hint = suggest(word.split("=")[0], known)
+                if hint:
+                    return hint
+        return ""
+
+    def _all_actions(self):
+        actions = list(self._actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    actions += parser._actions
+        return actions
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -69,66 +95,89 @@ examples:
 """
 
 
-def _help_text(option: dict) -> str:
-    text = option["help"]
-    default = option["default"]
-    if default is not None and option["kind"] is not bool:
-        text += f" (default: {default})"
+def _help_text(option) -> str:
+    text = option.help
+    if option.default is not None and option.kind is not bool:
+        text += f" (default: {option.default})"
     return text.replace("%", "%%")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every TrainConfig field as a flag; only the flags given reach the namespace."""
-    from .train.config import cli_options
+def _add_option(group, option, tasks: list[str] | None = None) -> None:
+    """One setting (rnnkit._checks.Option) as a flag; only the flags given reach the namespace."""
+    kwargs = {"dest": option.name, "default": argparse.SUPPRESS, "help": _help_text(option)}
+    if option.name == "out":
+        kwargs["required"] = True
+    if option.kind is bool:
+        kwargs["action"] = "store_true"
+    else:
+        kwargs["type"] = option.kind
+        kwargs["metavar"] = option.metavar or ("NAME" if option.choices else None)
+        if option.choices:
+            kwargs["choices"] = option.choices
+            kwargs["metavar"] = "{" + ",".join(option.choices) + "}"
+    group.add_argument(option.flag, **kwargs)
 
-    for option in cli_options():
-        kwargs = {"dest": option["name"], "default": argparse.SUPPRESS, "help": _help_text(option)}
-        if option["name"] == "out":
-            kwargs["required"] = True
-        if option["kind"] is bool:
-            kwargs["action"] = "store_true"
-        else:
-            kwargs["type"] = option["kind"]
-            kwargs["metavar"] = option["metavar"] or ("NAME" if option["choices"] else None)
-            if option["choices"]:
-                kwargs["choices"] = option["choices"]
-                kwargs["metavar"] = "{" + ",".join(option["choices"]) + "}"
-        parser.add_argument(option["flag"], **kwargs)
-    parser.add_argument(
+
+def task_settings() -> dict[str, tuple[object, list[str]]]:
+    """name -> (Option, tasks that declare it), over the built tasks, in task order."""
+    from .tasks.base import available_tasks
+
+    found: dict[str, tuple[object, list[str]]] = {}
+    for task, cls in available_tasks().items():
+        for option in cls.own_options:
+            found.setdefault(option.name, (option, []))[1].append(task)
+    return found
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run-wide settings by topic, then each task's own under its name."""
+    from .train.config import OPTION_GROUPS, run_options
+
+    groups = {
+        key: parser.add_argument_group(f"run: {title}") for key, title in OPTION_GROUPS.items()
+    }
+    for option, group in run_options():
+        _add_option(groups[group], option)
+    by_tasks: dict[tuple[str, ...], list] = {}
+    for option, tasks in task_settings().values():
+        by_tasks.setdefault(tuple(tasks), []).append(option)
+    for tasks, options in by_tasks.items():
+        title = "--task " + ", ".join(tasks) + (" (their own settings)" if len(tasks) > 1 else "")
+        group = parser.add_argument_group(title)
+        for option in options:
+            _add_option(group, option)
+    session = parser.add_argument_group("this session")
+    session.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run in --out from its latest/ checkpoint",
+        help="continue the run in --out from its latest/ checkpoint (an error when it has none)",
     )
-    parser.add_argument(
+    session.add_argument(
         "--force",
         action="store_true",
         help="replace the run in --out (deleted only once the new settings and data check out)",
     )
-    parser.add_argument(
+    session.add_argument(
         "--quiet", action="store_true", help="no progress bar and no evaluation lines on stderr"
     )
 
 
+def train_flag_names() -> list[str]:
+    from .train.config import run_options
+
+    names = [option.name for option, _ in run_options()] + list(task_settings())
+    return names
+
+
 def run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, config_for_resume, train
-    from .train.config import cli_options
+    from .train import config_for_resume, task_config, train
 
-    given = {o["name"]: getattr(args, o["name"]) for o in cli_options() if hasattr(args, o["name"])}
+    given = {name: getattr(args, name) for name in train_flag_names() if hasattr(args, name)}
     resuming = args.resume and not args.force  # (both: train() says they exclude each other)
-    task = given.get("task", "lm")
     if resuming:
-        from .tasks.trainer import stored_task
-
-        task = stored_task(args.out)
-    if task != "lm":
-        from .tasks.trainer import config_for_resume as task_config_for_resume
-        from .tasks.trainer import task_config, train_task
-
-        config = task_config_for_resume(args.out, given) if resuming else task_config(**given)
-        metrics = train_task(config, resume=args.resume, force=args.force, progress=not args.quiet)
-        print(json.dumps(metrics, indent=2))
-        return 0
-    config = config_for_resume(args.out, given) if resuming else TrainConfig(**given)
+        config = config_for_resume(args.out, given)
+    else:
+        config = task_config(given.pop("task", "lm"), **given)
     metrics = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
     print(json.dumps(metrics, indent=2))
     return 0
@@ -194,11 +243,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .data import read_text
-    from .tasks.checkpoint import checkpoint_format
     from .tasks.commands import given_task_options, run_task_evaluate
-    from .train import evaluate_text, load_checkpoint
+    from .train import evaluate_text
+    from .train.checkpoint import checkpoint_task
 
-    if checkpoint_format(args.checkpoint) == "task":
+    if checkpoint_task(args.checkpoint) != "lm":
         return run_task_evaluate(args)
     for name in given_task_options(args, "evaluate"):
         raise ValueError(f"--{name.replace('_', '-')} does not apply to a language model")
@@ -206,10 +255,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} must be >= 1; got {getattr(args, name)}")
-    model, vocab, tokenizer, _ = load_checkpoint(args.checkpoint)
+    from .train import load_task_checkpoint
+
+    loaded = load_task_checkpoint(args.checkpoint)
+    model, vocab, tokenizer = loaded.model, loaded.task.vocab, loaded.task.tokenizer
     text = read_text(args.data, args.encoding)
     result = evaluate_text(
-        model, vocab, tokenizer, text, batch_size=args.batch_size, seq_len=args.seq_len
+        model,
+        vocab,
+        tokenizer,
+        text,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        framed=loaded.task.boundaries == "line",
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -264,25 +322,56 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+GENERATE_FLAGS = ("length", "temperature", "top_k", "top_p", "beam_size", "greedy", "decoder")
+
+
+def in_cli_words(message: str, names: tuple[str, ...]) -> str:
+    """A library error in the command line's words: "generate: top_k must be" -> "--top-k must
+    be", "greedy=True" -> "--greedy", "decoder='fused'" -> "--decoder fused"."""
+    import re
+
+    message = re.sub(r"^\w+: ", "", message)
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"\b{name}=True\b", flag, message)
+        message = re.sub(rf"\b{name}='(\w+)'", rf"{flag} \1", message)
+        message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
+    return message
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from .generate import generate
-    from .train import load_checkpoint
+    from .train.checkpoint import checkpoint_task, load_checkpoint
 
+    task = checkpoint_task(args.checkpoint)
+    if task != "lm":
+        raise ValueError(
+            f"{args.checkpoint} holds a {task} model; generate is for language models (use "
+            f"rnnkit predict --checkpoint {args.checkpoint} --data FILE)"
+        )
+    if args.temperature <= 0:
+        raise ValueError(
+            f"--temperature must be > 0; got {args.temperature} (for the most likely token at "
+            "every step pass --greedy)"
+        )
     model, vocab, tokenizer, _ = load_checkpoint(args.checkpoint)
-    text = generate(
-        model,
-        vocab,
-        tokenizer,
-        args.prefix,
-        args.length,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        greedy=args.greedy,
-        beam_size=args.beam_size,
-        seed=args.seed,
-        decoder=args.decoder,
-    )
+    try:
+        text = generate(
+            model,
+            vocab,
+            tokenizer,
+            args.prefix,
+            args.length,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            greedy=args.greedy,
+            beam_size=args.beam_size,
+            seed=args.seed,
+            decoder=args.decoder,
+        )
+    except ValueError as error:
+        raise ValueError(in_cli_words(str(error), GENERATE_FLAGS)) from None
     if getattr(args, "debug", False):
         print(f"rnnkit generate: {text.reason}", file=sys.stderr)
     print(args.prefix + text)
@@ -394,10 +483,17 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_bench(args)
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if args.debug:
             raise
-        hint = "; continue with --resume from the last save" if args.command == "train" else ""
+        from .train.interrupt import Interrupted
+
+        if isinstance(error, Interrupted):
+            hint = f" at step {error.step}; latest/ is saved: continue with --resume"
+        elif args.command == "train":
+            hint = "; continue with --resume from the last save"
+        else:
+            hint = ""
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return 130
     except USER_ERRORS as error:

@@ -106,6 +106,9 @@ class Cell(ABC):
             Biases exist only in layers built with bias=True, w_out/b_out only with a
             projection. rnnkit.Recurrent names layer k's parameter `{name}_l{k}[_reverse]`.
         state_names: the layer call's names for (r_0, *carried_0).
+        chrono_gates: for the chrono initialization (rnnkit.initializers), pairs (gate
+            index, sign): the gate whose bias keeps the state (+1) and the one that writes it
+            (-1); empty for cells without such gates.
     """
 
     num_gates: int = 1
@@ -122,6 +125,7 @@ class Cell(ABC):
         "b_hh": "bias_hh",
     }
     state_names: tuple[str, ...] = ("h_0",)
+    chrono_gates: tuple[tuple[int, float], ...] = ()
 
     def equations(
         self, x: Tensor, r_prev: Tensor, carried: tuple[Tensor, ...], weights: tuple

@@ -85,6 +85,8 @@ struct GRU {
 
 class GRUCell(Cell):
     num_gates = 3
+    # chrono init (rnnkit.initializers): h = (1 - z) n + z h_prev, so z keeps the state
+    chrono_gates = ((1, 1.0),)
     separate_hidden = True
     kernel = KERNEL
 

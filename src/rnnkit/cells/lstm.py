@@ -89,6 +89,8 @@ class LSTMCell(Cell):
     kernel = KERNEL
     engine_parameters = {**Cell.engine_parameters, "w_out": "weight_hr"}  # noqa: RUF012
     state_names = ("h_0", "c_0")
+    # chrono init (rnnkit.initializers): the forget gate keeps c, the input gate writes it
+    chrono_gates = ((1, 1.0), (0, -1.0))
 
     def __init__(self, projected: bool = False) -> None:
         self.projected = projected

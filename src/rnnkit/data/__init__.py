@@ -6,7 +6,15 @@ text -> tokenizer -> Vocab -> ids tensor -> LMBatchStream (B, T) batches -> OneH
 from .batching import LMBatchStream, detach_state, pack, pad_sequences
 from .embeddings import OneHot, load_word_vectors
 from .text import builtin_corpus, read_text, split_train_val, write_text_atomic
-from .vocab import SPECIALS, CharTokenizer, Tokenizer, Vocab, WordTokenizer, make_tokenizer
+from .vocab import (
+    SPECIALS,
+    CharTokenizer,
+    Tokenizer,
+    Vocab,
+    WordTokenizer,
+    frame_lines,
+    make_tokenizer,
+)
 
 __all__ = [
     "SPECIALS",
@@ -18,6 +26,7 @@ __all__ = [
     "WordTokenizer",
     "builtin_corpus",
     "detach_state",
+    "frame_lines",
     "load_word_vectors",
     "make_tokenizer",
     "pack",

@@ -137,6 +137,21 @@ class WordTokenizer:
         return "WordTokenizer()"
 
 
+def frame_lines(tokens: Iterable[str]) -> list[str]:
+    """Word tokens with every non-empty line framed as <bos> ... <eos>: the line's newline
+    becomes its <eos>, blank lines vanish. A language model trained on framed text learns to
+    start a sentence after <bos> and to end it with <eos>."""
+    framed: list[str] = []
+    line: list[str] = []
+    for token in [*tokens, "\n"]:
+        if token != "\n":
+            line.append(token)
+        elif line:
+            framed += [BOS, *line, EOS]
+            line = []
+    return framed
+
+
 _TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer}
 
 

@@ -12,7 +12,6 @@ its output y_t, whose width is set to H, so every cell hands the head an H-wide 
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import asdict, dataclass
 
@@ -22,7 +21,6 @@ from torch import Tensor, nn
 from .._checks import BACKENDS, dataclass_from_dict
 from ..cells import CELLS as _REGISTRY
 from ..data import OneHot
-from ..initializers import RECURRENT_INITS, init_recurrent_, shift_forget_bias_
 from ..layers import make_layer
 
 CELLS = tuple(_REGISTRY)  # every registered cell: rnn, lstm, gru, jordan, lnlstm, lngru, ...
@@ -42,12 +40,8 @@ class LanguageModelConfig:
     dropout: float = 0.0  # between stacked layers and before the head
     tie_weights: bool = False  # share the embedding matrix with the head (needs E == H)
     backend: str = "auto"  # rnnkit backend of the layers: "auto", "native", "reference"
-    # hidden-to-hidden weights: "orthogonal" per gate (Keras' default; measured better) or
-    # "uniform" (torch.nn's ±1/sqrt(H)); see rnnkit.initializers
-    recurrent_init: str = "orthogonal"
-    # LSTM only: added to the forget-gate bias at init (Keras' unit_forget_bias is +1); see
-    # rnnkit.initializers.shift_forget_bias_
-    forget_bias: float = 0.0
+    # the cell's activation where it has a choice (rnn, jordan, indrnn); None: the cell's own
+    nonlinearity: str | None = None
 
     def __post_init__(self) -> None:
         _check_config(self)
@@ -57,7 +51,14 @@ class LanguageModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> LanguageModelConfig:
+        if isinstance(data, dict):
+            # Models saved before initialization moved to the trainer (rnnkit.initializers)
+            # recorded how they were initialized; a trained model's weights say it all.
+            data = {k: v for k, v in data.items() if k not in _INIT_KEYS}
         return dataclass_from_dict(cls, data, "model config")
+
+
+_INIT_KEYS = ("recurrent_init", "forget_bias")
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -85,18 +86,12 @@ def _check_config(config: LanguageModelConfig) -> None:
         raise ValueError(
             f"LanguageModel: backend must be one of {', '.join(BACKENDS)}; got {config.backend!r}"
         )
-    if config.recurrent_init not in RECURRENT_INITS:
+    choices = _REGISTRY[config.cell].options.get("nonlinearity")
+    if config.nonlinearity is not None and config.nonlinearity not in (choices or ()):
+        allowed = f"one of {', '.join(choices)}" if choices else "None (the cell has no choice)"
         raise ValueError(
-            f"LanguageModel: recurrent_init must be one of {', '.join(RECURRENT_INITS)}; got "
-            f"{config.recurrent_init!r}"
-        )
-    shift = config.forget_bias
-    if isinstance(shift, bool) or not isinstance(shift, numbers.Real) or not math.isfinite(shift):
-        raise ValueError(f"LanguageModel: forget_bias must be a finite number; got {shift!r}")
-    if shift != 0 and config.cell != "lstm":
-        raise ValueError(
-            f"LanguageModel: forget_bias applies to the LSTM only; got cell={config.cell!r} "
-            f"with forget_bias={shift}"
+            f"LanguageModel: nonlinearity of cell {config.cell!r} must be {allowed}; got "
+            f"{config.nonlinearity!r}"
         )
     if config.tie_weights and config.embedding_dim != config.hidden_size:
         raise ValueError(
@@ -115,6 +110,9 @@ def _make_layers(config: LanguageModelConfig, input_size: int) -> nn.Module:
         "dropout": between,
         "backend": config.backend,
     }
+    nonlinearity = getattr(config, "nonlinearity", None)  # other models reuse this stack
+    if nonlinearity is not None:
+        common["nonlinearity"] = nonlinearity
     return make_layer(config.cell, input_size, config.hidden_size, **common)
 
 
@@ -143,11 +141,8 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, H = config.vocab_size, config.embedding_dim, config.hidden_size
         self.embedding = nn.Embedding(V, E) if E > 0 else OneHot(V)
-        self.layers = init_recurrent_(
-            _make_layers(config, E if E > 0 else V), config.recurrent_init
-        )
-        if config.forget_bias:
-            shift_forget_bias_(self.layers, config.forget_bias)
+        # torch.nn's initialization; the trainer applies the run's scheme (rnnkit.initializers)
+        self.layers = _make_layers(config, E if E > 0 else V)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         if config.tie_weights:

@@ -7,8 +7,8 @@
 
 `fit` runs the same trainer as `rnnkit train --task ...` (same defaults, checkpoints, best-by-
 validation weights), into `out=DIR` if given or else a temporary directory removed afterwards;
-the best weights stay in memory. Keyword options are TrainConfig fields (`hidden_size=...`,
-`crf=True`, `max_time=...`); the task's own defaults fill in the rest.
+the best weights stay in memory. Keyword options are the run's settings (`hidden_size=...`,
+`max_time=...`) and the task's own (`crf=True`); the task's defaults fill in the rest.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import ClassVar
 
 from torch import nn
 
+from ..train.checkpoint import LoadedTask, load_task_checkpoint, save_checkpoint
+from ..train.config import task_config
 from .base import Task
-from .checkpoint import LoadedTask, load_task_checkpoint, save_task_checkpoint
-from .trainer import task_config, train_task
 
 
 class TaskModel:
@@ -82,7 +82,9 @@ class TaskModel:
                 if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
                     raise ValueError("validation_data must be a pair (inputs, targets)")
                 val = task.examples_from_python(*validation_data)
-            self.metrics_ = train_task(
+            from ..train.trainer import train as run_training
+
+            self.metrics_ = run_training(
                 config,
                 force=force,
                 progress=progress,
@@ -131,7 +133,7 @@ class TaskModel:
         loaded = self._require()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_task_checkpoint(
+        save_checkpoint(
             path,
             loaded.task,
             loaded.model,

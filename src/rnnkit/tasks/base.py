@@ -1,5 +1,6 @@
-"""The Task interface: what one kind of supervised model (classify, tag, seq2seq, forecast) must
-say so that the shared trainer, checkpoints, `rnnkit predict`/`evaluate` and the Python API run it.
+"""The Task interface: what one kind of model (lm, classify, tag, seq2seq, forecast) must say so
+that the one trainer (rnnkit.train.trainer), checkpoints, `rnnkit predict`/`evaluate` and the
+Python API run it.
 
 How a task plugs in
 -------------------
@@ -9,26 +10,28 @@ How a task plugs in
 2. Implement the abstract methods. The life cycle, as the trainer calls it::
 
        task = YourTask(config)                      # config: the run's TrainConfig
-       examples = task.read_examples(path)          # the training/eval file -> list of examples
-       train, val = task.split(examples, config.val_fraction)   # or a --val-data file
-       task.fit(train)                              # vocabularies, label sets, scalers (train only)
+       data = task.load_data()                      # read_examples + split (or --val-data)
+       task.fit(data.train)                         # vocabularies, label sets, scalers (train only)
        model = task.build_model()                   # nn.Module with a JSON-able .config
-       items = [task.encode(e) for e in train]      # once, up front
-       batch = task.collate(items[i:j])             # -> Batch(tensors, size, tokens)
-       loss = task.loss(model, batch)               # scalar mean loss; the trainer does backward
-       metrics = task.evaluate(model, val)          # dict of floats (held-out and `evaluate`)
+       task.init_model(model)                       # the run's initialization scheme, vectors
+       source = task.batch_source(data)             # .next_batch() -> Batch, resumable
+       loss, carry = task.train_loss(model, batch, carry)    # default: task.loss(model, batch)
+       row = task.evaluate_held_out(model, data)    # {"val_loss", **task.evaluate(model, val)}
        outputs = task.predict(model, task.read_inputs(path))   # `predict`
        print(task.format_output(output))            # one result per input, stdout
 
    Everything `fit` learns is saved by `state_dict()` as JSON (task.json in the run directory
    and in every checkpoint) and restored by `load_state_dict()` before `build_model()` at
-   prediction time, so a task never pickles anything.
-3. Options: the task reads its settings from the TrainConfig fields (add a field to
-   src/rnnkit/train/config.py with complete help text: the CLI flag is generated from it) and
-   lists in `options` the task-specific fields it understands; a task-specific field set to a
-   non-default value for a task that does not list it is rejected with a one-line error
-   (`check_options`). `defaults` overrides TrainConfig's defaults (tuned for the character LM)
-   for the fields the user did not give.
+   prediction time, so a task never pickles anything. The default `batch_source` shuffles the
+   encoded examples each epoch (`ExampleBatches`); a task that streams (the language model)
+   returns its own, and carries state from batch to batch through `train_loss`'s `carry`.
+3. Settings: the run-wide ones are TrainConfig's fields (rnnkit.train.config); the task's own
+   are `own_options`, a tuple of `rnnkit._checks.Option` declared in the task's module (name,
+   default, help, kind, range): the CLI flag, its help under the task's heading in `rnnkit
+   train --help` and the check of a value all come from it, and the task reads them as
+   `config.<name>`. A setting of another task is rejected with a one-line error naming the
+   task it belongs to. `defaults` replaces run-wide defaults (tuned for the character LM) for
+   the settings the user did not give; `check_config` checks settings against each other.
 4. `predict`/`evaluate` take extra keyword options from the command line (`--horizon`,
    `--beam-size`, ...): declare them in `predict_flags` / `evaluate_flags` as argparse keyword
    dicts and the CLI adds them to `rnnkit predict` / `rnnkit evaluate`.
@@ -41,23 +44,37 @@ See docs/tasks.md for the file formats, the CLI and the Python API.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor, nn
 
-# Task name -> module that defines TASK. "lm" is the language model of rnnkit.train, not a Task.
+from .._checks import Option
+
+# Task name -> module that defines TASK.
 TASK_MODULES = {
+    "lm": "rnnkit.tasks.lm",
     "classify": "rnnkit.tasks.classify",
     "tag": "rnnkit.tasks.tag",
     "seq2seq": "rnnkit.tasks.seq2seq",
     "forecast": "rnnkit.tasks.forecast",
 }
-TASKS = ("lm", *TASK_MODULES)
+TASKS = tuple(TASK_MODULES)
+PYTHON_SOURCE = "python:examples"  # TaskData.source["data"] of examples given from Python
+
+# A setting several tasks declare alike.
+UNIDIRECTIONAL = Option(
+    "unidirectional",
+    False,
+    "run the recurrent layers left to right only (default: bidirectional)",
+)
 
 
 @dataclass
@@ -70,13 +87,86 @@ class Batch:
     extra: dict[str, Any] = field(default_factory=dict)  # non-tensor data (e.g. raw strings)
 
 
+@dataclass
+class TaskData:
+    """What a run trains and evaluates on, as `Task.load_data` read it."""
+
+    train: list  # training examples (the language model: its training tokens)
+    val: list  # held-out examples (the language model: its held-out tokens)
+    source: dict  # {"data", "sha256", ...}: what the run was trained on (config.json)
+    cache: dict = field(default_factory=dict)  # encodings a task computes once per run
+
+
+class EpochOrder:
+    """Batches of example indices: each epoch a permutation seeded by (seed, epoch), cut into
+    consecutive batches (the last one may be smaller). Its state is two ints, so resume is exact."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = 0, 0
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def next_indices(self) -> list[int]:
+        if self.position >= self.n:
+            self.epoch += 1
+            self.position = 0
+            self._order = self._permutation()
+        indices = self._order[self.position : self.position + self.batch_size]
+        self.position += len(indices)
+        return indices
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._permutation()
+
+
+class ExampleBatches:
+    """The default batch source: shuffled whole examples, a new order each epoch."""
+
+    def __init__(self, task: Task, items: list, batch_size: int, seed: int) -> None:
+        self.task, self.items = task, items
+        self.order = EpochOrder(len(items), batch_size, seed)
+
+    def next_batch(self) -> Batch:
+        return self.task.collate([self.items[i] for i in self.order.next_indices()])
+
+    def state_dict(self) -> dict:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order.load_state_dict(state)
+
+
+def batches_of(task: Task, items: list, batch_size: int):
+    """Consecutive batches of encoded items, in order (for evaluation)."""
+    for start in range(0, len(items), batch_size):
+        yield task.collate(items[start : start + batch_size])
+
+
+def file_digest(path: str | os.PathLike | None) -> str | None:
+    """sha256 of a file's bytes (None when there is no file): resume checks the data."""
+    if path is None:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 class Task(ABC):
     """One kind of supervised sequence model: data format, preprocessing, model, loss, metrics."""
 
     name: ClassVar[str]
-    # TrainConfig fields that only some tasks use; which of them this task understands.
-    options: ClassVar[tuple[str, ...]] = ()
-    # TrainConfig defaults that differ for this task (applied to fields the user did not give).
+    # The task's own settings (rnnkit._checks.Option): flags, help and checks come from here.
+    own_options: ClassVar[tuple[Option, ...]] = ()
+    # Run-wide defaults that differ for this task (applied to settings the user did not give).
     defaults: ClassVar[dict[str, Any]] = {}
     # The held-out figure that picks best/: (metric name in evaluate()'s dict, "max" or "min").
     best_by: ClassVar[tuple[str, str]] = ("loss", "min")
@@ -88,6 +178,11 @@ class Task(ABC):
         if config.dropout is None:  # the automatic dropout is the language model's
             config = config.with_overrides(dropout=0.0)
         self.config = config  # the run's TrainConfig
+
+    @classmethod  # noqa: B027 (an optional hook)
+    def check_config(cls, config) -> None:
+        """Optional: one-line ValueErrors for settings that do not go together for this task
+        (each setting's own range is checked by its Option already)."""
 
     # ------------------------------------------------------------ data
 
@@ -112,6 +207,28 @@ class Task(ABC):
         """(train, val): the last `val_fraction` of the examples is held out (at least one each)."""
         return split_tail(examples, val_fraction)
 
+    def load_data(self, train: list | None = None, val: list | None = None) -> TaskData:
+        """Training and held-out examples from --data/--val-data, or given from Python."""
+        config = self.config
+        if train is None:
+            if config.data is None:
+                raise ValueError(f"--data FILE is required for --task {self.name}")
+            examples = self.read_examples(config.data)
+            source = {"data": config.data, "sha256": file_digest(config.data)}
+        else:
+            examples = train
+            source = {"data": PYTHON_SOURCE, "sha256": None}
+        if val is None and config.val_data is not None:
+            val = self.read_examples(config.val_data)
+            source["val_data"] = config.val_data
+        if val is None:
+            train_part, val_part = self.split(examples, config.val_fraction)
+        else:
+            train_part, val_part = examples, val
+        if not train_part or not val_part:
+            raise ValueError("both the training part and the held-out part need examples")
+        return TaskData(train=list(train_part), val=list(val_part), source=source)
+
     # ------------------------------------------------------------ preprocessing state
 
     @abstractmethod
@@ -134,8 +251,28 @@ class Task(ABC):
         `model.config.to_dict()` stored in a checkpoint. The module's `.config` must have
         `to_dict()`."""
 
-    def init_model(self, model: nn.Module) -> None:  # noqa: B027 (optional hook)
-        """Optional: after build, before training (e.g. load pretrained word vectors)."""
+    def init_model(self, model: nn.Module, data: TaskData) -> None:
+        """After build, before training: the run's initialization scheme on every recurrent
+        layer (--recurrent-init, --input-init, --forget-bias, --chrono-tmax). A task that
+        loads more (pretrained word vectors) extends this."""
+        from ..initializers import Initialization, initialize_
+
+        config = self.config
+        tmax = config.chrono_tmax
+        if config.recurrent_init == "chrono" and tmax is None:
+            tmax = self.chrono_horizon(data)
+        scheme = Initialization(
+            recurrent=config.recurrent_init,
+            input=config.input_init,
+            forget_bias=config.resolved_forget_bias(),
+            chrono_tmax=tmax,
+        )
+        initialize_(model, scheme)
+
+    def chrono_horizon(self, data: TaskData) -> int:
+        """--chrono-tmax's default: the longest training example, in steps (at least 2)."""
+        longest = max((_steps(item) for item in self.encoded(data, "train")), default=2)
+        return max(2, longest)
 
     # ------------------------------------------------------------ training
 
@@ -150,6 +287,60 @@ class Task(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean loss over the batch (a scalar with grad); the trainer calls backward."""
+
+    # ------------------------------------------------------------ hooks of the trainer
+
+    def batch_source(self, data: TaskData):
+        """What the training steps draw from: `next_batch()` -> Batch, `state_dict()` and
+        `load_state_dict()` for exact resume. Default: shuffled examples (ExampleBatches)."""
+        items = self.encoded(data, "train")
+        return ExampleBatches(self, items, self.config.batch_size, self.config.seed)
+
+    def encoded(self, data: TaskData, part: str) -> list:
+        """data.train or data.val encoded once per run (kept in data.cache)."""
+        if part not in data.cache:
+            data.cache[part] = [self.encode(e) for e in getattr(data, part)]
+        return data.cache[part]
+
+    def train_loss(self, model: nn.Module, batch: Batch, carry):
+        """(loss, carry) of one training batch. `carry` is what a task threads from batch to
+        batch (the language model's detached state); None for tasks of whole examples."""
+        return self.loss(model, batch), None
+
+    def carry_tensors(self, carry) -> list[Tensor]:
+        """The carry as tensors for latest/ (resume restores it with `restore_carry`)."""
+        return []
+
+    def restore_carry(self, tensors: list[Tensor], model: nn.Module):
+        return None
+
+    @torch.no_grad()
+    def evaluate_held_out(self, model: nn.Module, data: TaskData) -> dict:
+        """{"val_loss", **task metrics} on the held-out part (model in eval mode)."""
+        items = self.encoded(data, "val")
+        total, count = 0.0, 0
+        for batch in batches_of(self, items, self.config.batch_size):
+            total += float(self.loss(model, batch)) * batch.size
+            count += batch.size
+        return {"val_loss": total / count, **self.evaluate(model, data.val)}
+
+    def describe_eval(self, row: dict) -> str:
+        """The evaluation line on stderr."""
+        name = self.best_by[0]
+        figure = "" if name == "loss" else f", {name} {row.get(name, float('nan')):.4f}"
+        return (
+            f"step {row['step']}: {describe_train_loss(row)}, val loss {row['val_loss']:.4f}"
+            f"{figure}, grad norm {row.get('grad_norm', float('nan')):.3g}, lr "
+            f"{row['lr']:.2e}, {row['elapsed']:.1f} s"
+        )
+
+    def run_metrics(self, data: TaskData, model: nn.Module) -> dict:
+        """Figures of the run for metrics.json beside the trainer's."""
+        return {"train_examples": len(data.train), "val_examples": len(data.val)}
+
+    def run_files(self) -> dict[str, dict]:
+        """Extra JSON files of the run directory, by name (the task's state is task.json)."""
+        return {}
 
     # ------------------------------------------------------------ inference
 
@@ -200,11 +391,6 @@ def read_lines(path, encoding: str = "utf-8") -> list[str]:
 
 def task_class(name: str) -> type[Task]:
     """The Task subclass registered as `name` (imported on first use)."""
-    if name == "lm":
-        raise ValueError(
-            "the lm task is the language model of rnnkit.train (rnnkit train --task lm); it "
-            "has no Task class"
-        )
     if name not in TASK_MODULES:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
     try:
@@ -217,10 +403,8 @@ def task_class(name: str) -> type[Task]:
 
 
 def make_task(config) -> Task:
-    """The Task for `config.task`, checked against the options it understands."""
-    cls = task_class(config.task)
-    check_options(cls, config)
-    return cls(config)
+    """The Task for `config.task` (its settings were checked by the config)."""
+    return task_class(config.task)(config)
 
 
 def available_tasks() -> dict[str, type[Task]]:
@@ -234,41 +418,14 @@ def available_tasks() -> dict[str, type[Task]]:
     return found
 
 
-# TrainConfig fields that belong to some tasks only; see check_options.
-TASK_OPTIONS = (
-    "column",
-    "window",
-    "exogenous",
-    "holdout",
-    "pooling",
-    "crf",
-    "attention",
-    "unidirectional",
-    "char_features",
-)
-# Fields of the language model that no Task reads (rejected when set for a task).
-LM_ONLY = ("seq_len", "batching", "tie_weights", "precision", "recurrent_init", "forget_bias")
+def describe_train_loss(row: dict) -> str:
+    """The training loss of a log row, named for what it averages."""
+    steps = row.get("train_loss_steps")
+    over = f" (last {steps} steps)" if steps else ""
+    return f"train loss{over} {row['train_loss']:.4f}"
 
 
-def check_options(cls: type[Task], config) -> None:
-    """A one-line error for an option set (not at its default) that the task does not use."""
-    from dataclasses import fields
-
-    from ..train.config import flag_name
-
-    defaults = {f.name: f.default for f in fields(config)}
-    for name in TASK_OPTIONS:
-        if name in cls.options or name not in defaults:
-            continue
-        if getattr(config, name) != defaults[name]:
-            users = [t for t, c in available_tasks().items() if name in c.options]
-            where = f"--task {' or '.join(users)}" if users else "no built task"
-            raise ValueError(
-                f"{flag_name(name)} applies to {where}, not --task {cls.name}; drop it"
-            )
-    for name in LM_ONLY:
-        if getattr(config, name) != defaults[name]:
-            raise ValueError(
-                f"{flag_name(name)} applies to the language model (--task lm) only, not "
-                f"--task {cls.name}; drop it"
-            )
+def _steps(item) -> int:
+    """Time steps of an encoded example (its first tensor's length)."""
+    first = item[0] if isinstance(item, tuple | list) else item
+    return int(first.shape[0]) if isinstance(first, Tensor) and first.dim() else 1

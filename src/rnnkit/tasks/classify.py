@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import Option
 from ..data import Vocab, load_word_vectors, make_tokenizer
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from . import metrics
-from .base import Batch, Task, line_error, read_lines
+from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines
 
 WORD_DROPOUT = 0.25  # see SequenceClassifier; measured in examples/text_classify.py
 IGNORE = -100  # label id of a held-out label never seen in training (skipped by the loss)
@@ -71,8 +72,20 @@ def _is_float(text: str) -> bool:
 
 class ClassifyTask(Task):
     name = "classify"
-    options = ("pooling", "unidirectional")
+    own_options = (
+        Option(
+            "pooling",
+            "max",
+            "how the per-step outputs become one vector: the last state of each direction, "
+            "or the mean or max over the steps (padding excluded)",
+            choices=("last", "mean", "max"),
+        ),
+        UNIDIRECTIONAL,
+    )
     defaults: ClassVar[dict] = {
+        # the initialization and arithmetic these defaults were measured with
+        "recurrent_init": "uniform",
+        "precision": "float32",
         "tokens": "word",
         "embedding_dim": 64,
         "hidden_size": 128,
@@ -235,7 +248,8 @@ class ClassifyTask(Task):
             )
         )
 
-    def init_model(self, model: SequenceClassifier) -> None:
+    def init_model(self, model: SequenceClassifier, data) -> None:
+        super().init_model(model, data)
         if self.config.word_vectors is None:
             return
         vectors, found = load_word_vectors(

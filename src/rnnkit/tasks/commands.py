@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
+from ..train.checkpoint import checkpoint_task, load_task_checkpoint
 from .base import available_tasks
-from .checkpoint import load_task_checkpoint
 
 PREDICT_DESCRIPTION = """\
 Print one result per input on stdout, in input order:
@@ -98,9 +98,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from .checkpoint import checkpoint_format
-
-    if checkpoint_format(args.checkpoint) == "lm":
+    if checkpoint_task(args.checkpoint) == "lm":
         raise ValueError(
             f"{args.checkpoint} holds a language model; predict is for task models (use "
             "rnnkit generate, or rnnkit evaluate to score a text)"

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._checks import Option
 from ..models.forecaster import (
     ForecasterConfig,
     ForecasterModel,
@@ -80,9 +81,43 @@ def _describe_columns(header: list[str]) -> str:
 
 class ForecastTask(Task):
     name = "forecast"
-    options = ("column", "window", "exogenous", "holdout")
+    own_options = (
+        Option(
+            "column",
+            None,
+            "the CSV column to forecast; default: the last numeric column",
+            kind=str,
+            metavar="NAME",
+        ),
+        Option(
+            "window",
+            12,
+            "past points the model reads for each forecast (sliding-window length)",
+            metavar="N",
+            minimum=1,
+        ),
+        Option(
+            "exogenous",
+            None,
+            "comma-separated CSV columns fed to the model beside the series (forecasting "
+            "needs their values at the forecast times)",
+            kind=str,
+            metavar="NAMES",
+        ),
+        Option(
+            "holdout",
+            None,
+            "hold out the last N points of the series for validation (instead of --val-fraction)",
+            kind=int,
+            metavar="N",
+            minimum=1,
+        ),
+    )
     # Measured on statsmodels' yearly sunspots (examples/sunspots_forecast.py, docs/benchmarks.md).
     defaults: ClassVar[dict] = {
+        # the initialization and arithmetic these defaults were measured with
+        "recurrent_init": "uniform",
+        "precision": "float32",
         "cell": "lstm",
         "hidden_size": 32,
         "batch_size": 32,

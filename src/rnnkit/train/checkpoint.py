@@ -1,20 +1,28 @@
-"""Checkpoint directories: tensors in safetensors, everything else in JSON, never pickle.
+"""Checkpoint directories of every task: tensors in safetensors, everything else in JSON, never
+pickle.
 
 A checkpoint directory holds
 
-    checkpoint.json        format, step, tokenizer kind, model config, train config, val loss
-    vocab.json             the Vocab
+    checkpoint.json        format "rnnkit.task_model", version, task name, step, held-out
+                           metrics, model config, train config
+    task.json              {"task": name, "state": Task.state_dict()}: vocabularies, label
+                           sets, scalers (the language model: its vocabulary, dropout, framing)
     weights.safetensors    the model's parameters (a tied output weight is stored once)
+    vocab.json ...         files the task adds to be readable on their own (Task.run_files)
 
 and, in the `latest/` checkpoint that a run resumes from,
 
     optimizer.safetensors  the optimizer's per-parameter tensors ("<param index>.<name>")
     optimizer.json         its param groups (hyperparameters) and non-tensor state
-    trainer.safetensors    torch's RNG state (uint8) and the carried LM state ("state.<i>")
-    trainer.json           step, schedule, data-stream position, clocks, best loss, curves
+    trainer.safetensors    torch's RNG state (uint8) and the task's carried state ("carry.<i>")
+    trainer.json           step, schedule, batch position, clocks, best figures, curves
 
 A checkpoint is written into a temporary directory and renamed into place (`atomic.replace_dir`),
 so a kill leaves the previous checkpoint or the new one, never half of one.
+
+Earlier formats still load for generate, predict and evaluate: "rnnkit.language_model" version
+1 (the language model's own trainer, with vocab.json) and "rnnkit.task_model" version 1 (the
+task settings flat in the train config). A run in those formats cannot be resumed.
 """
 
 from __future__ import annotations
@@ -30,14 +38,15 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .. import _atomic as atomic
-from ..data import Vocab, make_tokenizer
-from ..models import LanguageModel, LanguageModelConfig
 from .config import TrainConfig
 
-FORMAT = "rnnkit.language_model"
-VERSION = 1
+FORMAT = "rnnkit.task_model"
+VERSION = 2
+LEGACY_LM_FORMAT = "rnnkit.language_model"  # version 1: before the language model was a task
+READABLE = {(FORMAT, 2), (FORMAT, 1), (LEGACY_LM_FORMAT, 1)}
 
 META = "checkpoint.json"
+TASK_JSON = "task.json"
 VOCAB = "vocab.json"
 WEIGHTS = "weights.safetensors"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
@@ -105,11 +114,9 @@ def check_weights_match(model: nn.Module, path: Path) -> None:
         )
 
 
-def _describe_config(config: LanguageModelConfig) -> str:
-    return (
-        f"cell={config.cell}, vocab_size={config.vocab_size}, embedding_dim="
-        f"{config.embedding_dim}, hidden_size={config.hidden_size}, num_layers={config.num_layers}"
-    )
+def _describe_config(config) -> str:
+    names = ("cell", "vocab_size", "embedding_dim", "hidden_size", "num_layers")
+    return ", ".join(f"{n}={getattr(config, n)}" for n in names if hasattr(config, n))
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -161,18 +168,21 @@ class TrainingState:
     """What a resumed run needs beyond the weights: JSON-able values and tensors."""
 
     optimizer: torch.optim.Optimizer
-    trainer: dict  # JSON-able: step, schedule, stream, clocks, best loss, curves
-    tensors: dict[str, Tensor]  # RNG state, carried LM state
+    trainer: dict  # JSON-able: step, schedule, batch position, clocks, best figures, curves
+    tensors: dict[str, Tensor]  # RNG state, the task's carried state
+
+
+def task_file(task) -> dict:
+    return {"task": task.name, "state": task.state_dict()}
 
 
 def save_checkpoint(
     final: str | os.PathLike,
-    model: LanguageModel,
-    vocab: Vocab,
-    config: TrainConfig,
+    task,
+    model: nn.Module,
     *,
     step: int,
-    val_loss: float | None = None,
+    metrics: dict | None = None,
     training: TrainingState | None = None,
 ) -> None:
     """Write a complete checkpoint directory at `final`, atomically replacing any old one."""
@@ -182,27 +192,25 @@ def save_checkpoint(
         meta = {
             "format": FORMAT,
             "version": VERSION,
+            "task": task.name,
             "step": step,
-            "val_loss": val_loss,
-            "tokens": config.tokens,
+            "metrics": metrics,
             "model": model.config.to_dict(),
-            "train": config.to_dict(),
+            "train": task.config.to_dict(),
         }
-        with open(tmp / META, "w", encoding="utf-8") as f:
-            f.write(atomic.dumps(meta) + "\n")
-        with open(tmp / VOCAB, "w", encoding="utf-8") as f:
-            f.write(atomic.dumps(vocab.to_dict()) + "\n")
+        atomic.write_json(tmp / META, meta)
+        atomic.write_json(tmp / TASK_JSON, task_file(task))
+        for name, content in task.run_files().items():
+            atomic.write_json(tmp / name, content)
         save_file(unique_state_dict(model), tmp / WEIGHTS, metadata={"format": FORMAT})
         if training is not None:
             opt_tensors, opt_json = optimizer_to_files(training.optimizer)
             save_file(opt_tensors, tmp / OPTIMIZER_TENSORS)
-            with open(tmp / OPTIMIZER_JSON, "w", encoding="utf-8") as f:
-                f.write(atomic.dumps(opt_json) + "\n")
+            atomic.write_json(tmp / OPTIMIZER_JSON, opt_json)
             save_file(
                 {k: v.contiguous() for k, v in training.tensors.items()}, tmp / TRAINER_TENSORS
             )
-            with open(tmp / TRAINER_JSON, "w", encoding="utf-8") as f:
-                f.write(atomic.dumps(training.trainer) + "\n")
+            atomic.write_json(tmp / TRAINER_JSON, training.trainer)
         atomic.replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -233,62 +241,134 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 
 def read_meta(directory: Path) -> dict:
+    """checkpoint.json, checked to be a format this rnnkit reads; `task` is filled in for the
+    language-model format of version 1."""
     meta = atomic.read_json(directory / META, "checkpoint description")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"{directory / META} is not an rnnkit language-model checkpoint")
-    if meta.get("version") != VERSION:
+    if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, LEGACY_LM_FORMAT):
+        raise ValueError(f"{directory / META} is not an rnnkit checkpoint")
+    if (meta["format"], meta.get("version")) not in READABLE:
         raise ValueError(
-            f"{directory / META} has format version {meta.get('version')!r}; this rnnkit reads "
-            f"version {VERSION}"
+            f"{directory / META} has format {meta['format']} version {meta.get('version')!r}; "
+            f"this rnnkit reads {FORMAT} versions 1 and 2 and {LEGACY_LM_FORMAT} version 1 "
+            "(a newer rnnkit wrote it: upgrade rnnkit)"
         )
+    if meta["format"] == LEGACY_LM_FORMAT:
+        meta = {**meta, "task": "lm"}
     return meta
 
 
-def _rebuild(directory: Path, meta: dict) -> tuple[LanguageModel, Vocab, TrainConfig]:
+def is_current(meta: dict) -> bool:
+    return meta.get("format") == FORMAT and meta.get("version") == VERSION
+
+
+def checkpoint_task(path: str | os.PathLike) -> str:
+    """The task of the checkpoint at `path` (a run or checkpoint directory): "lm", "tag", ..."""
+    meta = read_meta(resolve_checkpoint(path))
+    task = meta.get("task")
+    if not isinstance(task, str):
+        raise ValueError(f"{path}: {META} names no task")
+    return task
+
+
+def _bad(directory: Path, what: str, error: Exception) -> ValueError:
+    detail = " ".join(str(error).split())
+    return ValueError(f"{directory / META} has a bad {what} ({detail})")
+
+
+def _restore_task(directory: Path, meta: dict, config: TrainConfig):
+    """The task of `config` with the fitted state stored beside the weights."""
+    from ..tasks.base import make_task
+
+    task = make_task(config)
+    if meta["format"] == LEGACY_LM_FORMAT:
+        from ..data import Vocab
+
+        # The language model's own trainer kept the vocabulary in vocab.json and framed no
+        # lines; its dropout is the model's.
+        state = {
+            "vocab": Vocab.load(directory / VOCAB).to_dict(),
+            "dropout": float(meta.get("model", {}).get("dropout", 0.0)),
+            "boundaries": "none",
+        }
+    else:
+        data = atomic.read_json(directory / TASK_JSON, "task state")
+        if not isinstance(data, dict) or data.get("task") != config.task:
+            raise ValueError(
+                f"{directory / TASK_JSON} does not describe a {config.task} task; the files do "
+                "not belong together"
+            )
+        state = data.get("state")
     try:
-        model_config = LanguageModelConfig.from_dict(meta["model"])
-        config = TrainConfig.from_dict(meta["train"])
+        task.load_state_dict(state)
     except (KeyError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())
-        raise ValueError(f"{directory / META} has a bad config ({detail})") from None
-    vocab = Vocab.load(directory / VOCAB)
-    if len(vocab) != model_config.vocab_size:
+        raise ValueError(f"{directory / TASK_JSON} is damaged ({detail})") from None
+    return task
+
+
+@dataclass
+class LoadedTask:
+    """A trained model ready for generate, predict and evaluate."""
+
+    task: object  # the rnnkit.tasks.base.Task, its fitted state restored
+    model: nn.Module
+    config: TrainConfig
+    meta: dict
+    directory: Path
+
+
+def load_task_checkpoint(path: str | os.PathLike) -> LoadedTask:
+    """The task, its model (eval mode) and config from a run directory (best/) or a checkpoint,
+    of any task and of every readable format."""
+    directory = resolve_checkpoint(path)
+    meta = read_meta(directory)
+    try:
+        train = dict(meta["train"])
+        if meta["format"] == LEGACY_LM_FORMAT:
+            train["task"] = "lm"
+        config = TrainConfig.from_dict(train)
+    except (KeyError, TypeError, ValueError) as error:
+        raise _bad(directory, "config", error) from None
+    task = _restore_task(directory, meta, config)
+    try:
+        model = task.build_model(meta["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _bad(directory, "model config", error) from None
+    if config.task == "lm" and len(task.vocab) != model.config.vocab_size:
         raise ValueError(
-            f"{directory}: vocab.json has {len(vocab)} tokens but the model config says "
-            f"vocab_size={model_config.vocab_size}; the files do not belong together"
+            f"{directory}: the vocabulary has {len(task.vocab)} tokens but the model config "
+            f"says vocab_size={model.config.vocab_size}; the files do not belong together"
         )
-    model = LanguageModel(model_config)
     load_weights(model, directory / WEIGHTS)
-    return model, vocab, config
+    model.eval()
+    return LoadedTask(task=task, model=model, config=config, meta=meta, directory=directory)
 
 
 def load_checkpoint(path: str | os.PathLike):
-    """(model, vocab, tokenizer, config) from a run directory (best/) or a checkpoint directory.
-
-    The model is in eval mode; `config` is the run's TrainConfig.
-    """
-    directory = resolve_checkpoint(path)
-    meta = read_meta(directory)
-    model, vocab, config = _rebuild(directory, meta)
-    model.eval()
-    return model, vocab, make_tokenizer(config.tokens), config
+    """(model, vocab, tokenizer, config) of a language model from a run directory (best/) or a
+    checkpoint directory. The model is in eval mode; `config` is the run's TrainConfig."""
+    loaded = load_task_checkpoint(path)
+    if loaded.task.name != "lm":
+        raise ValueError(
+            f"{path} holds a {loaded.task.name} model, not a language model; use rnnkit predict "
+            f"--checkpoint {path} --data FILE (or rnnkit evaluate)"
+        )
+    return loaded.model, loaded.task.vocab, loaded.task.tokenizer, loaded.config
 
 
 def load_training_state(
-    directory: Path, model: LanguageModel, optimizer: torch.optim.Optimizer
+    directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[dict, dict[str, Tensor]]:
     """Load weights and optimizer from a latest/ checkpoint; return (trainer JSON, tensors)."""
-    read_meta(directory)
+    meta = read_meta(directory)
+    if not is_current(meta):
+        raise ValueError(
+            f"{directory} was written in checkpoint format {meta['format']} version "
+            f"{meta.get('version')}, by an rnnkit before one trainer ran every task; it loads "
+            "for generate, predict and evaluate but cannot be resumed: start a new run "
+            "(--force replaces this one)"
+        )
     load_weights(model, directory / WEIGHTS)
-    return load_state_files(directory, optimizer)
-
-
-def load_state_files(
-    directory: Path, optimizer: torch.optim.Optimizer
-) -> tuple[dict, dict[str, Tensor]]:
-    """The files every latest/ checkpoint has besides its weights, whatever the model: the
-    optimizer's state (loaded into `optimizer`) and the trainer's; returns (trainer JSON,
-    trainer tensors). The caller checks the metadata and loads the weights first."""
     opt_tensors = read_tensors(directory / OPTIMIZER_TENSORS)
     opt_json = atomic.read_json(directory / OPTIMIZER_JSON, "optimizer state")
     try:

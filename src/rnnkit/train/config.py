@@ -1,32 +1,49 @@
-"""`TrainConfig`: every option of `rnnkit train`, its default and its meaning, in one place.
+"""`TrainConfig`: the settings of one training run, shared by every task, and the task's own.
 
-The command line is generated from these fields (`cli_options`), so a default changes here and
-nowhere else. Defaults are the measured quality-per-second recipe for a character model on a
-2-core CPU; `benchmarks/lm_sweep.py` is the sweep that chooses them.
+A run config has two parts:
+
+- the run-wide settings below (data, model size, initialization, optimizer, schedule, gradient
+  clipping, budget, precision, threads, seed, output), the same for every task; their defaults
+  are the language model's measured recipe, and each task may replace some (`Task.defaults`);
+- `options`: the settings of the task itself, declared beside the task (`Task.own_options`:
+  `--seq-len` for lm, `--crf` for tag, `--window` for forecast, ...). They read as attributes
+  too: `config.seq_len`.
+
+The command line is generated from these declarations (`rnnkit.cli`), and every value is
+checked by its `rnnkit._checks.Option`, so a setting is declared, documented and checked once.
+`benchmarks/lm_sweep.py` is the sweep that chose the language model's defaults.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from .._checks import dataclass_from_dict
-from ..initializers import RECURRENT_INITS
+from .._checks import Option, flag_name, suggest
+from ..initializers import INPUT_INITS, RECURRENT_INITS
 from ..models import CELLS
 from .precision import PRECISIONS
+
+__all__ = [
+    "DEFAULT_MAX_TIME",
+    "OPTION_GROUPS",
+    "TrainConfig",
+    "flag_name",
+    "run_options",
+    "task_config",
+]
 
 TASKS = ("lm", "classify", "tag", "seq2seq", "forecast")  # rnnkit.tasks.base.TASKS, kept in step
 
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
 
-# The automatic dropout (`--dropout` not given). Measured with the default model in 100 s runs
-# (docs/benchmarks.md): tiny shakespeare (about 7 passes over its text) trains best without
-# dropout, the built-in corpus (15 passes) and The Time Machine (35 passes) gain 0.05 and 0.14
-# nats/char from dropout 0.2. With the orthogonal init and the forget-bias shift the model fits
-# faster and needs 0.3 there (3,000 steps: pydoc 1.1031 at 0.2, 1.0869 at 0.3; The Time Machine
-# 2.485 and 2.379). A time budget is turned into passes at the default model's measured speed on
-# a 2-core CPU, so the choice depends on the settings and the text, not on the machine.
+# The automatic dropout (`--dropout` not given) of the language model. Measured with the default
+# model in 100 s runs (docs/benchmarks.md): tiny shakespeare (about 7 passes over its text)
+# trains best without dropout, the built-in corpus (15 passes) and The Time Machine (35 passes)
+# gain 0.05 and 0.14 nats/char from dropout 0.2. With the orthogonal init and the forget-bias
+# shift the model fits faster and needs 0.3 there (3,000 steps: pydoc 1.1031 at 0.2, 1.0869 at
+# 0.3; The Time Machine 2.485 and 2.379). A time budget is turned into passes at the default
+# model's measured speed on a 2-core CPU, so the choice depends on the settings and the text,
+# not on the machine.
 AUTO_DROPOUT = 0.3
 AUTO_DROPOUT_PASSES = 10.0
 NOMINAL_TOKENS_PER_S = 67_000.0
@@ -40,268 +57,342 @@ DEFAULT_FORGET_BIAS = -1.0
 # shakespeare 0.85 beat 0.9 by 0.004 and 0.010 on two seeds (lm_sweep_results.md, third sweep).
 DEFAULT_LM_BETA1 = 0.85
 
-# Options a resumed run may change; every other one must match the stored run.
+# Settings a resumed run may change; every other one must match the stored run.
 RESUMABLE_OVERRIDES = (
     "out",
     "data",
     "max_time",
     "max_steps",
     "eval_every",
+    "log_every",
     "save_every",
     "threads",
 )
 
+# The headings of `rnnkit train --help`, in order; every run-wide setting names one.
+OPTION_GROUPS = {
+    "run": "the run",
+    "data": "data",
+    "model": "model",
+    "init": "initialization",
+    "optimizer": "optimizer and schedule",
+    "gradients": "gradients",
+    "budget": "budget, evaluation, checkpoints",
+    "machine": "arithmetic and threads",
+}
 
-def _option(default, help: str, *, kind=None, choices=None, metavar=None):
-    """A dataclass field that also describes its command-line option."""
-    meta = {"help": help, "kind": kind or type(default), "choices": choices, "metavar": metavar}
-    return field(default=default, metadata=meta)
+
+def _setting(default, help: str, group: str, **spec):
+    """A run-wide setting: a dataclass field whose metadata describes its `Option`."""
+    return field(default=default, metadata={"help": help, "group": group, **spec})
 
 
-@dataclass
+@dataclass(init=False)
 class TrainConfig:
-    """Settings of one language-model training run (see `rnnkit train --help`)."""
+    """Settings of one training run (see `rnnkit train --help`).
 
-    # --- task (lm: this language model; the others: rnnkit.tasks, see docs/tasks.md)
-    task: str = _option(
+    TrainConfig(**settings): keyword arguments that are not run-wide settings are the task's
+    own (`TrainConfig(seq_len=128)`, `TrainConfig(task="tag", crf=True)`) and end up in
+    `options`; the task's defaults of its run-wide settings are applied by `task_config`.
+    """
+
+    task: str = _setting(
         "lm",
         "what to train: lm (language model on plain text), classify (label<TAB>text lines), "
         "tag (token<TAB>tag lines, blank line between sentences), seq2seq (source<TAB>target "
         "lines), forecast (CSV with a header); each task has defaults of its own",
+        "run",
         choices=TASKS,
     )
-    # --- data
-    out: str | None = _option(
+    out: str | None = _setting(
         None,
         "run directory to write (created; must not hold another run)",
+        "run",
         kind=str,
         metavar="DIR",
+        path=True,
     )
-    data: str | None = _option(
+    # --- data
+    data: str | None = _setting(
         None,
-        "text file to train on; default: the built-in corpus (CPython's pydoc topics, "
-        "about 465 KB of English prose)",
+        "file to train on; the language model's default: the built-in corpus (CPython's pydoc "
+        "topics, about 465 KB of English prose)",
+        "data",
         kind=str,
         metavar="FILE",
+        path=True,
     )
-    encoding: str = _option("utf-8", "text encoding of --data (e.g. latin-1)")
-    val_fraction: float = _option(
+    encoding: str = _setting("utf-8", "text encoding of --data (e.g. latin-1)", "data")
+    val_fraction: float = _setting(
         0.1,
-        "the last FRACTION of the file's characters is held out for evaluation",
+        "hold out the last FRACTION of the data for evaluation (the language model: of the "
+        "file's characters; the tasks: of the examples)",
+        "data",
         metavar="FRACTION",
+        minimum=0.0,
+        exclusive=True,
+        below=1.0,
+        what="a fraction",
     )
-    tokens: str = _option(
+    val_data: str | None = _setting(
+        None,
+        "hold out this file (same format as --data) instead of the last --val-fraction "
+        "(task models)",
+        "data",
+        kind=str,
+        metavar="FILE",
+        path=True,
+    )
+    tokens: str = _setting(
         "char",
-        "token unit: characters or words; numbers (classify only): the text column is a "
-        "sequence of numeric vectors, time steps separated by ';', values by spaces or commas",
+        "token unit: characters or words (word language models frame every line with <bos> "
+        "... <eos>); numbers (classify only): the text column is a sequence of numeric "
+        "vectors, time steps separated by ';', values by spaces or commas",
+        "data",
         choices=("char", "word", "numbers"),
     )
-    val_data: str | None = _option(
-        None,
-        "tasks other than lm: hold out this file (same format as --data) instead of the last "
-        "--val-fraction of the examples",
-        kind=str,
-        metavar="FILE",
-    )
-    column: str | None = _option(
-        None,
-        "forecast: the CSV column to forecast; default: the last numeric column",
-        kind=str,
-        metavar="NAME",
-    )
-    window: int = _option(
-        12,
-        "forecast: past points the model reads for each forecast (sliding-window length)",
-        metavar="N",
-    )
-    exogenous: str | None = _option(
-        None,
-        "forecast: comma-separated CSV columns fed to the model beside the series (forecasting "
-        "needs their values at the forecast times)",
-        kind=str,
-        metavar="NAMES",
-    )
-    holdout: int | None = _option(
-        None,
-        "forecast: hold out the last N points of the series for validation (instead of "
-        "--val-fraction)",
-        kind=int,
-        metavar="N",
-    )
-    vocab_size: int | None = _option(
+    vocab_size: int | None = _setting(
         None,
         "keep at most N tokens, most frequent first (the 4 specials count); "
         "default: every token of the training part",
+        "data",
         kind=int,
         metavar="N",
+        minimum=5,
     )
-    min_freq: int = _option(
-        1, "drop tokens seen fewer than N times in the training part", metavar="N"
+    min_freq: int = _setting(
+        1,
+        "drop tokens seen fewer than N times in the training part",
+        "data",
+        metavar="N",
+        minimum=1,
     )
-    # --- model
-    cell: str = _option("lstm", "recurrent cell", choices=CELLS)
-    embedding_dim: int = _option(64, "input embedding width; 0 feeds one-hot vectors", metavar="N")
-    hidden_size: int = _option(320, "hidden units per layer", metavar="N")
-    num_layers: int = _option(1, "stacked recurrent layers", metavar="N")
-    dropout: float | None = _option(
-        None,
-        f"dropout between layers and before the output layer; default: 0 when the budget "
-        f"covers at most {AUTO_DROPOUT_PASSES:g} passes over the training text, "
-        f"{AUTO_DROPOUT:g} beyond (small texts overfit otherwise); the task models: 0 or their "
-        "own default",
-        kind=float,
-        metavar="P",
-    )
-    tie_weights: bool = _option(
-        False,
-        "share the embedding matrix with the output layer (word models; needs "
-        "--embedding-dim equal to --hidden-size)",
-    )
-    word_vectors: str | None = _option(
+    word_vectors: str | None = _setting(
         None,
         "initialize the embedding from GloVe or word2vec text vectors (FILE's width must "
         "equal --embedding-dim)",
+        "data",
         kind=str,
         metavar="FILE",
+        path=True,
     )
-    backend: str = _option(
+    # --- model
+    cell: str = _setting("lstm", "recurrent cell", "model", choices=CELLS)
+    nonlinearity: str | None = _setting(
+        None,
+        "the cell's activation where it has one: tanh or relu (rnn, jordan, indrnn); "
+        "default: the cell's own (tanh; relu for indrnn). --cell rnn --nonlinearity relu "
+        "--recurrent-init identity is the IRNN of Le et al. 2015",
+        "model",
+        kind=str,
+        choices=("tanh", "relu"),
+    )
+    embedding_dim: int = _setting(
+        64, "input embedding width; 0 feeds one-hot vectors", "model", metavar="N", minimum=0
+    )
+    hidden_size: int = _setting(320, "hidden units per layer", "model", metavar="N", minimum=1)
+    num_layers: int = _setting(1, "stacked recurrent layers", "model", metavar="N", minimum=1)
+    dropout: float | None = _setting(
+        None,
+        f"dropout between layers and before the output layer; default for lm: 0 when the "
+        f"budget covers at most {AUTO_DROPOUT_PASSES:g} passes over the training text, "
+        f"{AUTO_DROPOUT:g} beyond (small texts overfit otherwise); the task models: their own",
+        "model",
+        kind=float,
+        metavar="P",
+        minimum=0.0,
+        below=1.0,
+        what="a probability",
+    )
+    backend: str = _setting(
         "auto",
         "rnnkit layer backend: auto picks per call what measured fastest (torch's kernel or "
         "rnnkit's compiled engine; the reference engine where neither can run); native is "
         "torch's kernel, compiled rnnkit's C++ engine, reference the plain-torch engine (see "
         "docs/engine.md)",
+        "model",
         choices=("auto", "native", "reference", "compiled"),
     )
-    recurrent_init: str = _option(
+    # --- initialization
+    recurrent_init: str = _setting(
         "orthogonal",
-        "initial hidden-to-hidden weights: orthogonal per gate (Keras' default; trains to a "
-        "lower loss in the same steps) or uniform (torch.nn's ±1/sqrt(H)); the Jordan cell "
-        "keeps its own",
+        "hidden-to-hidden weights at the start: orthogonal per gate (Keras' default; trains "
+        "to a lower loss in the same steps), uniform (torch.nn's ±1/sqrt(H)), xavier (Glorot "
+        "uniform per gate), identity (W_hh = I and zero biases, Le et al. 2015's IRNN), "
+        "chrono (orthogonal weights and the gate biases of Tallec & Ollivier 2018 for "
+        "memories of up to --chrono-tmax steps; LSTM and GRU cells)",
+        "init",
         choices=RECURRENT_INITS,
     )
-    forget_bias: float | None = _option(
+    input_init: str = _setting(
+        "uniform",
+        "input-to-hidden weights at the start: uniform (torch.nn's ±1/sqrt(H)), xavier "
+        "(Glorot uniform per gate) or orthogonal (per gate)",
+        "init",
+        choices=INPUT_INITS,
+    )
+    forget_bias: float | None = _setting(
         None,
         "LSTM: added to the forget-gate bias at initialization; default "
         f"{DEFAULT_FORGET_BIAS:g} (forgets faster at first: measured lower loss in short "
-        "budgets; Keras' unit_forget_bias is +1)",
+        "budgets; Keras' unit_forget_bias is +1); with --recurrent-init chrono: 0",
+        "init",
         kind=float,
         metavar="B",
+        what="a finite number",
     )
-    unidirectional: bool = _option(
-        False,
-        "classify, tag: run the recurrent layers left to right only (default: bidirectional)",
-    )
-    pooling: str = _option(
-        "max",
-        "classify: how the per-step outputs become one vector: the last state of each "
-        "direction, or the mean or max over the steps (padding excluded)",
-        choices=("last", "mean", "max"),
-    )
-    crf: bool = _option(
-        False,
-        "tag: a linear-chain CRF output layer (Viterbi decoding; BIO transitions I-X only "
-        "after B-X or I-X) instead of per-token softmax",
-    )
-    char_features: bool = _option(
-        False, "tag: add a character-level BiLSTM encoding of each token to its embedding"
-    )
-    attention: str = _option(
-        "bahdanau",
-        "seq2seq: attention of the decoder over the encoder states: additive (Bahdanau), "
-        "Luong's general s·W·m or dot s·m score, or none (the source reaches the decoder "
-        "only through its initial state)",
-        choices=("bahdanau", "luong", "dot", "none"),
-    )
-    # --- batches
-    batch_size: int = _option(32, "sequences per batch", metavar="N")
-    seq_len: int = _option(64, "time steps per batch (truncated BPTT length)", metavar="N")
-    batching: str = _option(
-        "sequential",
-        "sequential: each batch row continues the previous batch's row and the "
-        "state is carried (detached); random: random windows, state reset every batch",
-        choices=("sequential", "random"),
+    chrono_tmax: int | None = _setting(
+        None,
+        "--recurrent-init chrono: the longest dependency, in steps, the gates should keep "
+        "at first; default: the language model's --seq-len, the longest training example "
+        "for the other tasks",
+        "init",
+        kind=int,
+        metavar="T",
+        minimum=2,
     )
     # --- optimizer and schedule
-    optimizer: str = _option("adamw", "optimizer", choices=("adamw", "sgd"))
-    lr: float = _option(1.5e-2, "peak learning rate", metavar="LR")
-    weight_decay: float = _option(0.1, "decoupled weight decay (AdamW) or L2 (SGD)", metavar="W")
-    momentum: float = _option(0.0, "SGD momentum", metavar="M")
-    beta1: float | None = _option(
+    batch_size: int = _setting(32, "sequences per batch", "optimizer", metavar="N", minimum=1)
+    optimizer: str = _setting("adamw", "optimizer", "optimizer", choices=("adamw", "sgd"))
+    lr: float = _setting(
+        1.5e-2, "peak learning rate", "optimizer", metavar="LR", minimum=0.0, exclusive=True
+    )
+    weight_decay: float = _setting(
+        0.1, "decoupled weight decay (AdamW) or L2 (SGD)", "optimizer", metavar="W", minimum=0.0
+    )
+    momentum: float = _setting(0.0, "SGD momentum", "optimizer", metavar="M", minimum=0.0)
+    beta1: float | None = _setting(
         None,
         f"AdamW's first-moment (momentum) decay; default {DEFAULT_LM_BETA1:g} for the language "
         "model (measured), 0.9 (torch's) for the task models",
+        "optimizer",
         kind=float,
         metavar="B",
+        minimum=0.0,
+        below=1.0,
     )
-    beta2: float = _option(0.999, "AdamW's second-moment decay", metavar="B")
-    warmup_steps: int = _option(100, "linear learning-rate warm-up steps", metavar="N")
-    schedule: str = _option(
+    beta2: float = _setting(
+        0.999, "AdamW's second-moment decay", "optimizer", metavar="B", minimum=0.0, below=1.0
+    )
+    warmup_steps: int = _setting(
+        100, "linear learning-rate warm-up steps", "optimizer", metavar="N", minimum=0
+    )
+    schedule: str = _setting(
         "cosine",
         "after warm-up: cosine or linear decay to zero over the budget, or constant",
+        "optimizer",
         choices=("cosine", "linear", "constant"),
     )
-    clip: float = _option(1.0, "clip gradients to this global L2 norm; 0 disables", metavar="NORM")
+    # --- gradients
+    clip: float = _setting(
+        1.0,
+        "clip the gradients to this global L2 norm (all parameters together); 0 disables. "
+        "The norm before clipping is logged (grad_norm in log.jsonl, grad_norm.png)",
+        "gradients",
+        metavar="NORM",
+        minimum=0.0,
+    )
+    clip_value: float | None = _setting(
+        None,
+        "clip every gradient element to [-V, V] (before --clip, if both are given); default: off",
+        "gradients",
+        kind=float,
+        metavar="V",
+        minimum=0.0,
+        exclusive=True,
+    )
     # --- budget, evaluation, checkpoints
-    max_time: float | None = _option(
+    max_time: float | None = _setting(
         None,
         f"training budget in seconds, evaluation and checkpointing excluded; default "
-        f"{DEFAULT_MAX_TIME:g} when --max-steps is not given either",
+        f"{DEFAULT_MAX_TIME:g} when --max-steps is not given either (a task's default step "
+        "budget gives way to --max-time)",
+        "budget",
         kind=float,
         metavar="SECONDS",
+        minimum=0.0,
+        exclusive=True,
     )
-    max_steps: int | None = _option(
+    max_steps: int | None = _setting(
         None,
         "training budget in optimizer steps (with --max-time too, whichever ends first)",
+        "budget",
         kind=int,
         metavar="N",
+        minimum=1,
     )
-    eval_every: int = _option(
-        500, "evaluate on the held-out part every N steps (and always at the end)", metavar="N"
+    eval_every: int = _setting(
+        500,
+        "evaluate on the held-out part every N steps (and always at the end)",
+        "budget",
+        metavar="N",
+        minimum=1,
     )
-    save_every: int = _option(
-        200, "save the latest/ checkpoint every N steps (and always at the end)", metavar="N"
+    log_every: int = _setting(
+        100,
+        "write the training loss, the gradient norm before clipping and the fraction of steps "
+        "clipped to log.jsonl every N steps",
+        "budget",
+        metavar="N",
+        minimum=1,
     )
-    seed: int = _option(0, "random seed (initialization, batch order, dropout)", metavar="N")
-    precision: str = _option(
+    save_every: int = _setting(
+        200,
+        "save the latest/ checkpoint every N steps (and always at the end, and on Ctrl-C)",
+        "budget",
+        metavar="N",
+        minimum=1,
+    )
+    seed: int = _setting(
+        0, "random seed (initialization, batch order, dropout)", "budget", metavar="N", minimum=0
+    )
+    precision: str = _setting(
         "auto",
         "arithmetic of the training steps: bfloat16 multiplies in bfloat16 with float32 "
         "weights, gradients and optimizer (autocast; 1.5-2x faster where the CPU has "
         "AVX512-BF16 or AMX), float32 throughout; auto: bfloat16 where the CPU multiplies it "
         "natively. Evaluation, generation and checkpoints are float32",
+        "machine",
         choices=PRECISIONS,
     )
-    threads: int | None = _option(
+    threads: int | None = _setting(
         None,
         "torch CPU threads; default: torch's choice (all cores) for lm, 1 for the task models",
+        "machine",
         kind=int,
         metavar="N",
+        minimum=1,
     )
+    # --- the task's own settings (Task.own_options), by name
+    options: dict = field(default_factory=dict, metadata={"group": None})
 
-    def __post_init__(self) -> None:
+    def __init__(self, **settings) -> None:
+        options = dict(settings.pop("options", None) or {})
+        for f in fields(self):
+            if f.name == "options":
+                continue
+            default = f.default_factory() if f.default is MISSING else f.default
+            setattr(self, f.name, settings.pop(f.name, default))
+        options.update(settings)  # what is left is the task's own
+        self.options = _resolve_task_options(self.task, options)
         validate(self)
+
+    def __getattr__(self, name: str):
+        # Only called when normal lookup fails: the task's own settings read as attributes.
+        if name.startswith("__") or name == "options":
+            raise AttributeError(name)
+        options = self.__dict__.get("options") or {}
+        if name in options:
+            return options[name]
+        raise AttributeError(
+            f"TrainConfig of task {self.__dict__.get('task')!r} has no setting {name!r}"
+        )
 
     def budget(self) -> tuple[int | None, float | None]:
         """(max_steps, max_time) with the default time budget filled in."""
         if self.max_steps is None and self.max_time is None:
             return None, DEFAULT_MAX_TIME
         return self.max_steps, self.max_time
-
-    def planned_passes(self, train_tokens: int) -> float:
-        """How many times the budget goes over `train_tokens` training tokens (a time budget
-        counted at NOMINAL_TOKENS_PER_S)."""
-        max_steps, max_time = self.budget()
-        budgets = []
-        if max_steps is not None:
-            budgets.append(max_steps * self.batch_size * self.seq_len)
-        if max_time is not None:
-            budgets.append(max_time * NOMINAL_TOKENS_PER_S)
-        return min(budgets) / max(train_tokens, 1)
-
-    def resolved_dropout(self, train_tokens: int) -> float:
-        """--dropout, or the automatic choice for a text of `train_tokens` training tokens."""
-        if self.dropout is not None:
-            return float(self.dropout)
-        return AUTO_DROPOUT if self.planned_passes(train_tokens) > AUTO_DROPOUT_PASSES else 0.0
 
     def resolved_beta1(self) -> float:
         """--beta1, or the default: DEFAULT_LM_BETA1 for the language model, 0.9 for tasks."""
@@ -310,186 +401,174 @@ class TrainConfig:
         return DEFAULT_LM_BETA1 if self.task == "lm" else 0.9
 
     def resolved_forget_bias(self) -> float:
-        """--forget-bias, or the default shift for an LSTM (0 for the other cells)."""
+        """--forget-bias, or the default shift for an LSTM (0 for the other cells and under
+        the chrono init, which sets the gate biases itself)."""
         if self.forget_bias is not None:
             return float(self.forget_bias)
-        return DEFAULT_FORGET_BIAS if self.cell == "lstm" else 0.0
+        if self.cell == "lstm" and self.recurrent_init != "chrono":
+            return DEFAULT_FORGET_BIAS
+        return 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        return dataclass_from_dict(cls, data, "train config")
+        """A config from `to_dict()`'s JSON, or from the flat JSON of rnnkit before the task
+        settings moved beside the tasks (every setting at the top level)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a train config must be a JSON object; got {type(data).__name__}")
+        shared = {f.name for f in fields(cls)}
+        task = data.get("task", "lm")
+        own = _task_option_specs(task) if task in TASKS else {}
+        settings, options = {}, dict(data.get("options") or {})
+        for name, value in data.items():
+            if name in shared:
+                if name != "options":
+                    settings[name] = value
+            elif name in own:
+                options[name] = value
+            elif name in _any_task_option_defaults():
+                if value != _any_task_option_defaults()[name]:
+                    raise ValueError(
+                        f"train config: {name}={value!r} belongs to another task than {task}"
+                    )
+            else:
+                raise ValueError(f"unknown train config keys: {name}")
+        return cls(**settings, options=options)
 
     def with_overrides(self, **changes) -> TrainConfig:
-        return replace(self, **changes)
+        """A copy with `changes` applied, run-wide settings and task settings alike."""
+        shared = {f.name for f in fields(self)} - {"options"}
+        options = dict(self.options)
+        run = {}
+        for name, value in changes.items():
+            (run if name in shared else options)[name] = value
+        if "task" in run and run["task"] != self.task:
+            options = {k: v for k, v in options.items() if k in changes}
+        return replace(self, **run, options=options)
 
 
-def flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def cli_options() -> list[dict]:
-    """One dict per option for the command line: name, flag, kind, default, help, choices."""
-    options = []
+def run_options() -> list[tuple[Option, str]]:
+    """Every run-wide setting as (Option, group) in declaration order."""
+    found = []
     for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        group = meta.pop("group", None)
+        if group is None:
+            continue
         default = None if f.default is MISSING else f.default
-        options.append(
-            {"name": f.name, "flag": flag_name(f.name), "default": default, **f.metadata}
+        found.append((Option(name=f.name, default=default, **meta), group))
+    return found
+
+
+def _run_option_map() -> dict[str, Option]:
+    return {option.name: option for option, _ in run_options()}
+
+
+# ---------------------------------------------------------------- task settings
+
+
+def _task_option_specs(task: str) -> dict[str, Option]:
+    from ..tasks.base import task_class
+
+    return {option.name: option for option in task_class(task).own_options}
+
+
+def _any_task_option_defaults() -> dict[str, object]:
+    """name -> default of every task's own settings (for reading old flat configs)."""
+    from ..tasks.base import task_class
+
+    defaults = {}
+    for task in TASKS:
+        try:
+            specs = task_class(task).own_options
+        except (ValueError, NotImplementedError):
+            continue
+        defaults.update({option.name: option.default for option in specs})
+    return defaults
+
+
+def tasks_with_option(name: str) -> list[str]:
+    from ..tasks.base import task_class
+
+    return [task for task in TASKS if name in {o.name for o in task_class(task).own_options}]
+
+
+def _resolve_task_options(task: str, given: dict) -> dict:
+    """The task's own settings: `given` checked, the rest at their defaults."""
+    if task not in TASKS:
+        return dict(given)  # validate() reports the unknown task
+    if not isinstance(given, dict):
+        raise ValueError(f"options must be a dict of the task's settings; got {given!r}")
+    specs = _task_option_specs(task)
+    for name, value in given.items():
+        if name not in specs:
+            raise unknown_setting(name, task)
+        specs[name].check(value)
+    return {name: given.get(name, option.default) for name, option in specs.items()}
+
+
+def unknown_setting(name: str, task: str) -> ValueError:
+    """The error for a setting `task` does not take: whose it is, or what was meant."""
+    users = tasks_with_option(name)
+    if users:
+        return ValueError(
+            f"{flag_name(name)} applies to --task {' or '.join(users)}, not --task {task}; drop it"
         )
-    return options
+    known = [*_run_option_map(), *_task_option_specs(task)]
+    return ValueError(f"unknown setting {name!r}{suggest(name, known)}")
 
 
-# ---------------------------------------------------------------- validation
+def task_config(task: str = "lm", **given) -> TrainConfig:
+    """The TrainConfig of `task`: its defaults (`Task.defaults`), then the settings `given`,
+    run-wide and the task's own alike.
+
+    A task's default step budget gives way to a --max-time given without --max-steps (and a
+    default time budget to a given --max-steps), so --max-time means the same for every task.
+    """
+    from ..tasks.base import task_class
+
+    defaults = dict(task_class(task).defaults)
+    if "max_time" in given and "max_steps" not in given:
+        defaults.pop("max_steps", None)
+    if "max_steps" in given and "max_time" not in given:
+        defaults.pop("max_time", None)
+    settings = {**defaults, **given, "task": task}
+    shared = {f.name for f in fields(TrainConfig)} - {"options"}
+    run = {k: v for k, v in settings.items() if k in shared}
+    options = {k: v for k, v in settings.items() if k not in shared}
+    return TrainConfig(**run, options=options)
 
 
-def _fail(name: str, expected: str, value) -> ValueError:
-    return ValueError(f"{flag_name(name)} ({name}) must be {expected}; got {value!r}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _check_int(config, name: str, minimum: int, optional: bool = False) -> None:
-    value = getattr(config, name)
-    if optional and value is None:
-        return
-    if not _is_int(value) or value < minimum:
-        raise _fail(name, f"an integer >= {minimum}", value)
-
-
-def _check_real(config, name: str, low: float, *, strict_low: bool, optional=False) -> None:
-    value = getattr(config, name)
-    if optional and value is None:
-        return
-    if not _is_real(value) or value < low or (strict_low and value == low):
-        raise _fail(name, f"a number {'>' if strict_low else '>='} {low:g}", value)
-
-
-def _check_unit_interval(config, name: str, expected: str, optional=False) -> None:
-    """A number in [0, 1): a decay rate or a probability."""
-    value = getattr(config, name)
-    if optional and value is None:
-        return
-    if not _is_real(value) or not 0 <= value < 1:
-        raise _fail(name, f"{expected} in [0, 1)", value)
-
-
-def _check_choice(config, name: str) -> None:
-    choices = TrainConfig.__dataclass_fields__[name].metadata["choices"]
-    value = getattr(config, name)
-    if value not in choices:
-        raise _fail(name, f"one of {', '.join(choices)}", value)
-
-
-def _check_path(config, name: str) -> None:
-    value = getattr(config, name)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise _fail(name, "a file path", value)
+# ---------------------------------------------------------------- checks across settings
 
 
 def validate(config: TrainConfig) -> None:
-    """Raise a one-line ValueError naming the first bad option (flag and field)."""
-    for name in ("data", "word_vectors", "out"):
-        _check_path(config, name)
-    for name in (
-        "task",
-        "tokens",
-        "cell",
-        "backend",
-        "batching",
-        "optimizer",
-        "schedule",
-        "pooling",
-        "attention",
-        "precision",
-        "recurrent_init",
-    ):
-        _check_choice(config, name)
-    if not isinstance(config.encoding, str) or not config.encoding:
-        raise _fail("encoding", "a text encoding name", config.encoding)
-    vf = config.val_fraction
-    if not _is_real(vf) or not 0 < vf < 1:
-        raise _fail("val_fraction", "a fraction strictly between 0 and 1", vf)
-    _check_int(config, "vocab_size", 5, optional=True)
-    _check_int(config, "min_freq", 1)
-    _check_int(config, "embedding_dim", 0)
-    for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every"):
-        _check_int(config, name, 1)
-    _check_int(config, "save_every", 1)
-    _check_int(config, "warmup_steps", 0)
-    _check_int(config, "seed", 0)
-    _check_int(config, "max_steps", 1, optional=True)
-    _check_int(config, "threads", 1, optional=True)
-    _check_real(config, "lr", 0.0, strict_low=True)
-    _check_real(config, "max_time", 0.0, strict_low=True, optional=True)
-    for name in ("weight_decay", "clip", "momentum"):
-        _check_real(config, name, 0.0, strict_low=False)
-    _check_unit_interval(config, "beta1", "a number", optional=True)
-    _check_unit_interval(config, "beta2", "a number")
-    _check_unit_interval(config, "dropout", "a probability", optional=True)
-    if not isinstance(config.tie_weights, bool):
-        raise _fail("tie_weights", "true or false", config.tie_weights)
-    if config.forget_bias is not None:
-        if not _is_real(config.forget_bias):
-            raise _fail("forget_bias", "a finite number", config.forget_bias)
-        if config.cell != "lstm":
-            raise ValueError(
-                f"--forget-bias applies to --cell lstm; got --cell {config.cell}; drop it"
-            )
-    if config.tie_weights and config.embedding_dim != config.hidden_size:
+    """Raise a one-line ValueError naming the first bad setting (flag and field)."""
+    for name, option in _run_option_map().items():
+        option.check(getattr(config, name))
+    if config.forget_bias is not None and config.cell != "lstm":
+        raise ValueError(f"--forget-bias applies to --cell lstm; got --cell {config.cell}; drop it")
+    if config.nonlinearity is not None and config.cell not in ("rnn", "jordan", "indrnn"):
         raise ValueError(
-            f"--tie-weights needs --embedding-dim equal to --hidden-size (the output layer "
-            f"reuses the embedding matrix); got --embedding-dim {config.embedding_dim} and "
-            f"--hidden-size {config.hidden_size}"
+            f"--nonlinearity applies to --cell rnn, jordan or indrnn; got --cell {config.cell}; "
+            "drop it"
+        )
+    if config.chrono_tmax is not None and config.recurrent_init != "chrono":
+        raise ValueError(
+            "--chrono-tmax applies to --recurrent-init chrono; add it or drop --chrono-tmax"
+        )
+    if config.recurrent_init == "chrono" and config.cell not in ("lstm", "gru", "lnlstm", "lngru"):
+        raise ValueError(
+            f"--recurrent-init chrono sets the gate biases of an LSTM or GRU cell (lstm, gru, "
+            f"lnlstm, lngru); got --cell {config.cell}"
         )
     if config.word_vectors is not None and config.embedding_dim == 0:
         raise ValueError("--word-vectors needs a learned embedding; got --embedding-dim 0")
-    for name in ("val_data", "column", "exogenous"):
-        _check_path(config, name)
-    _check_int(config, "window", 1)
-    _check_int(config, "holdout", 1, optional=True)
-    for name in ("unidirectional", "crf", "char_features"):
-        if not isinstance(getattr(config, name), bool):
-            raise _fail(name, "true or false", getattr(config, name))
-    if config.task == "lm":
-        _check_lm_only(config)
     if config.word_vectors is not None and config.tokens != "word":
         raise ValueError("--word-vectors needs --tokens word")
+    if config.task in TASKS:
+        from ..tasks.base import task_class
 
-
-# Fields that only the task models read (rnnkit.tasks); the language model rejects them.
-TASK_ONLY = (
-    "val_data",
-    "column",
-    "window",
-    "exogenous",
-    "holdout",
-    "unidirectional",
-    "pooling",
-    "crf",
-    "char_features",
-    "attention",
-)
-
-
-def _check_lm_only(config: TrainConfig) -> None:
-    if config.tokens == "numbers":
-        raise ValueError("--tokens numbers applies to --task classify, not the language model")
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
-    for name in TASK_ONLY:
-        if getattr(config, name) != defaults[name]:
-            raise ValueError(
-                f"{flag_name(name)} applies to the task models (--task classify, tag, seq2seq, "
-                "forecast), not the language model (--task lm); drop it"
-            )
+        task_class(config.task).check_config(config)

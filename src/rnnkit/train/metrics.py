@@ -61,11 +61,15 @@ def evaluate_ids(
     batch_size: int = 64,
     seq_len: int = 256,
     context: int = CONTEXT,
+    boundary_ids: tuple[int, ...] = (),
 ) -> dict:
     """Score every next-token prediction of the id sequence `ids` (N,).
 
     `characters` is the length of the text in characters for bits per character (default: one
-    character per scored token, right for character models).
+    character per scored token, right for character models). `boundary_ids` (a framed word
+    model's <bos>, <eos>): also report the figures over the other targets only, as
+    `loss_without_boundaries` / `perplexity_without_boundaries` (and `perplexity_with_boundaries`
+    beside them, the same as `perplexity`).
     """
     if ids.dim() != 1 or ids.numel() < 2:
         raise ValueError(
@@ -76,6 +80,9 @@ def evaluate_ids(
     model.eval()
     try:
         total = torch.zeros((), dtype=torch.float64)
+        inner = torch.zeros((), dtype=torch.float64)  # over targets that are no boundary
+        inner_count = 0
+        boundaries = torch.tensor(boundary_ids, dtype=torch.long)
         state = model.begin_state(x.shape[0])
         for t in range(0, x.shape[1], seq_len):
             logits, state = model(x[:, t : t + seq_len], state)  # (C, T, V)
@@ -84,21 +91,56 @@ def evaluate_ids(
                 y[:, t : t + seq_len].reshape(-1),
                 reduction="none",
             )  # (C * T,)
-            total += nll.double()[mask[:, t : t + seq_len].reshape(-1)].sum()
+            scored_here = mask[:, t : t + seq_len].reshape(-1)
+            total += nll.double()[scored_here].sum()
+            if boundary_ids:
+                targets = y[:, t : t + seq_len].reshape(-1)
+                keep = scored_here & ~torch.isin(targets, boundaries)
+                inner += nll.double()[keep].sum()
+                inner_count += int(keep.sum())
     finally:
         model.train(was_training)
     scored = ids.numel() - 1
-    return summarize(float(total), scored, characters if characters is not None else scored)
+    result = summarize(float(total), scored, characters if characters is not None else scored)
+    if boundary_ids:
+        result["perplexity_with_boundaries"] = result["perplexity"]
+        loss = float(inner) / max(inner_count, 1)
+        result["loss_without_boundaries"] = loss
+        result["perplexity_without_boundaries"] = math.exp(loss) if loss < 700 else math.inf
+    return result
 
 
 def evaluate_text(
-    model, vocab, tokenizer, text: str, batch_size: int = 64, seq_len: int = 256
+    model,
+    vocab,
+    tokenizer,
+    text: str,
+    batch_size: int = 64,
+    seq_len: int = 256,
+    framed: bool | None = None,
 ) -> dict:
     """loss (mean cross-entropy, nats per token, over the whole text), bpc, perplexity, tokens.
 
     Word models divide the summed loss by the text's characters for bpc; character models by
-    the scored tokens, so bpc = loss / ln 2 there.
+    the scored tokens, so bpc = loss / ln 2 there. framed: frame every line as <bos> ... <eos>
+    as a word model was trained (default: for word tokenizers), and report the figures with and
+    without the boundary tokens.
     """
-    ids = torch.tensor(vocab.encode(tokenizer.tokenize(text)), dtype=torch.long)
+    from ..data import frame_lines
+
+    tokens = tokenizer.tokenize(text)
+    if framed is None:
+        framed = tokenizer.kind == "word"
+    if framed:
+        tokens = frame_lines(tokens)
+    ids = torch.tensor(vocab.encode(tokens), dtype=torch.long)
     characters = len(text) if tokenizer.kind != "char" else None
-    return evaluate_ids(model, ids, characters=characters, batch_size=batch_size, seq_len=seq_len)
+    boundaries = (vocab.bos_id, vocab.eos_id) if framed else ()
+    return evaluate_ids(
+        model,
+        ids,
+        characters=characters,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        boundary_ids=boundaries,
+    )

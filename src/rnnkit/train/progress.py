@@ -1,7 +1,8 @@
 """What a run shows and records as it goes: the progress bar, the evaluation lines, log.jsonl.
 
-The bar (tqdm, on stderr) shows loss, learning rate and tokens/s; tqdm turns it off by itself
-when stderr is not a terminal. Evaluation lines go to stderr either way (unless quiet).
+The bar (tqdm, on stderr) shows the recent loss, the gradient norm before clipping and the share
+of steps clipped, the learning rate and tokens/s; it is on whenever stderr is a terminal.
+Evaluation lines go to stderr either way (unless quiet).
 """
 
 from __future__ import annotations
@@ -46,15 +47,31 @@ class Progress:
         self.last_refresh = 0.0
 
     def update(
-        self, step: int, train_time: float, loss: float, lr: float, tokens_per_s: float
+        self,
+        step: int,
+        train_time: float,
+        loss: float | None,
+        lr: float,
+        tokens_per_s: float,
+        *,
+        grad_norm: float | None = None,
+        clipped: float | None = None,
     ) -> None:
+        """loss: the recent training loss; grad_norm: this step's norm before clipping;
+        clipped: the fraction of the run's steps clipped so far."""
         if self.bar.disable:
             return
         self.bar.n = step if self.by_steps else round(min(train_time, self.bar.total), 1)
-        self.bar.set_postfix_str(
-            f"step {step}, loss {loss:.3f}, lr {lr:.2e}, {tokens_per_s / 1000:.1f}k tok/s",
-            refresh=False,
-        )
+        parts = [f"step {step}"]
+        if loss is not None:
+            parts.append(f"loss {loss:.3f}")
+        if grad_norm is not None:
+            health = f"|g| {grad_norm:.3g}"
+            if clipped is not None:
+                health += f" ({clipped:.0%} clipped)"
+            parts.append(health)
+        parts += [f"lr {lr:.2e}", f"{tokens_per_s / 1000:.1f}k tok/s"]
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
         now = time.monotonic()
         if now - self.last_refresh >= REFRESH_SECONDS:
             self.bar.refresh()
@@ -70,14 +87,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def describe_eval(row: dict) -> str:
-    return (
-        f"step {row['step']}: train loss {row['train_loss']:.4f}, val loss {row['val_loss']:.4f} "
-        f"({row['bpc']:.3f} bpc), lr {row['lr']:.2e}, {row['tokens_per_s']:.0f} tokens/s, "
-        f"{row['elapsed']:.1f} s"
-    )
 
 
 class RunLog:

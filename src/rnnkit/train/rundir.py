@@ -1,9 +1,9 @@
 """The run directory: what `--out` may name, what a resume may change, starting over.
 
 A run directory is recognised by its config.json. A new run needs a missing or empty directory;
-an existing run is continued only with `resume` and replaced only with `force` (and then only
-once the new run's config and data have been checked, by the caller). A non-empty directory
-that is not a run is never touched.
+an existing run is continued only with `resume` (and only from a latest/ checkpoint: a resume
+never starts over) and replaced only with `force` (and then only once the new run's config and
+data have been checked, by the caller). A non-empty directory that is not a run is never touched.
 """
 
 from __future__ import annotations
@@ -13,26 +13,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _atomic as atomic
-from ..data import Vocab
 from .config import RESUMABLE_OVERRIDES, TrainConfig, flag_name
 
 RUN_FORMAT = "rnnkit.run"
+RUN_VERSION = 2  # 1 (no version key): the language model's own trainer, task settings flat
 CONFIG = "config.json"
-VOCAB = "vocab.json"
+TASK = "task.json"
 LOG = "log.jsonl"
 METRICS = "metrics.json"
 PLOT = "loss_curve.png"
+GRAD_PLOT = "grad_norm.png"
 LATEST = "latest"
 BEST = "best"
-RUN_ENTRIES = (CONFIG, VOCAB, LOG, METRICS, PLOT, LATEST, BEST)
+# Everything --force deletes: the run's own files (a task's extra files are added by name).
+RUN_ENTRIES = (CONFIG, TASK, "vocab.json", LOG, METRICS, PLOT, GRAD_PLOT, LATEST, BEST)
 
 
 @dataclass
 class StoredRun:
     config: TrainConfig
-    vocab: Vocab
-    source: dict
-    model: dict  # the LanguageModelConfig the run was built with
+    source: dict  # what the run was trained on: {"data", "sha256", ...}
+    model: dict  # the model config the run was built with
+    version: int
 
 
 def check_out(out: Path, *, resume: bool, force: bool) -> str:
@@ -50,6 +52,11 @@ def check_out(out: Path, *, resume: bool, force: bool) -> str:
             raise ValueError(
                 f"--out {out} holds no run to resume (no {CONFIG}); start one without --resume"
             )
+        if not atomic.dir_or_aside_exists(out / LATEST):
+            raise ValueError(
+                f"--out {out} has no {LATEST}/ checkpoint to resume (the run stopped before "
+                "its first save); start it again with --force, which replaces it"
+            )
         return "resume"
     if not out.exists() or not any(out.iterdir()):
         return "new"
@@ -66,6 +73,7 @@ def check_out(out: Path, *, resume: bool, force: bool) -> str:
 
 
 def read_run(out: Path) -> StoredRun:
+    """The run's config.json (any version; `check_resumable` says whether it can continue)."""
     data = atomic.read_json(out / CONFIG, "run config")
     if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
         raise ValueError(f"{out / CONFIG} is not an rnnkit run config")
@@ -74,37 +82,53 @@ def read_run(out: Path) -> StoredRun:
     except (KeyError, TypeError, ValueError) as error:
         detail = " ".join(str(error).split())
         raise ValueError(f"{out / CONFIG} has a bad train config ({detail})") from None
-    vocab = Vocab.load(out / VOCAB)
     model = data.get("model") if isinstance(data.get("model"), dict) else {}
-    return StoredRun(config=config, vocab=vocab, source=data.get("data", {}), model=model)
+    source = data.get("data") if isinstance(data.get("data"), dict) else {}
+    version = data.get("version", 1)
+    return StoredRun(config=config, source=source, model=model, version=version)
+
+
+def check_resumable(out: Path, stored: StoredRun) -> None:
+    if stored.version != RUN_VERSION:
+        raise ValueError(
+            f"--resume: {out} was written by an rnnkit before one trainer ran every task (run "
+            f"format version {stored.version}; this rnnkit resumes version {RUN_VERSION}). Its "
+            "checkpoints still load for generate, predict and evaluate; start a new run to "
+            "train further"
+        )
 
 
 def config_for_resume(out: str, overrides: dict) -> TrainConfig:
     """The stored run's config with `overrides` (options given again on the command line)."""
     check_out(Path(out), resume=True, force=False)
-    stored = read_run(Path(out)).config
-    return stored.with_overrides(**{"out": out, **overrides})
+    stored = read_run(Path(out))
+    check_resumable(Path(out), stored)
+    return stored.config.with_overrides(**{"out": out, **overrides})
+
+
+def stored_task(out: str) -> str:
+    """The --task of the run in `out` (for `rnnkit train --resume`)."""
+    check_out(Path(out), resume=True, force=False)
+    return read_run(Path(out)).config.task
+
+
+def _settings(config: TrainConfig) -> dict:
+    settings = config.to_dict()
+    return {**{k: v for k, v in settings.items() if k != "options"}, **settings["options"]}
 
 
 def check_resume_matches(stored: TrainConfig, given: TrainConfig) -> None:
     """A resume may change only the budget, cadence, threads and data path (same content)."""
-    for name, value in given.to_dict().items():
+    before = _settings(stored)
+    for name, value in _settings(given).items():
         if name in RESUMABLE_OVERRIDES:
             continue
-        if getattr(stored, name) != value:
+        if before.get(name) != value:
             raise ValueError(
                 f"--resume: {flag_name(name)} is {value!r} but the run was started with "
-                f"{getattr(stored, name)!r}; a resumed run keeps its settings (only "
-                "--max-time, --max-steps, --eval-every, --save-every and --threads may change)"
+                f"{before.get(name)!r}; a resumed run keeps its settings (only --max-time, "
+                "--max-steps, --eval-every, --save-every and --threads may change)"
             )
-
-
-def write_run_files(out: Path, config: TrainConfig, model_config: dict, vocab, source) -> None:
-    atomic.write_json(
-        out / CONFIG,
-        {"format": RUN_FORMAT, "train": config.to_dict(), "model": model_config, "data": source},
-    )
-    atomic.write_json(out / VOCAB, vocab.to_dict())
 
 
 def clear_run(out: Path) -> None:
