@@ -73,7 +73,7 @@ def legacy_lm_run(tmp_path: Path) -> Path:
 
 def test_an_earlier_language_model_run_loads_and_refuses_resume(tmp_path, capsys):
     old = legacy_lm_run(tmp_path)
-    model, vocab, tokenizer, config = load_checkpoint(old)
+    _, _, tokenizer, config = load_checkpoint(old)
     assert tokenizer.kind == "word" and config.seq_len == 8
     assert load_task_checkpoint(old).task.boundaries == "none"  # it was trained unframed
     assert main(["generate", "--checkpoint", str(old), "--length", "5", "--seed", "0"]) == 0
