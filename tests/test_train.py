@@ -619,3 +619,41 @@ def test_no_pickle_anywhere(finished_run):
     for path in finished_run.rglob("*"):
         if path.is_file():
             assert path.suffix in {".json", ".jsonl", ".png", ".safetensors"}, path
+
+
+# ---------------------------------------------------------------- word models and boundaries
+
+
+def sentences(n: int = 400, seed: int = 0) -> str:
+    rng = random.Random(seed)
+    subjects = ["the cat", "a dog", "the traveller", "my friend"]
+    verbs = ["sat", "ran", "slept", "spoke"]
+    places = ["", " at home", " in the garden", " by the machine"]
+    return "".join(
+        f"{rng.choice(subjects)} {rng.choice(verbs)}{rng.choice(places)} .\n" for _ in range(n)
+    )
+
+
+def test_a_word_model_learns_to_end_its_sentences(tmp_path):
+    """Lines are framed <bos> ... <eos>: generation from <bos> stops at a learned <eos>."""
+    from rnnkit.generate import generate
+
+    cfg = config(
+        tmp_path,
+        text=sentences(),
+        tokens="word",
+        hidden_size=32,
+        embedding_dim=16,
+        max_steps=300,
+        lr=0.01,
+        eval_every=300,
+    )
+    metrics = train(cfg, progress=False)
+    assert metrics["perplexity_with_boundaries"] == metrics["perplexity"]
+    assert metrics["perplexity_without_boundaries"] > 1
+    model, vocab, tokenizer, _ = load_checkpoint(cfg.out)
+    for seed in range(5):
+        text = generate(model, vocab, tokenizer, "", 40, seed=seed, temperature=0.7)
+        words = tokenizer.tokenize(text)
+        assert 3 <= len(words) < 12, text  # one sentence, ended by <eos>, not cut at 40
+        assert words[-1] == ".", text

@@ -69,6 +69,6 @@ def divergence_message(
     clip_hint = f"a smaller --clip (now {clip:g})" if clip > 0 else "--clip 1.0"
     return (
         f"training diverged: the {what} was {value} at step {step} and {MAX_BAD_STEPS} steps in "
-        f"a row were skipped (nothing applied); {kept}. Lower --lr (now {lr:.3g}) or clip the "
+        f"a row were skipped (nothing applied); {kept}. Lower --lr (now {lr:g}) or clip the "
         f"gradients ({clip_hint}, or --clip-value 0.5), then start again with --force"
     )

@@ -8,6 +8,7 @@ Evaluation lines go to stderr either way (unless quiet).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,16 @@ from tqdm import tqdm
 from .. import _atomic as atomic
 
 REFRESH_SECONDS = 0.25  # redraw the bar at most this often
+FALLBACK_SIZE = (100, 24)  # columns, rows of a terminal that reports none
+
+
+def _terminal_is_sized() -> bool:
+    """Whether the terminal stderr writes to reports its columns and rows."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 class Progress:
@@ -34,13 +45,18 @@ class Progress:
         self.enabled = enabled
         self.by_steps = max_steps is not None
         total = max_steps if self.by_steps else max_time
+        sized = _terminal_is_sized()
         self.bar = tqdm(
             total=total,
             initial=step if self.by_steps else round(train_time, 1),
             unit="step" if self.by_steps else "s",
             disable=None if enabled else True,  # None: off when stderr is not a TTY
             file=sys.stderr,
-            dynamic_ncols=True,
+            # A terminal that reports no size (a pty under script or docker exec, some IDE
+            # consoles) made tqdm hide the bar as "below the screen": give it a size then.
+            dynamic_ncols=sized,
+            ncols=None if sized else FALLBACK_SIZE[0],
+            nrows=None if sized else FALLBACK_SIZE[1],
             leave=True,
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )

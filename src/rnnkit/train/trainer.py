@@ -448,7 +448,9 @@ def _skipped(run: Run, result: StepResult, lr: float) -> None:
     if clock.bad_in_a_row >= MAX_BAD_STEPS:
         run.log.append({"step": clock.step, "skipped_steps": clock.skipped_steps, "diverged": True})
         raise FloatingPointError(
-            divergence_message(what, value, step, lr, run.config.clip, run.last_saved_step)
+            divergence_message(
+                what, value, step, run.config.lr, run.config.clip, run.last_saved_step
+            )
         )
 
 
