@@ -16,6 +16,7 @@ loads once the client's own classes are allowlisted, as with torch.nn.LSTM.
 
 import torch
 
+from .dropout import Dropout
 from .generated import layer_class, made_layers, make_layer
 from .jordan import JordanRNN
 from .layernorm import LayerNormGRU, LayerNormLSTM
@@ -33,6 +34,7 @@ __all__ = [
     "LAYERS",
     "LSTM",
     "RNN",
+    "Dropout",
     "IndRNN",
     "JordanRNN",
     "LayerNormGRU",
@@ -44,4 +46,4 @@ __all__ = [
     "make_layer",
 ]
 
-torch.serialization.add_safe_globals(list(LAYERS.values()))
+torch.serialization.add_safe_globals([*LAYERS.values(), Dropout])

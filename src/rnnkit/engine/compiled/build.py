@@ -39,7 +39,7 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 PREBUILT = HERE / "_prebuilt"
 GENERATE = HERE.parent.parent / "generate"
-HEADERS = (HERE / "engine.h", HERE / "vecmath.h", GENERATE / "fused.h")
+HEADERS = (HERE / "engine.h", HERE / "vecmath.h", HERE / "dropout.h", GENERATE / "fused.h")
 # -fno-trapping-math lets gcc turn the activations' selects into vector blends; neither flag
 # changes a result (no -ffast-math: float64 parity with torch holds to rounding).
 FLAGS = (
@@ -93,6 +93,8 @@ def translation_unit(struct_name: str, source: str) -> str:
         f"RNNKIT_EXPORT_CELL({struct_name})\n"
         '#include "fused.h"\n'
         f"RNNKIT_EXPORT_GENERATION({struct_name})\n"
+        '#include "dropout.h"\n'
+        "RNNKIT_EXPORT_DROPOUT()\n"
     )
 
 

@@ -150,6 +150,16 @@ class KernelLibrary:
             forward.argtypes = [_i, _i, _p, _p, _p, _p]
             backward.argtypes = [_i, _i, _p, _p, _p, _p, _p, _p, _p]
             forward.restype = backward.restype = None
+        self._dropout = {}
+        for dtype, suffix in (
+            (torch.float32, "f32"),
+            (torch.float64, "f64"),
+            (torch.bfloat16, "bf16"),
+        ):
+            function = getattr(lib, f"rnnkit_dropout_{suffix}")
+            function.argtypes = [_i, _p, _p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_double]
+            function.restype = None
+            self._dropout[dtype] = function
         self._lib = lib
 
     def forward(self, dtype: torch.dtype, args: SweepArgs) -> None:
@@ -169,6 +179,14 @@ class KernelLibrary:
     def scan_backward(self, dtype, steps: int, columns: int, a, h0, h, g, da, db, dh0) -> None:
         """The scan's gradients (engine.h, linear_scan_backward), into da, db, dh0."""
         self._scan[dtype][1](steps, columns, a, h0, h, g, da, db, dh0)
+
+    def dropout(self, dtype, n: int, x, y, seed: int, threshold: int, scale: float) -> None:
+        """y = x * (keep ? scale : 0) over n elements (addresses), the mask from `seed`
+        (engine/compiled/dropout.h); x and y may be the same buffer."""
+        self._dropout[dtype](n, x, y, seed, threshold, scale)
+
+    def has_dropout(self, dtype) -> bool:
+        return dtype in self._dropout
 
     def generate(self, dtype: torch.dtype, args: GenerateArgs) -> int:
         """Run the fused generation loop (rnnkit/generate/fused.h); returns how many ids it drew."""
