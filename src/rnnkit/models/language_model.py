@@ -12,16 +12,15 @@ its output y_t, whose width is set to H, so every cell hands the head an H-wide 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .._checks import BACKENDS, dataclass_from_dict
+from .._checks import BACKENDS, dataclass_from_dict, is_int, is_number
 from ..cells import CELLS as _REGISTRY
 from ..data import OneHot
-from ..layers import make_layer
+from ..layers import Dropout, make_layer
 
 CELLS = tuple(_REGISTRY)  # every registered cell: rnn, lstm, gru, jordan, lnlstm, lngru, ...
 
@@ -62,7 +61,7 @@ _INIT_KEYS = ("recurrent_init", "forget_bias")
 
 
 def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"LanguageModel: {name} must be an int; got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"LanguageModel: {name} must be >= {minimum}; got {value}")
@@ -78,7 +77,7 @@ def _check_config(config: LanguageModelConfig) -> None:
             f"LanguageModel: cell must be one of {', '.join(CELLS)}; got {config.cell!r}"
         )
     dropout = config.dropout
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"LanguageModel: dropout must be in [0, 1); got {dropout!r}")
     if not isinstance(config.tie_weights, bool):
         raise TypeError("LanguageModel: tie_weights must be True or False")
@@ -143,7 +142,7 @@ class LanguageModel(nn.Module):
         self.embedding = nn.Embedding(V, E) if E > 0 else OneHot(V)
         # torch.nn's initialization; the trainer applies the run's scheme (rnnkit.initializers)
         self.layers = _make_layers(config, E if E > 0 else V)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)  # torch's, with the compiled mask
         self.head = nn.Linear(H, V)
         if config.tie_weights:
             self.head.weight = self.embedding.weight  # (V, H) == (V, E)
