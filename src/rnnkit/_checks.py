@@ -229,3 +229,8 @@ def suggest(name: str, known) -> str:
 
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+def is_number(value) -> bool:
+    """A real number (finite or not) that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -65,22 +65,28 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 TRAIN_DESCRIPTION = """\
 Train a model and write the run to --out. --task lm (the default) trains a language model on a
 text file (or the built-in corpus); --task classify, tag, seq2seq or forecast trains a task model
-(formats, defaults and metrics: docs/tasks.md). The run directory holds:
-  config.json, vocab.json   the run's settings and vocabulary (task models: task.json holds
-                            their vocabularies, label sets and scalers)
-  latest/, best/            checkpoints (latest for --resume; best by held-out loss)
-  log.jsonl                 one JSON line per evaluation
+(formats, defaults and metrics: docs/tasks.md). One trainer runs them all. The run directory holds:
+  config.json, task.json    the run's settings, and what the task learned from the training
+                            data (vocabularies, label sets, scalers); vocab.json for lm
+  latest/, best/            checkpoints (latest for --resume, saved on Ctrl-C too; best by the
+                            task's held-out figure)
+  log.jsonl                 a line every --log-every steps: step, train_loss (mean of the last
+                            50 steps), grad_norm and grad_norm_max (before clipping),
+                            clipped_fraction, skipped_steps, lr, tokens_per_s; and a line per
+                            evaluation with val_loss and the task's figures too
   metrics.json              final figures: val_loss, train_loss, bpc, perplexity,
                             tokens_per_s, steps, wall_time, train_time
   loss_curve.png            training and held-out loss against the step
-The held-out part is the last --val-fraction of the text; its loss is the mean cross-entropy in
-nats per token over all of it. Training stops at --max-time seconds of training (evaluation and
-checkpointing not counted) or at --max-steps, whichever comes first.
+  grad_norm.png             the gradient norm before clipping against the step
+The language model holds out the last --val-fraction of the text; its loss is the mean
+cross-entropy in nats per token over all of it. Training stops at --max-time seconds of
+training (evaluation and checkpointing not counted) or at --max-steps, whichever comes first.
+A step whose loss or gradient is not finite is skipped; five in a row stop the run, keeping the
+last checkpoint.
 
 Task models hold out the last --val-fraction of the examples (or --val-data FILE), keep best/ by
 the task's held-out figure (accuracy, entity F1, ...), and take defaults of their own for the
-options not given (docs/tasks.md lists them). Options of other tasks are rejected. Their --resume
-continues from latest/ (weights, optimizer, schedule, epoch order, RNG state).
+settings not given (docs/tasks.md lists them). Settings of other tasks are rejected.
 """
 
 TRAIN_EPILOG = """\
@@ -402,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a language model on a text file",
+        help="train a model: a language model on a text file, or a task model",
         description=TRAIN_DESCRIPTION,
         epilog=TRAIN_EPILOG,
         formatter_class=_HelpFormatter,

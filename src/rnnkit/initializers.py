@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ._checks import is_int
+
 __all__ = [
     "INPUT_INITS",
     "RECURRENT_INITS",
@@ -74,7 +76,7 @@ class Initialization:
             )
         if self.recurrent == "chrono":
             tmax = self.chrono_tmax
-            if isinstance(tmax, bool) or not isinstance(tmax, int) or tmax < 2:
+            if not is_int(tmax) or tmax < 2:
                 raise ValueError(f"chrono init needs chrono_tmax, an integer >= 2; got {tmax!r}")
 
 

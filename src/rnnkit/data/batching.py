@@ -14,13 +14,15 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_sequence
 
+from .._checks import is_int
+
 __all__ = ["LMBatchStream", "detach_state", "pack", "pad_sequences"]
 
 MODES = ("sequential", "random")
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"LMBatchStream: {name} must be a positive int; got {value!r}")
     return value
 
@@ -71,7 +73,7 @@ class LMBatchStream:
                 f"LMBatchStream: mode (--batching) must be one of "
                 f"{', '.join(map(repr, MODES))}; got {mode!r}"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ValueError(f"LMBatchStream: seed must be a non-negative int; got {seed!r}")
         self.mode = mode
         self.seed = seed
@@ -182,7 +184,7 @@ class LMBatchStream:
                 )
         epoch, index = state["epoch"], state["index"]
         for name, value in (("epoch", epoch), ("index", index)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not is_int(value) or value < 0:
                 raise ValueError(
                     f"LMBatchStream.load_state_dict: {name} must be a non-negative int; "
                     f"got {value!r}"

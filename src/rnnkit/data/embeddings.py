@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .._checks import is_int
 from .vocab import Vocab
 
 __all__ = ["OneHot", "load_word_vectors"]
@@ -27,7 +28,7 @@ class OneHot(nn.Module):
 
     def __init__(self, num_classes: int, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        if not is_int(num_classes) or num_classes < 1:
             raise ValueError(
                 f"OneHot: num_classes must be a positive int (the vocabulary size); "
                 f"got {num_classes!r}"
@@ -101,7 +102,7 @@ def load_word_vectors(
     """
     if not isinstance(vocab, Vocab):
         raise TypeError(f"load_word_vectors: vocab must be a Vocab; got {type(vocab).__name__}")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+    if dim is not None and (not is_int(dim) or dim < 1):
         raise ValueError(f"load_word_vectors: dim must be None or a positive int; got {dim!r}")
     path = Path(path)
     if not path.is_file():

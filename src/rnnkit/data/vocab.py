@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .._checks import is_int
 from .text import read_text, write_text_atomic
 
 __all__ = [
@@ -197,14 +198,12 @@ class Vocab:
         Ties are broken by first appearance, so the same text always gives the same ids.
         `max_size` (None = no limit) counts the specials too: max_size=100 keeps 96 text tokens.
         """
-        if max_size is not None and (
-            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < len(SPECIALS)
-        ):
+        if max_size is not None and (not is_int(max_size) or max_size < len(SPECIALS)):
             raise ValueError(
                 f"Vocab.build: max_size (--vocab-size) must be None or an int >= {len(SPECIALS)} "
                 f"(it counts the {len(SPECIALS)} specials); got {max_size!r}"
             )
-        if isinstance(min_freq, bool) or not isinstance(min_freq, int) or min_freq < 1:
+        if not is_int(min_freq) or min_freq < 1:
             raise ValueError(
                 f"Vocab.build: min_freq (--min-freq) must be an int >= 1; got {min_freq!r}"
             )
@@ -237,7 +236,7 @@ class Vocab:
 
     def token(self, index: int) -> str:
         """The token with id `index`."""
-        if isinstance(index, bool) or not isinstance(index, int):
+        if not is_int(index):
             raise TypeError(f"Vocab.token: id must be an int; got {type(index).__name__}")
         if not 0 <= index < len(self._tokens):
             raise ValueError(
@@ -286,7 +285,7 @@ class Vocab:
                 )
             return [tokens[i] for i in ids]
         except TypeError:
-            bad = next(i for i in ids if isinstance(i, bool) or not isinstance(i, int))
+            bad = next(i for i in ids if not is_int(i))
             raise TypeError(
                 f"Vocab.decode: ids must be ints; got {type(bad).__name__} {bad!r}"
             ) from None

@@ -38,6 +38,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._checks import is_int, is_number
+
 __all__ = ["DECODERS", "GeneratedText", "beam_search", "filter_logits", "generate", "sample_next"]
 
 DECODERS = ("auto", "fused", "eager")
@@ -48,7 +50,7 @@ _log = logging.getLogger(__name__)
 
 
 def _check_length(length) -> None:
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+    if not is_int(length) or length < 0:
         raise ValueError(f"generate: length must be an integer >= 0; got {length!r}")
 
 
@@ -66,14 +68,12 @@ def _check_temperature(temperature) -> None:
 
 
 def _check_top_k(top_k) -> None:
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise ValueError(f"generate: top_k must be None or an integer >= 1; got {top_k!r}")
 
 
 def _check_top_p(top_p) -> None:
-    if top_p is not None and (
-        isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1
-    ):
+    if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"generate: top_p must be None or a number in (0, 1]; got {top_p!r}")
 
 
@@ -83,9 +83,7 @@ def _check_decoder(decoder) -> None:
 
 
 def _check_beam_size(beam_size) -> None:
-    if beam_size is not None and (
-        isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1
-    ):
+    if beam_size is not None and (not is_int(beam_size) or beam_size < 1):
         raise ValueError(f"generate: beam_size must be None or an integer >= 1; got {beam_size!r}")
 
 

@@ -38,6 +38,7 @@ from .._checks import (
     check_bool,
     check_dropout,
     check_positive_int,
+    is_int,
 )
 from ..cells.base import Cell
 from ..engine import run_stack, sweep
@@ -658,7 +659,7 @@ def _check_scan(owner: str, cell: Cell, scan) -> None:
 
 
 def _check_projection(owner: str, cell: Cell, projection_size) -> None:
-    if isinstance(projection_size, bool) or not isinstance(projection_size, int):
+    if not is_int(projection_size):
         raise TypeError(
             f"{owner}: projection_size must be an int; got {type(projection_size).__name__}"
         )

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import is_int
+
 __all__ = ["LayerStream", "step"]
 
 
@@ -133,9 +135,7 @@ class LayerStream:
     """
 
     def __init__(self, layer, batch_size: int | None = 1, state=None) -> None:
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
+        if batch_size is not None and (not is_int(batch_size) or batch_size < 1):
             raise ValueError(
                 f"{_name(layer)}.stream: batch_size must be an integer >= 1 or None (one "
                 f"unbatched sequence); got {batch_size!r}"

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from .._checks import dataclass_from_dict
+from .._checks import dataclass_from_dict, is_int
 from .encoder import RecurrentEncoder, check_encoder_args, length_mask
 
 POOLINGS = ("last", "mean", "max")
@@ -59,7 +59,7 @@ class ClassifierConfig:
         )
         for name in ("num_classes", "vocab_size", "input_size", "embedding_dim"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            if not is_int(value) or value < 0:
                 raise ValueError(f"{owner}: {name} must be an int >= 0; got {value!r}")
         if self.num_classes < 1:
             raise ValueError(f"{owner}: num_classes must be >= 1; got {self.num_classes}")

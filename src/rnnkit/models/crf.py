@@ -29,6 +29,8 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from .._checks import is_int
+
 IMPOSSIBLE = -1e4  # the score of a forbidden transition or start
 
 
@@ -72,7 +74,7 @@ class CRF(nn.Module):
         allowed_start: list[bool] | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_tags, bool) or not isinstance(num_tags, int) or num_tags < 1:
+        if not is_int(num_tags) or num_tags < 1:
             raise ValueError(f"CRF: num_tags must be an int >= 1; got {num_tags!r}")
         K = num_tags
         self.num_tags = K

@@ -14,13 +14,11 @@ packing buys over running padded batches (padding never enters a state).
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .._checks import BACKENDS
+from .._checks import BACKENDS, is_int, is_number
 from ..layers import make_layer
 from .language_model import CELLS
 
@@ -30,9 +28,9 @@ def check_encoder_args(owner: str, *, cell, hidden_size, num_layers, dropout, ba
     if cell not in CELLS:
         raise ValueError(f"{owner}: cell must be one of {', '.join(CELLS)}; got {cell!r}")
     for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{owner}: {name} must be an int >= 1; got {value!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"{owner}: dropout must be in [0, 1); got {dropout!r}")
     if backend not in BACKENDS:
         raise ValueError(f"{owner}: backend must be one of {', '.join(BACKENDS)}; got {backend!r}")

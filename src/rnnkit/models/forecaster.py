@@ -15,14 +15,13 @@ forecasts are mapped back to the series' units.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._checks import BACKENDS, dataclass_from_dict
+from .._checks import BACKENDS, dataclass_from_dict, is_int, is_number
 from .language_model import CELLS, _make_layers
 
 __all__ = [
@@ -61,7 +60,7 @@ class ForecasterConfig:
 def _check_config(config: ForecasterConfig) -> None:
     for name, minimum in (("n_exogenous", 0), ("hidden_size", 1), ("num_layers", 1)):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if not is_int(value) or value < minimum:
             raise ValueError(f"ForecasterModel: {name} must be an int >= {minimum}; got {value!r}")
     if config.cell not in CELLS:
         raise ValueError(
@@ -72,7 +71,7 @@ def _check_config(config: ForecasterConfig) -> None:
             f"ForecasterModel: backend must be one of {', '.join(BACKENDS)}; got {config.backend!r}"
         )
     dropout = config.dropout
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"ForecasterModel: dropout must be in [0, 1); got {dropout!r}")
 
 
@@ -230,7 +229,7 @@ def recursive_forecast(
     future_exogenous (horizon, K): the values of the times being forecast, which the
     forecasts need (a model cannot forecast them itself). Returns (horizon,) in series units.
     """
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+    if not is_int(horizon) or horizon < 1:
         raise ValueError(f"forecast: horizon must be a positive int; got {horizon!r}")
     values = list(np.asarray(history, dtype=np.float64).reshape(-1))
     if len(values) < window:

@@ -28,14 +28,13 @@ reproduces what teacher forcing scores.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_packed_sequence
 
-from .._checks import BACKENDS, dataclass_from_dict
+from .._checks import BACKENDS, dataclass_from_dict, is_int, is_number
 from ..data import pack
 from ..generate import beam_search
 from ..layers import GRU, LSTM, RNN
@@ -88,7 +87,7 @@ class Seq2SeqConfig:
 
 
 def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise TypeError(f"Seq2SeqModel: {name} must be an int; got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"Seq2SeqModel: {name} must be >= {minimum}; got {value}")
@@ -111,7 +110,7 @@ def _check_config(config: Seq2SeqConfig) -> None:
     if not isinstance(config.bidirectional, bool):
         raise TypeError("Seq2SeqModel: bidirectional must be True or False")
     dropout = config.dropout
-    if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+    if not is_number(dropout) or not 0 <= dropout < 1:
         raise ValueError(f"Seq2SeqModel: dropout must be in [0, 1); got {dropout!r}")
 
 
@@ -274,7 +273,7 @@ def _check_batch(source, lengths) -> None:
 
 
 def _check_max_length(max_length) -> None:
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+    if not is_int(max_length) or max_length < 1:
         raise ValueError(f"decode: max_length must be a positive int; got {max_length!r}")
 
 

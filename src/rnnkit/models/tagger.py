@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import dataclass_from_dict
+from .._checks import dataclass_from_dict, is_int
 from .crf import CRF
 from .encoder import RecurrentEncoder, check_encoder_args, length_mask
 
@@ -69,7 +69,7 @@ class TaggerConfig:
             ("char_hidden_size", 1),
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"{owner}: {name} must be an int >= {low}; got {value!r}")
         if not 0 <= self.word_dropout < 1:
             raise ValueError(f"{owner}: word_dropout must be in [0, 1); got {self.word_dropout}")

@@ -269,6 +269,21 @@ class Task(ABC):
         )
         initialize_(model, scheme)
 
+    @torch.no_grad()
+    def copy_word_vectors(self, embedding: nn.Embedding) -> None:
+        """--word-vectors into `embedding`, the rows of the task's vocabulary (`self.vocab`);
+        words the file lacks keep their initialization."""
+        if self.config.word_vectors is None:
+            return
+        from ..data import load_word_vectors
+
+        vectors, found = load_word_vectors(
+            self.config.word_vectors, self.vocab, dim=self.config.embedding_dim
+        )
+        if found == 0:
+            raise ValueError(f"{self.config.word_vectors} has no vector for any training word")
+        embedding.weight.copy_(vectors)
+
     def chrono_horizon(self, data: TaskData) -> int:
         """--chrono-tmax's default: the longest training example, in steps (at least 2)."""
         longest = max((_steps(item) for item in self.encoded(data, "train")), default=2)

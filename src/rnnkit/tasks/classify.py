@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import Option
-from ..data import Vocab, load_word_vectors, make_tokenizer
+from ..data import Vocab, make_tokenizer
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from . import metrics
 from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines
@@ -250,15 +250,7 @@ class ClassifyTask(Task):
 
     def init_model(self, model: SequenceClassifier, data) -> None:
         super().init_model(model, data)
-        if self.config.word_vectors is None:
-            return
-        vectors, found = load_word_vectors(
-            self.config.word_vectors, self.vocab, dim=self.config.embedding_dim
-        )
-        if found == 0:
-            raise ValueError(f"{self.config.word_vectors} has no vector for any training word")
-        with torch.no_grad():
-            model.embedding.weight.copy_(vectors)
+        self.copy_word_vectors(model.embedding)
 
     # ------------------------------------------------------------ batches
 

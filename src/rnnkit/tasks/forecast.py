@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import Option
+from .._checks import Option, is_int
 from ..models.forecaster import (
     ForecasterConfig,
     ForecasterModel,
@@ -430,7 +430,7 @@ class ForecastTask(Task):
         of the naive one-step forecast over the training part (Hyndman & Koehler 2006)."""
         windows = self.windows(examples)
         if holdout is not None:
-            if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 1:
+            if not is_int(holdout) or holdout < 1:
                 raise ValueError(f"--holdout must be a positive int; got {holdout!r}")
             if holdout > len(windows):
                 raise ValueError(

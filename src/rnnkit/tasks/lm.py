@@ -30,7 +30,6 @@ from ..data import (
     builtin_corpus,
     detach_state,
     frame_lines,
-    load_word_vectors,
     make_tokenizer,
     read_text,
     split_train_val,
@@ -200,17 +199,7 @@ class LanguageModelTask(Task):
 
     def init_model(self, model: LanguageModel, data: TaskData) -> None:
         super().init_model(model, data)
-        if self.config.word_vectors is None:
-            return
-        vectors, found = load_word_vectors(
-            self.config.word_vectors, self.vocab, dim=self.config.embedding_dim
-        )
-        if found == 0:
-            raise ValueError(
-                f"{self.config.word_vectors} has no vector for any word of the vocabulary"
-            )
-        with torch.no_grad():
-            model.embedding.weight.copy_(vectors)
+        self.copy_word_vectors(model.embedding)
 
     def chrono_horizon(self, data: TaskData) -> int:
         return max(2, self.config.seq_len)  # the longest dependency a window trains

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import Option
+from .._checks import Option, is_int
 from ..data import Vocab, make_tokenizer, pad_sequences
 from ..models.seq2seq import (
     ATTENTIONS,
@@ -258,11 +258,11 @@ class Seq2SeqTask(Task):
         self, model: Seq2SeqModel, inputs: list[Pair], beam_size: int = 1, max_length=None
     ) -> list[str]:
         self._fitted()
-        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+        if not is_int(beam_size) or beam_size < 1:
             raise ValueError(f"--beam-size must be a positive int; got {beam_size!r}")
         if max_length is None:
             max_length = 2 * self.max_target_tokens + 10
-        elif isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        elif not is_int(max_length) or max_length < 1:
             raise ValueError(f"--max-length must be a positive int; got {max_length!r}")
         model.eval()
         outputs = []

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from .._checks import Option
-from ..data import Vocab, load_word_vectors
+from ..data import Vocab
 from ..models.crf import bio_constraints
 from ..models.tagger import IGNORE, TaggerConfig, TaggingModel
 from . import metrics
@@ -220,15 +220,7 @@ class TagTask(Task):
 
     def init_model(self, model: TaggingModel, data) -> None:
         super().init_model(model, data)
-        if self.config.word_vectors is None:
-            return
-        vectors, found = load_word_vectors(
-            self.config.word_vectors, self.vocab, dim=self.config.embedding_dim
-        )
-        if found == 0:
-            raise ValueError(f"{self.config.word_vectors} has no vector for any training word")
-        with torch.no_grad():
-            model.embedding.weight.copy_(vectors)
+        self.copy_word_vectors(model.embedding)
 
     # ------------------------------------------------------------ batches
 
