@@ -150,7 +150,7 @@ class LanguageModelTask(Task):
     # ------------------------------------------------------------ preprocessing state
 
     def fit(self, tokens: list[str]) -> None:
-        from ..train.config import AUTO_DROPOUT, AUTO_DROPOUT_PASSES
+        from ..train.config import auto_dropout
 
         config = self.config
         self.vocab = Vocab.build(tokens, max_size=config.vocab_size, min_freq=config.min_freq)
@@ -158,7 +158,7 @@ class LanguageModelTask(Task):
             self.dropout = float(config.dropout)
         else:
             passes = planned_passes(config, len(tokens))
-            self.dropout = AUTO_DROPOUT if passes > AUTO_DROPOUT_PASSES else 0.0
+            self.dropout = auto_dropout(passes)
 
     def state_dict(self) -> dict:
         return {

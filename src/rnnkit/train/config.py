@@ -16,6 +16,7 @@ checked by its `rnnkit._checks.Option`, so a setting is declared, documented and
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
 from .._checks import Option, flag_name, suggest
@@ -41,12 +42,20 @@ DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_st
 # trains best without dropout, the built-in corpus (15 passes) and The Time Machine (35 passes)
 # gain 0.05 and 0.14 nats/char from dropout 0.2. With the orthogonal init and the forget-bias
 # shift the model fits faster and needs 0.3 there (3,000 steps: pydoc 1.1031 at 0.2, 1.0869 at
-# 0.3; The Time Machine 2.485 and 2.379). A time budget is turned into passes at the default
-# model's measured speed on a 2-core CPU, so the choice depends on the settings and the text,
-# not on the machine.
-AUTO_DROPOUT = 0.3
-AUTO_DROPOUT_PASSES = 10.0
-NOMINAL_TOKENS_PER_S = 67_000.0
+# 0.3; The Time Machine 2.485 and 2.379). With the compiled dropout (rnnkit.Dropout, 2026-12-04)
+# 100 s of tiny shakespeare are 13 passes, and 0.2 beat both 0 and 0.3 on each of three seeds
+# (median 1.4100 against 1.4139 and 1.4138 nats/char; benchmarks/results/2026-12-04-lm). A time
+# budget is turned into passes at the default model's measured speed on a 2-core CPU (126k-141k
+# tokens/s in those runs), so the choice depends on the settings and the text, not on the
+# machine.
+AUTO_DROPOUT = ((10.0, 0.0), (15.0, 0.2), (math.inf, 0.3))  # (up to this many passes, dropout)
+NOMINAL_TOKENS_PER_S = 130_000.0
+
+
+def auto_dropout(passes: float) -> float:
+    """The language model's dropout for a budget of `passes` over its training text."""
+    return next(p for most, p in AUTO_DROPOUT if passes <= most)
+
 
 # The LSTM's forget-gate bias shift at init (`--forget-bias` not given). At 3,500 steps on
 # tiny shakespeare: +0.5: +0.025 nats/char, -0.5: -0.004, -1: -0.008, -2: -0.004 (benchmarks/
@@ -194,9 +203,13 @@ class TrainConfig:
     num_layers: int = _setting(1, "stacked recurrent layers", "model", metavar="N", minimum=1)
     dropout: float | None = _setting(
         None,
-        f"dropout between layers and before the output layer; default for lm: 0 when the "
-        f"budget covers at most {AUTO_DROPOUT_PASSES:g} passes over the training text, "
-        f"{AUTO_DROPOUT:g} beyond (small texts overfit otherwise); the task models: their own",
+        "dropout between layers and before the output layer; default for lm: by the passes "
+        "the budget covers over the training text, "
+        + ", ".join(
+            f"{p:g} up to {most:g}" if math.isfinite(most) else f"{p:g} beyond"
+            for most, p in AUTO_DROPOUT
+        )
+        + " (small texts overfit otherwise); the task models: their own",
         "model",
         kind=float,
         metavar="P",
