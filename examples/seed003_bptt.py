@@ -14,6 +14,14 @@ runs the sequence forward, backpropagates ds into the output sequence with rnnki
 BPTT, and prints the gradients in the seed's layout next to those of a numpy rnn_backward written
 the seed's way, so the two can be compared digit by digit.
 
+The seed's backward stops at ds; its forward also has the output layer o_t = softmax(V s_t + by)
+and its text the cross-entropy E = -Σ_t log o_t[y_t] whose gradients for V and by it names but
+does not write. The second part writes them by hand, in numpy (the seed prints no numbers for
+them, so the targets y_t = TARGETS are this example's): dz_t = o_t - onehot(y_t), dV = Σ_t dz_t
+s_t^T, dby = Σ_t dz_t, and ds_t = V^T dz_t, the gradient every step's hidden state gets from its
+own output, which feeds the same rnn_backward. rnnkit computes all of them with an nn.Linear
+head and F.cross_entropy(reduction="sum") on the RNN's output.
+
 Layouts: the seed keeps time last, x (features, batch, T); torch keeps it first, (T, batch,
 features). `seed_to_torch` and `torch_to_seed` convert between them.
 
@@ -30,6 +38,8 @@ import torch
 import rnnkit
 
 GRADIENT_NAMES = ("dx", "ds0", "dU", "dW", "dba")
+OUTPUT_GRADIENT_NAMES = ("dV", "dby", *GRADIENT_NAMES)
+TARGETS = (2, 0, 1, 2)  # y_t, one of the 3 classes at each of the 4 steps
 
 
 def seed_arrays(seed: int = 1) -> dict[str, np.ndarray]:
@@ -106,6 +116,39 @@ def numpy_gradients(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return numpy_rnn_backward(a["ds"], caches, a["U"], a["W"])
 
 
+def numpy_softmax(z: np.ndarray) -> np.ndarray:
+    """Column-wise softmax, shifted by the maximum so exp cannot overflow."""
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def numpy_output_loss(arrays: dict[str, np.ndarray], targets=TARGETS) -> float:
+    """E = -Σ_t log softmax(V s_t + by)[y_t], the seed's cross-entropy over the sequence."""
+    a = arrays
+    caches = numpy_rnn_forward(a["x"], a["s0"], a["U"], a["W"], a["ba"])
+    return float(
+        -sum(
+            np.log(numpy_softmax(a["V"] @ s + a["by"])[y, 0])
+            for (s, _, _), y in zip(caches, targets, strict=True)
+        )
+    )
+
+
+def numpy_output_gradients(arrays: dict[str, np.ndarray], targets=TARGETS) -> dict:
+    """Every gradient of E by hand: the softmax/cross-entropy step, then BPTT."""
+    a = arrays
+    caches = numpy_rnn_forward(a["x"], a["s0"], a["U"], a["W"], a["ba"])
+    dV, dby = np.zeros_like(a["V"]), np.zeros_like(a["by"])
+    ds = np.zeros((a["W"].shape[0], 1, len(caches)))
+    for t, ((s, _, _), y) in enumerate(zip(caches, targets, strict=True)):
+        dz = numpy_softmax(a["V"] @ s + a["by"])  # o_t
+        dz[y] -= 1.0  # o_t - onehot(y_t): softmax and cross-entropy differentiated together
+        dV += dz @ s.T
+        dby += dz
+        ds[:, :, t] = a["V"].T @ dz  # what s_t gets from its own output
+    return {"dV": dV, "dby": dby, **numpy_rnn_backward(ds, caches, a["U"], a["W"])}
+
+
 # ---------------------------------------------------------------- rnnkit
 
 
@@ -138,6 +181,31 @@ def rnnkit_gradients(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def rnnkit_output_gradients(arrays: dict[str, np.ndarray], targets=TARGETS) -> dict:
+    """E's gradients from rnnkit: the RNN's BPTT under a Linear head and cross-entropy."""
+    rnn = build_rnn(arrays)
+    head = torch.nn.Linear(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(arrays["V"]))
+        head.bias.copy_(torch.from_numpy(arrays["by"][:, 0]))
+    x = seed_to_torch(arrays["x"]).requires_grad_()
+    h0 = torch.from_numpy(arrays["s0"].T.copy()).unsqueeze(0).requires_grad_()
+    output, _ = rnn(x, h0)  # (4, 1, 5)
+    logits = head(output[:, 0])  # (4, 3)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor(targets), reduction="sum")
+    loss.backward()
+    return {
+        "loss": float(loss.detach()),
+        "dV": head.weight.grad.numpy(),
+        "dby": head.bias.grad.numpy()[:, None],
+        "dx": torch_to_seed(x.grad),
+        "ds0": h0.grad[0].T.numpy(),
+        "dU": rnn.weight_ih_l0.grad.numpy(),
+        "dW": rnn.weight_hh_l0.grad.numpy(),
+        "dba": rnn.bias_ih_l0.grad.numpy()[:, None],
+    }
+
+
 def main() -> None:
     arrays = seed_arrays()
     kit = rnnkit_gradients(arrays)
@@ -148,6 +216,16 @@ def main() -> None:
         print(f"{name}.shape = {kit[name].shape}")
     print("rnnkit vs the seed's numpy rnn_backward, max |difference|:")
     for name in GRADIENT_NAMES:
+        print(f"  {name}: {np.abs(kit[name] - ref[name]).max():.1e}")
+
+    kit = rnnkit_output_gradients(arrays)
+    ref = numpy_output_gradients(arrays)
+    print(f"\nWith the output layer softmax(V s_t + by) and cross-entropy on y = {TARGETS}:")
+    print(f"E = {kit['loss']:.10f} (numpy: {numpy_output_loss(arrays):.10f})")
+    for name in ("dV", "dby"):
+        print(f"{name} = {kit[name]}")
+    print("rnnkit vs numpy by hand, max |difference|:")
+    for name in OUTPUT_GRADIENT_NAMES:
         print(f"  {name}: {np.abs(kit[name] - ref[name]).max():.1e}")
 
 

@@ -195,6 +195,36 @@ def test_bptt_matches_the_numpy_reference_backward(bptt, seed_arrays, rnnkit_gra
     np.testing.assert_allclose(rnnkit_gradients[name], reference[name], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["dV", "dby", "dx", "ds0", "dU", "dW", "dba"])
+def test_output_layer_gradients_by_hand_match_rnnkit(bptt, seed_arrays, name):
+    """The softmax/cross-entropy gradients for V and by, written by hand in numpy, and the BPTT
+    they feed, equal rnnkit's under a Linear head and F.cross_entropy."""
+    kit = bptt.rnnkit_output_gradients(seed_arrays)
+    ref = bptt.numpy_output_gradients(seed_arrays)
+    assert kit[name].shape == ref[name].shape
+    np.testing.assert_allclose(kit[name], ref[name], rtol=0, atol=1e-12)
+    assert np.isclose(kit["loss"], bptt.numpy_output_loss(seed_arrays), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["V", "by", "U", "W", "ba", "s0"])
+def test_output_layer_gradients_by_hand_match_finite_differences(bptt, seed_arrays, name):
+    """The hand-written numpy gradients against central differences of the numpy loss: the
+    check that does not rest on rnnkit or torch at all."""
+    hand = bptt.numpy_output_gradients(seed_arrays)["d" + name]
+    arrays = {k: v.copy() for k, v in seed_arrays.items()}
+    numeric = np.zeros_like(arrays[name])
+    eps = 1e-6
+    for index in np.ndindex(arrays[name].shape):
+        keep = arrays[name][index]
+        arrays[name][index] = keep + eps
+        up = bptt.numpy_output_loss(arrays)
+        arrays[name][index] = keep - eps
+        down = bptt.numpy_output_loss(arrays)
+        arrays[name][index] = keep
+        numeric[index] = (up - down) / (2 * eps)
+    np.testing.assert_allclose(hand, numeric, rtol=1e-6, atol=1e-8)
+
+
 def test_numpy_reference_backward_matches_the_seeds_printed_gradients(bptt, seed_arrays):
     # The readers' numpy version must itself be the seed's algorithm, not just agree with rnnkit.
     reference = bptt.numpy_gradients(seed_arrays)

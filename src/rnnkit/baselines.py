@@ -88,13 +88,19 @@ def layer_norm_gru_loop(
     return torch.stack(outputs), h
 
 
-def equations_loop(layer, x: Tensor, hx=None, lengths=None):
+def equations_loop(layer, x: Tensor, hx=None, lengths=None, observe=None):
     """An rnnkit layer (rnnkit.Recurrent) run step by step through its cell's equations.
 
     x: (T, B, I) padded, time first; hx: None or the layer call's states (r (L*D, B, R), then
     the carried ones); lengths: None or (B,) per-sequence lengths (steps past a length output
     zeros and leave the state alone). Returns (output (T, B, D*R), finals as the layer call
     returns them). Dropout is not applied (compare in eval mode).
+
+    observe(index, t, r_t, carried_t, probes), when given, sees every step as it is made: the
+    sweep's index (layer * D + direction), the time step, the new recurrent vector r_t (B, R),
+    which the rest of the loop uses as it is (so its .grad after a backward is dL/dr_t), the
+    new carried states, and the activations the cell's equations report (`Cell.probe_kinds`;
+    {} for a cell without).
     """
     cell = layer.cell
     L, D = layer.num_layers, 2 if layer.bidirectional else 1
@@ -117,10 +123,14 @@ def equations_loop(layer, x: Tensor, hx=None, lengths=None):
             carried = tuple(s[index] for s in states[1:])
             out = [None] * T
             for t, mask in _time_steps(layer_input, lengths, direction == 1):
-                m, new_carried = cell.equations(layer_input[t], r, carried, weights)
+                probes = {} if observe is not None and cell.probe_kinds() else None
+                extra = {} if probes is None else {"probes": probes}
+                m, new_carried = cell.equations(layer_input[t], r, carried, weights, **extra)
                 new_r = m
                 if projection is not None:
                     new_r = projection.forward(F.linear(m, w_out, b_out))
+                if observe is not None:
+                    observe(index, t, new_r, new_carried, probes or {})
                 r = _keep(mask, new_r, r)
                 carried = tuple(
                     _keep(mask, n, o) for n, o in zip(new_carried, carried, strict=True)

@@ -458,6 +458,33 @@ def build_parser() -> argparse.ArgumentParser:
         "torch.nn's native kernel and a naive nn.*Cell loop, measured in the same run.",
     )
     add_bench_arguments(bench)
+
+    from .diagnostics.command import (
+        DIAGNOSE_DESCRIPTION,
+        DIAGNOSE_EPILOG,
+        add_diagnose_arguments,
+    )
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="gradient flow, gate saturation and a hidden-unit explorer of a trained run",
+        description=DIAGNOSE_DESCRIPTION,
+        epilog=DIAGNOSE_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    add_diagnose_arguments(diagnose)
+    _add_debug(diagnose)
+
+    from .diagnostics.experiment import EXPERIMENT_DESCRIPTION, add_experiment_arguments
+
+    experiment = commands.add_parser(
+        "experiment",
+        help="seed 001's long-range experiments (adding problem, copy task) across cells",
+        description=EXPERIMENT_DESCRIPTION,
+        formatter_class=_HelpFormatter,
+    )
+    add_experiment_arguments(experiment)
+    _add_debug(experiment)
     return parser
 
 
@@ -467,11 +494,25 @@ def run_predict(args: argparse.Namespace) -> int:
     return run_task_predict(args)
 
 
+def run_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics.command import run_diagnose as diagnose
+
+    return diagnose(args)
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    from .diagnostics.experiment import run_experiment as experiment
+
+    return experiment(args)
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "generate": run_generate,
     "predict": run_predict,
+    "diagnose": run_diagnose,
+    "experiment": run_experiment,
 }
 
 

@@ -128,14 +128,28 @@ class Cell(ABC):
     chrono_gates: tuple[tuple[int, float], ...] = ()
 
     def equations(
-        self, x: Tensor, r_prev: Tensor, carried: tuple[Tensor, ...], weights: tuple
+        self,
+        x: Tensor,
+        r_prev: Tensor,
+        carried: tuple[Tensor, ...],
+        weights: tuple,
+        probes: dict | None = None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The step as a textbook writes it, in plain differentiable torch ops (no in-place):
         (x_t (B, I), r_{t-1} (B, R), carried_{t-1}, weights) -> (m_t (B, H), carried_t), with
-        weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *own) as a sweep gets them. It defines
+        weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *own) as a sweep gets them. Given a dict
+        `probes`, it also stores there the activations `probe_kinds` names. It defines
         the cell independently of the engines: the tests hold both engines to it, and the
         benchmarks time it as the loop a user would write by hand (rnnkit.baselines)."""
         raise NotImplementedError(f"{type(self).__name__} states no equations")
+
+    def probe_kinds(self) -> dict[str, str]:
+        """The cell's probes: the activations its `equations` reports by name when given a dict
+        (`equations(..., probes=d)` fills d[name] with a (B, H) tensor), each with its kind:
+        "sigmoid" (a gate in (0, 1)), "tanh" (in (-1, 1)) or "relu" (>= 0). rnnkit.diagnostics
+        reads them (gate_stats counts the saturated units, record keeps every step's values);
+        the names are the cell's own, the engine knows none of them. Empty: no probes."""
+        return {}
 
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         """How many values per row the kernel's forward writes to `saved` for its backward."""

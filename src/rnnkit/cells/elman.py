@@ -55,10 +55,16 @@ class ElmanCell(Cell):
     def kernel_options(self) -> tuple[int, ...]:
         return (self.activation.code,)
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return {"hidden": self.activation.name}
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, w_hh, b_ih, b_hh = weights[:4]
         a = affine(x, w_ih, b_ih) + affine(r_prev, w_hh, b_hh)
-        return self.activation.forward(a), ()
+        h = self.activation.forward(a)
+        if probes is not None:
+            probes["hidden"] = h
+        return h, ()
 
     def extra_repr(self) -> str:
         return f"nonlinearity={self.activation.name!r}"

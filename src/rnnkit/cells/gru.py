@@ -93,12 +93,17 @@ class GRUCell(Cell):
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return hidden_size
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return {"reset": "sigmoid", "update": "sigmoid", "candidate": "tanh"}
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, w_hh, b_ih, b_hh = weights[:4]
         xr, xz, xn = affine(x, w_ih, b_ih).chunk(3, dim=-1)
         hr, hz, hn = affine(r_prev, w_hh, b_hh).chunk(3, dim=-1)
         reset, update = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
         n = torch.tanh(xn + reset * hn)
+        if probes is not None:
+            probes.update(reset=reset, update=update, candidate=n)
         return (1 - update) * n + update * r_prev, ()
 
     def step(

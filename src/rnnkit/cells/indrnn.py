@@ -99,10 +99,16 @@ class IndRNNCell(Cell):
         shares = prepared[0][-1] if prepared else []
         return (torch.stack(shares).sum(0),) if shares else (torch.zeros_like(self.u),)
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return {"hidden": self.activation.name}
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, _, b_ih = weights[:3]
         (u,) = weights[6:]
-        return self.activation.forward(affine(x, w_ih, b_ih) + u * r_prev), ()
+        h = self.activation.forward(affine(x, w_ih, b_ih) + u * r_prev)
+        if probes is not None:
+            probes["hidden"] = h
+        return h, ()
 
     def extra_repr(self) -> str:
         return f"nonlinearity={self.activation.name!r}"

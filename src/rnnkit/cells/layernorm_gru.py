@@ -147,7 +147,10 @@ class LayerNormGRUCell(OwnParameters, Cell):
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 7 * hidden_size + 2
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return {"reset": "sigmoid", "update": "sigmoid", "candidate": "tanh"}
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, w_hh = weights[:2]
         own = dict(zip(self.param_names, weights[6:], strict=True))
         gi = _ln(x @ w_ih.t(), own, "ln_ih") + own.get("bias_ih", 0.0)
@@ -156,6 +159,8 @@ class LayerNormGRUCell(OwnParameters, Cell):
         hr, hz, hn = gh.chunk(3, dim=-1)
         reset, update = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
         n = torch.tanh(xn + reset * hn)
+        if probes is not None:
+            probes.update(reset=reset, update=update, candidate=n)
         return (1 - update) * n + update * r_prev, ()
 
     def _shift(self, side: str) -> Tensor:

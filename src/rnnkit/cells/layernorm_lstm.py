@@ -45,7 +45,7 @@ from ._layer_norm import (
     equations_layer_norm as _ln,
 )
 from .base import Cell, CellKernel, StepBackward, StepForward
-from .lstm import LSTMCell
+from .lstm import LSTM_PROBES, LSTMCell
 from .registry import register_cell
 
 __all__ = ["LayerNormLSTMCell"]
@@ -172,15 +172,21 @@ class LayerNormLSTMCell(OwnParameters, Cell):
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 11 * hidden_size + 3
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return dict(LSTM_PROBES)
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, w_hh = weights[:2]
         own = dict(zip(self.param_names, weights[6:], strict=True))
         a = _ln(x @ w_ih.t(), own, "ln_ih") + _ln(r_prev @ w_hh.t(), own, "ln_hh")
         if "bias" in own:
             a = a + own["bias"]
         i, f, g, o = a.chunk(4, dim=-1)
-        c = torch.sigmoid(f) * carried[0] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(_ln(c, own, "ln_cell")), (c,)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * carried[0] + i * g
+        if probes is not None:
+            probes.update(input=i, forget=f, candidate=g, output=o)
+        return o * torch.tanh(_ln(c, own, "ln_cell")), (c,)
 
     def prepare_inputs(self, gates_all: Tensor) -> tuple[Tensor, Tensor]:
         """gates_all (N, 4H) = W_ih x for every step becomes γ_x x̂ + β_x + β_h + b in place:

@@ -28,7 +28,10 @@ from ..activations import IDENTITY, SIGMOID, TANH
 from .base import Cell, CellKernel, StepBackward, StepForward, affine
 from .registry import register_cell
 
-__all__ = ["LSTMCell"]
+__all__ = ["LSTM_PROBES", "LSTMCell"]
+
+# the gates diagnostics report, by torch's names for them (i, f, g, o)
+LSTM_PROBES = {"input": "sigmoid", "forget": "sigmoid", "candidate": "tanh", "output": "sigmoid"}
 
 # The compiled engine's row step. gates: a = [i|f|g|o], activated in place and kept for
 # backward; carried: c; saved: [c_{t-1} | tanh(c_t)].
@@ -100,11 +103,17 @@ class LSTMCell(Cell):
     def saved_width(self, hidden_size: int, recurrent_size: int) -> int:
         return 2 * hidden_size
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return dict(LSTM_PROBES)
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, w_hh, b_ih, b_hh = weights[:4]
         i, f, g, o = (affine(x, w_ih, b_ih) + affine(r_prev, w_hh, b_hh)).chunk(4, dim=-1)
-        c = torch.sigmoid(f) * carried[0] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), (c,)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * carried[0] + i * g
+        if probes is not None:
+            probes.update(input=i, forget=f, candidate=g, output=o)
+        return o * torch.tanh(c), (c,)
 
     def step(self, gates: Tensor, hidden_gates, r_prev, carried_prev, m_out) -> StepForward:
         (c_prev,) = carried_prev

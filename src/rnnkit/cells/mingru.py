@@ -91,10 +91,15 @@ class MinGRUCell(Cell):
         z = torch.sigmoid(gate)
         return 1 - z, z * candidate
 
-    def equations(self, x, r_prev, carried, weights):
+    def probe_kinds(self) -> dict[str, str]:
+        return {"update": "sigmoid"}
+
+    def equations(self, x, r_prev, carried, weights, probes=None):
         w_ih, _, b_ih = weights[:3]
         gate, candidate = affine(x, w_ih, b_ih).chunk(2, dim=-1)
         z = torch.sigmoid(gate)
+        if probes is not None:
+            probes["update"] = z
         return (1 - z) * r_prev + z * candidate, ()
 
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from ..cells.base import Cell
 from .gradients import SweepGrads, input_and_weight_grads
+from .probes import claim_slot
 
 __all__ = ["SweepSpec", "sweep"]
 
@@ -139,6 +140,7 @@ class _Sweep(torch.autograd.Function):
             )
 
         ctx.spec = spec
+        ctx.slot = claim_slot(spec.batch_sizes, spec.reverse)
         ctx.uniform = uniform
         ctx.step_saved = saved
         ctx.saved_inputs = saved_inputs
@@ -187,6 +189,8 @@ class _Sweep(torch.autograd.Function):
         grad_gate_blocks = spec.blocks(grad_gates_all)
         grad_hidden_blocks = spec.blocks(grad_hidden_all)
         grad_pre_blocks = spec.blocks(grad_pre_out_all)
+        grad_r_all = data.new_empty((N, r0.shape[1])) if ctx.slot is not None else None
+        grad_r_blocks = spec.blocks(grad_r_all)
         prepared = cell.prepare_backward(ctx.step_saved)
         for t, step_saved in zip(reversed(spec.visit_order()), reversed(prepared), strict=True):
             n = spec.batch_sizes[t]
@@ -194,11 +198,15 @@ class _Sweep(torch.autograd.Function):
             if projection:
                 # dL/dr_t, then through r = g(pre): dL/dpre, kept for dW_out
                 grad_pre = torch.add(grad_out_blocks[t], grad_r_rows, out=grad_pre_blocks[t])
+                if grad_r_blocks is not None:
+                    grad_r_blocks[t].copy_(grad_pre)  # dL/dr_t, before r = g(pre)
                 if not projection.is_identity:
                     projection.backward(grad_pre, out_blocks[t], out=grad_pre)
                 grad_m = grad_pre @ w_out  # (n, H)
             else:
                 grad_m = grad_out_blocks[t] + grad_r_rows  # (n, R) dL/dr_t
+                if grad_r_blocks is not None:
+                    grad_r_blocks[t].copy_(grad_m)
             grad_r_direct, grad_carried_prev = cell.step_backward(
                 grad_m,
                 _rows(grad_carried, n, B),
@@ -219,6 +227,8 @@ class _Sweep(torch.autograd.Function):
                 for g, old in zip(grad_carried_prev, grad_carried, strict=True)
             )
 
+        if ctx.slot is not None:
+            ctx.slot.grad = grad_r_all
         # The cell's own parameters, and dGI back through its input transform (if any).
         grad_params = cell.finish_backward(
             prepared, grad_gates_all, grad_hidden_all, ctx.saved_inputs

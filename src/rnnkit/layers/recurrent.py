@@ -43,6 +43,7 @@ from .._checks import (
 from ..cells.base import Cell
 from ..engine import run_stack, sweep
 from ..engine.compiled import SweepPlan, cannot_compile, compiled_sweep
+from ..engine.probes import claim_slot
 from ..engine.reference import SweepSpec
 from .calls import finish_call, prepare_call
 from .dispatch import CallShape, Choice, NativeKernel, choose_backend, explicit_backend
@@ -387,6 +388,7 @@ class Recurrent(nn.Module):
                 a, b = cell.linear_recurrence(gates)
                 if direction == 1:
                     a, b = a.flip(0), b.flip(0)
+                _report_scan_gradient(b, direction == 1)
                 h = linear_scan(a, b, call.states[0][index], library)
                 finals.append(h[-1])
                 outputs.append(h.flip(0) if direction == 1 else h)
@@ -642,6 +644,21 @@ class Recurrent(nn.Module):
         if self.__dict__.get("scan"):
             s += ", scan=True"
         return s + self._options_repr()
+
+
+def _report_scan_gradient(b: Tensor, reverse: bool) -> None:
+    """Hand dL/dh_t to a listening gradient probe (rnnkit.engine.probes): in the scan
+    h_t = a_t h_{t-1} + b_t, b_t reaches h_t alone and with slope 1, so dL/db_t is dL/dh_t."""
+    steps, batch = b.shape[0], b.shape[1]
+    slot = claim_slot((batch,) * steps, reverse)
+    if slot is None or not b.requires_grad:
+        return
+
+    def keep(grad: Tensor) -> None:
+        grad = grad.flip(0) if reverse else grad  # visit order back to time order
+        slot.grad = grad.reshape(steps * batch, -1).detach()
+
+    b.register_hook(keep)
 
 
 def _check_scan(owner: str, cell: Cell, scan) -> None:

@@ -100,6 +100,7 @@ struct SweepArgs {
   void* const* grad_params;  // one per parameter, nullptr where not needed
   int64_t parallel_rows_from;  // a step's rows run in parallel from this many gate values
   int64_t gates_given;  // 1: `gates` already holds X W_ih^T (e.g. a one-hot input's column)
+  void* grad_r_all;     // (N, R) out when given: dL/dr_t of every step (rnnkit.engine.probes)
 };
 
 // An uninitialized buffer (std::vector would zero it: megabytes of memset per call).
@@ -352,6 +353,7 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
   const T* grad_outputs = ptr<T>(a.grad_outputs);
   T *grad_r = mut<T>(a.grad_r), *grad_carried = mut<T>(a.grad_carried);
   T *grad_gates = mut<T>(a.grad_gates), *grad_pre = mut<T>(a.grad_pre);
+  T* grad_r_all = mut<T>(a.grad_r_all);
   T* grad_hidden = separate ? mut<T>(a.grad_hidden) : grad_gates;
   const T* const* params = reinterpret_cast<const T* const*>(a.params);
 
@@ -378,10 +380,12 @@ template <class T, class Cell> void backward_sweep(const SweepArgs& a) {
     if (w_out) {  // through r = g(W_out m + b_out): dL/dpre, then dL/dm = dL/dpre W_out
       T* grad_pre_t = grad_pre + off * R;
       for (int64_t e = 0; e < n * R; ++e) grad_pre_t[e] = grad_out_t[e] + grad_r[e];
+      if (grad_r_all) std::memcpy(grad_r_all + off * R, grad_pre_t, sizeof(T) * n * R);
       times_derivative_n<T>((int)a.output_activation, grad_pre_t, outputs + off * R, n * R);
       projection.apply(n, grad_pre_t, R, T(0), grad_m.data(), H);
     } else {
       for (int64_t e = 0; e < n * R; ++e) grad_m.data()[e] = grad_out_t[e] + grad_r[e];
+      if (grad_r_all) std::memcpy(grad_r_all + off * R, grad_m.data(), sizeof(T) * n * R);
     }
     std::memset(grad_r, 0, sizeof(T) * n * R);  // the cell adds its direct path, W_hh the rest
     const T* m_t = w_out ? m_all + off * H : outputs + off * R;

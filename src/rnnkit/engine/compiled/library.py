@@ -58,6 +58,7 @@ class SweepArgs(ctypes.Structure):
         )),
         ("parallel_rows_from", _i),
         ("gates_given", _i),
+        ("grad_r_all", _p),
     ]  # fmt: skip
 
 

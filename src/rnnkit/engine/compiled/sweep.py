@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ...cells.base import Cell
+from ..probes import claim_slot
 from ..reference import SweepSpec
 from .library import SweepArgs, library_for, unavailable
 
@@ -212,6 +213,7 @@ class _CompiledSweep(torch.autograd.Function):
         outputs, r_final, carried_final, buffers = plan.forward(data, r0, rest[:k], True)
         ctx.plan = plan
         ctx.num_carried = k
+        ctx.slot = claim_slot(spec.batch_sizes, spec.reverse)
         names = ("x", "gates", "r_prev_all", "saved", "m_all")
         ctx.buffer_names = [n for n in names if n in buffers]
         # Everything the library reads in backward, the weights too, so that an in-place change
@@ -288,7 +290,12 @@ class _CompiledSweep(torch.autograd.Function):
         if own_grads:
             pointers = (ctypes.c_void_p * len(own_grads))(*map(_address, own_grads))
         args.grad_params = ctypes.addressof(pointers) if pointers is not None else None
+        grad_r_all = new((plan.N, plan.R)) if ctx.slot is not None else None
+        args.grad_r_all = _address(grad_r_all)
         plan.library.backward(plan.dtype, args)
+        args.grad_r_all = None
+        if ctx.slot is not None:
+            ctx.slot.grad = grad_r_all
         in_cell_order: list[Tensor | None] = [None] * len(need_own)
         for grad, index in zip(own_grads, plan.param_index, strict=True):
             if index is not None:
