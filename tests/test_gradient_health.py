@@ -16,7 +16,7 @@ from rnnkit.cli import main
 from rnnkit.tasks.base import Batch
 from rnnkit.tasks.lm import LanguageModelTask
 from rnnkit.train import TrainConfig, task_config, train, train_step
-from rnnkit.train.gradients import MAX_BAD_STEPS, clip_gradients
+from rnnkit.train.gradients import MAX_BAD_STEPS, clip_gradients, weights_finite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -130,9 +130,20 @@ def test_every_logged_step_has_the_loss_the_norm_and_the_clipped_fraction(tmp_pa
     assert train(unclipped, progress=False)["clipped_fraction_run"] == 0.0
 
 
-def test_an_exploding_run_is_stopped_with_one_line_and_its_checkpoint_kept(tmp_path, capsys):
-    """--lr 1e30 with no clipping: the loss turns inf/nan; the guard skips MAX_BAD_STEPS steps,
-    stops, names the step and the fix; latest/ keeps the last good step."""
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "cause"),
+    [
+        # SGD's step of 1e30 x a finite gradient makes weights inf: no later step can recover
+        ("sgd", "1e30", "the update of step 2 made weights inf or nan"),
+        # AdamW's steps are bounded by lr: the weights stay finite and the loss turns inf
+        ("adamw", "1e10", f"{MAX_BAD_STEPS} steps in a row were skipped (nothing applied)"),
+    ],
+)
+def test_an_exploding_run_is_stopped_with_one_line_and_its_checkpoint_kept(
+    optimizer, lr, cause, tmp_path, capsys
+):
+    """An exploding learning rate with no clipping: the guard stops the run, names the step and
+    the fix, and latest/ keeps the last good step, whole and untouched."""
     out = tmp_path / "run"
     argv = [
         "train",
@@ -141,9 +152,9 @@ def test_an_exploding_run_is_stopped_with_one_line_and_its_checkpoint_kept(tmp_p
         "--out",
         str(out),
         "--optimizer",
-        "sgd",
+        optimizer,
         "--lr",
-        "1e30",
+        lr,
         "--clip",
         "0",
         "--warmup-steps",
@@ -157,14 +168,15 @@ def test_an_exploding_run_is_stopped_with_one_line_and_its_checkpoint_kept(tmp_p
     argv += [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "training diverged" in err
-    assert f"{MAX_BAD_STEPS} steps in a row were skipped" in err
-    assert "Lower --lr (now 1e+30)" in err and "--clip-value" in err
+    assert err.count("\n") == 1 and "training diverged" in err and cause in err
+    assert f"Lower --lr (now {float(lr):g})" in err and "--clip-value" in err
     saved = json.loads((out / "latest" / "checkpoint.json").read_text())["step"]
     assert f"latest/ holds step {saved}, untouched" in err
     last = rows(out)[-1]
-    assert last["diverged"] and last["skipped_steps"] == MAX_BAD_STEPS
-    # the saved step is whole: its weights load and are the ones before the bad steps
+    assert last["diverged"]
+    if "skipped" in cause:
+        assert last["skipped_steps"] == MAX_BAD_STEPS
+    # the saved step is whole: its weights load, are finite, and loading changes nothing
     before = tree(out / "latest")
     from rnnkit.train import load_checkpoint
 
@@ -172,6 +184,23 @@ def test_an_exploding_run_is_stopped_with_one_line_and_its_checkpoint_kept(tmp_p
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert tree(out / "latest") == before
     assert not (out / "metrics.json").exists()
+
+
+def test_an_update_that_breaks_the_weights_is_reported():
+    task = LanguageModelTask(TrainConfig(**TINY))
+    task.fit(list("abcdefgh"))
+    model = task.build_model()
+    model.head.bias.register_hook(lambda grad: grad * 1e3)  # finite: 1e38 x it is not
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e38)
+    x = torch.randint(0, len(task.vocab), (2, 5))
+    batch = Batch({"x": x, "y": x.roll(1, 1)}, size=2, tokens=10)
+    result = train_step(task, model, optimizer, batch, model.begin_state(2), clip=0.0)
+    assert math.isfinite(result.loss) and math.isfinite(result.grad_norm)
+    assert result.broke_weights and not result.skipped
+    # weights of 1e20 are finite although their L2 norm overflows float32
+    for p in model.parameters():
+        p.data.fill_(1e20)
+    assert weights_finite(list(model.parameters()))
 
 
 # ---------------------------------------------------------------- bad settings

@@ -57,9 +57,30 @@ def clip_gradients(params: list[nn.Parameter], clip: float, clip_value: float | 
     return ClipResult(norm, clipped)
 
 
-def divergence_message(
-    what: str, value: float, step: int, lr: float, clip: float, saved: int | None
-) -> str:
+def weights_finite(params: list[nn.Parameter]) -> bool:
+    """Whether every weight is finite after an update (one reduction over all of them)."""
+    # the largest magnitude, not the L2 norm: squares of finite weights above 1e19 overflow
+    weights = [p.detach() for p in params]
+    return math.isfinite(float(nn.utils.get_total_norm(weights, norm_type=math.inf)))
+
+
+def skipped_cause(what: str, value: float, step: int) -> str:
+    """What ended a run of skipped steps, for `divergence_message`."""
+    return (
+        f"the {what} was {value} at step {step} and {MAX_BAD_STEPS} steps in a row were skipped "
+        "(nothing applied)"
+    )
+
+
+def broken_weights_cause(step: int) -> str:
+    """An update that turned weights inf/nan, for `divergence_message`."""
+    return (
+        f"the update of step {step} made weights inf or nan (its loss and gradient were finite, "
+        "the learning rate too large for them)"
+    )
+
+
+def divergence_message(cause: str, lr: float, clip: float, saved: int | None) -> str:
     """The one-line error of a diverged run: what went non-finite, where, what was kept, the fix."""
     kept = (
         f"latest/ holds step {saved}, untouched"
@@ -68,7 +89,6 @@ def divergence_message(
     )
     clip_hint = f"a smaller --clip (now {clip:g})" if clip > 0 else "--clip 1.0"
     return (
-        f"training diverged: the {what} was {value} at step {step} and {MAX_BAD_STEPS} steps in "
-        f"a row were skipped (nothing applied); {kept}. Lower --lr (now {lr:g}) or clip the "
+        f"training diverged: {cause}; {kept}. Lower --lr (now {lr:g}) or clip the "
         f"gradients ({clip_hint}, or --clip-value 0.5), then start again with --force"
     )

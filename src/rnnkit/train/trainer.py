@@ -41,7 +41,14 @@ from .checkpoint import (
     task_file,
 )
 from .config import TrainConfig
-from .gradients import MAX_BAD_STEPS, clip_gradients, divergence_message
+from .gradients import (
+    MAX_BAD_STEPS,
+    broken_weights_cause,
+    clip_gradients,
+    divergence_message,
+    skipped_cause,
+    weights_finite,
+)
 from .interrupt import Interrupted, StopRequest
 from .plots import plot_grad_norm, plot_loss_curve
 from .precision import autocast, resolve_precision
@@ -85,6 +92,9 @@ class StepResult:
     clipped: bool
     skipped: bool  # nothing was applied: the loss or the gradient was not finite
     carry: object  # the task's carried state after the step (the old one when skipped)
+    # the loss and gradient were finite but the update made a weight inf or nan (a learning
+    # rate far too large): no later step can recover, so the run ends at once
+    broke_weights: bool = False
 
 
 def train_step(
@@ -117,7 +127,8 @@ def train_step(
         optimizer.zero_grad(set_to_none=True)
         return StepResult(value, clipping.norm, False, True, carry)
     optimizer.step()
-    return StepResult(value, clipping.norm, clipping.clipped, False, new_carry)
+    broke = not weights_finite(params)
+    return StepResult(value, clipping.norm, clipping.clipped, False, new_carry, broke)
 
 
 # ---------------------------------------------------------------- run state
@@ -411,8 +422,15 @@ def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> N
         )
         run.carry = result.carry
         clock.record(result, batch.tokens, time.perf_counter() - started, lr)
+        if result.broke_weights:
+            run.log.append({"step": clock.step, "diverged": True})
+            raise FloatingPointError(
+                divergence_message(
+                    broken_weights_cause(clock.step), config.lr, config.clip, run.last_saved_step
+                )
+            )
         if result.skipped:
-            _skipped(run, result, lr)
+            _skipped(run, result)
             continue
         if run.progress is not None:
             rate = clock.tokens / clock.train_time if clock.train_time > 0 else 0.0
@@ -433,7 +451,7 @@ def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> N
             save_latest(run)
 
 
-def _skipped(run: Run, result: StepResult, lr: float) -> None:
+def _skipped(run: Run, result: StepResult) -> None:
     """A step with a non-finite loss or gradient: counted, shown, and the end of the run when
     it is one of MAX_BAD_STEPS in a row."""
     clock = run.clock
@@ -449,7 +467,10 @@ def _skipped(run: Run, result: StepResult, lr: float) -> None:
         run.log.append({"step": clock.step, "skipped_steps": clock.skipped_steps, "diverged": True})
         raise FloatingPointError(
             divergence_message(
-                what, value, step, run.config.lr, run.config.clip, run.last_saved_step
+                skipped_cause(what, value, step),
+                run.config.lr,
+                run.config.clip,
+                run.last_saved_step,
             )
         )
 
