@@ -90,7 +90,7 @@ def _table(results: list[LongRangeResult], seconds: float, hidden: int) -> str:
         row = {r.cell: r for r in results if r.task == task and r.steps == steps}
         first = next(iter(row.values()))
         cells = " | ".join(
-            f"{row[c].score:.4f} ({row[c].train_steps} steps)" if c in row else "-" for c in CELLS
+            f"{row[c].score:.3g} ({row[c].train_steps} steps)" if c in row else "-" for c in CELLS
         )
         lines.append(f"| {task} | {steps} | {first.metric} | {first.trivial:.3f} | {cells} |")
     return "\n".join(lines) + "\n"
@@ -128,12 +128,13 @@ def _plots(out: Path, results: list[LongRangeResult]) -> None:
         for r in results:
             if r.task != task or r.steps != longest:
                 continue
+            colour = f"C{list(CELLS).index(r.cell)}"  # one colour per cell, init and trained
             for values, style, when in ((r.flow_at_init, "--", "init"), (r.flow_trained, "-", "")):
                 v = torch.tensor(values).flip(0).clamp_min(1e-30)
                 label = f"{r.cell} {when}".strip()
-                axes.semilogy(range(len(v)), v, style, label=label)
+                axes.semilogy(range(len(v)), v, style, color=colour, label=label)
         axes.set_xlabel("distance from the last step")
-        axes.set_ylabel("‖∂L/∂h_t‖")
+        axes.set_ylabel("‖∂L/∂h_t‖ (0 drawn at 1e-30)")
         axes.set_title(f"{task}, T={longest}: at init (dashed) and trained")
         axes.legend(fontsize="x-small", ncol=2)
     figure.tight_layout()
