@@ -240,6 +240,7 @@ def test_bad_data(kind, message, tmp_path, capsys):
         (["--dropout", "1"], "--dropout (dropout) must be a probability in [0, 1); got 1.0"),
         (["--precision", "half"], "argument --precision: invalid choice: 'half'"),
         (["--schedule", "step"], "argument --schedule: invalid choice: 'step'"),
+        (["--tokens", "word", "--segmenter", "jeiba"], "--segmenter: invalid choice: 'jeiba'"),
         (["--tie-weights"], "--tie-weights needs --embedding-dim equal to --hidden-size"),
         (["--resume", "--force"], "exclude each other"),
         (["--resume"], "holds no run to resume"),

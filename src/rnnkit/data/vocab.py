@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._checks import is_int
+from .segment import HAN_RUN, check_segmenter, segment_han
 from .text import read_text, write_text_atomic
 
 __all__ = [
@@ -74,6 +75,9 @@ _CLOSING = frozenset(".,;:!?)]}%”»…")
 _OPENING = frozenset("([{“‘«¿¡")  # noqa: RUF001 (typographic quotes are meant)
 _JOINING = frozenset("-–—/")  # noqa: RUF001 (hyphen, en dash, em dash)
 _APOSTROPHES = frozenset("'’")  # noqa: RUF001
+# CJK and fullwidth punctuation (，。、！？：；「」《》（）...): Chinese writes no spaces around it.
+# (The blocks' letters and digits, ０ or 々, are word characters and never glue.)
+_CJK_BLOCKS = re.compile(r"[\u3000-\u303f\uff00-\uffef]")
 # Words that an apostrophe elides at their front ('tis, 'twas): the apostrophe opens, not closes.
 _FRONT_ELISIONS = frozenset(
     "tis twas twere twill twould twixt tween t s em gainst fore bout mongst scape larum".split()  # noqa: SIM905
@@ -85,39 +89,64 @@ class WordTokenizer:
 
     Tokens: a newline; a number with inner separators (3.14, 1,000); a run of letters/digits
     with inner apostrophes (don't, o'er); a single punctuation mark. Spaces and tabs only
-    separate tokens; case is kept.
+    separate tokens; case is kept. A run of Chinese characters, which has no spaces between its
+    words, is split by `segmenter` (rnnkit.data.segment: "jieba", the default, gives 我 / 爱 /
+    北京 / 天安门 for 我爱北京天安门; "char" one token per character; "none" keeps the run).
 
     detokenize writes one space between tokens except: none around newlines, before closing marks
-    (`, . ; : ! ? )`), after opening marks (`(`), around joining marks (`-`, `/`); straight double
-    quotes alternate opening/closing within a line; an apostrophe opens at a line start or before
-    'tis/'twas..., and closes otherwise (o' the, kings'). So text comes back in a normal form
-    (single spaces, no indentation, `\\r\\n` as `\\n`): detokenize(tokenize(t)) == t for text
-    already in that form, and tokenize(detokenize(tokenize(t))) == tokenize(t) for any text.
+    (`, . ; : ! ? )`), after opening marks (`(`), around joining marks (`-`, `/`) and CJK
+    punctuation (`，。「」`), between two Chinese words (unless the segmenter is "none", whose
+    words were apart in the text); straight double quotes alternate opening/closing within a
+    line; an apostrophe opens at a line start or before 'tis/'twas..., and closes otherwise (o'
+    the, kings'). So text comes back in a normal form (single spaces, no indentation, `\\r\\n` as
+    `\\n`): detokenize(tokenize(t)) == t for text already in that form, and
+    tokenize(detokenize(tokenize(t))) == tokenize(t) for any text with the "char" and "none"
+    segmenters. jieba may cut a run it sees whole differently from the runs it was given apart
+    (北京 天安门 written without the space), so with it the second holds for Chinese written,
+    as it is, without spaces.
     """
 
     kind = "word"
 
+    def __init__(self, segmenter: str = "jieba") -> None:
+        self.segmenter = check_segmenter(segmenter)
+
     def tokenize(self, text: str) -> list[str]:
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        return _WORD_PATTERN.findall(text)
+        tokens = _WORD_PATTERN.findall(text)
+        if HAN_RUN.search(text) is None:
+            return tokens
+        split: list[str] = []
+        for token in tokens:
+            start = 0
+            for run in HAN_RUN.finditer(token):
+                # what is left beside a run is tokenized again, so that an apostrophe next to
+                # it (北's) becomes the mark it would be beside any other word
+                split += _WORD_PATTERN.findall(token[start : run.start()])
+                split += segment_han(run.group(), self.segmenter)
+                start = run.end()
+            split += _WORD_PATTERN.findall(token[start:])
+        return split
 
     def detokenize(self, tokens: Iterable[str]) -> str:
         tokens = list(tokens)
         pieces: list[str] = []
         glue_next = True  # no space before the next token (start of text or line, after "(")
         quote_open = False  # an odd number of straight double quotes so far on this line
+        glue_han = self.segmenter != "none"
+        previous = before_previous = ""
         for i, token in enumerate(tokens):
             if token == "\n":
                 pieces.append(token)
-                glue_next, quote_open = True, False
+                glue_next, quote_open, previous, before_previous = True, False, "", ""
                 continue
             glue_before, glue_after = False, False
             if token in _CLOSING:
                 glue_before = True
             elif token in _OPENING:
                 glue_after = True
-            elif token in _JOINING:
+            elif token in _JOINING or _is_cjk_punctuation(token):
                 glue_before = glue_after = True
             elif token == '"':
                 glue_before, glue_after = quote_open, not quote_open
@@ -128,14 +157,28 @@ class WordTokenizer:
                 following = tokens[i + 1] if i + 1 < len(tokens) else ""
                 glue_after = glue_next or following.lower() in _FRONT_ELISIONS
                 glue_before = not glue_after
+            elif glue_han and HAN_RUN.match(token):
+                # Chinese words follow each other unspaced, also across the ASCII marks much
+                # Chinese text is typed with (大家好,我是)
+                glue_before = _ends_han(previous) or (
+                    previous in _CLOSING and _ends_han(before_previous)
+                )
             if not (glue_next or glue_before):
                 pieces.append(" ")
             pieces.append(token)
-            glue_next = glue_after
+            glue_next, previous, before_previous = glue_after, token, previous
         return "".join(pieces)
 
     def __repr__(self) -> str:
-        return "WordTokenizer()"
+        return f"WordTokenizer(segmenter={self.segmenter!r})"
+
+
+def _is_cjk_punctuation(token: str) -> bool:
+    return _CJK_BLOCKS.fullmatch(token) is not None and not (token.isalnum() or token == "_")
+
+
+def _ends_han(token: str) -> bool:
+    return bool(token) and HAN_RUN.match(token[-1]) is not None
 
 
 def frame_lines(tokens: Iterable[str]) -> list[str]:
@@ -156,13 +199,14 @@ def frame_lines(tokens: Iterable[str]) -> list[str]:
 _TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer}
 
 
-def make_tokenizer(kind: str) -> CharTokenizer | WordTokenizer:
-    """The tokenizer for `kind`: "char" or "word" (the `--tokens` option)."""
+def make_tokenizer(kind: str, segmenter: str = "jieba") -> CharTokenizer | WordTokenizer:
+    """The tokenizer for `kind`: "char" or "word" (the `--tokens` option); word tokenizers split
+    runs of Chinese characters by `segmenter` (the `--segmenter` option)."""
     if kind not in _TOKENIZERS:
         raise ValueError(
             f"make_tokenizer: kind must be one of {', '.join(map(repr, _TOKENIZERS))}; got {kind!r}"
         )
-    return _TOKENIZERS[kind]()
+    return WordTokenizer(segmenter) if kind == "word" else CharTokenizer()
 
 
 class Vocab:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .._checks import Option
 from ..data import Vocab, make_tokenizer
+from ..data.segment import check_segmenter
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from . import metrics
 from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines
@@ -105,6 +106,7 @@ class ClassifyTask(Task):
         self.labels: list[str] = []
         self.mean: list[float] | None = None  # numbers: per-feature standardization
         self.std: list[float] | None = None
+        self.segmenter = config.segmenter  # of Chinese text, with --tokens word
 
     @property
     def numeric(self) -> bool:
@@ -116,7 +118,7 @@ class ClassifyTask(Task):
         if self.numeric:
             tokens = parse_numbers(text, where)
         else:
-            tokens = make_tokenizer(self.config.tokens).tokenize(text)
+            tokens = make_tokenizer(self.config.tokens, self.segmenter).tokenize(text)
         if not tokens:
             raise ValueError(f"{where}: the text is empty; every line needs label<TAB>text")
         if self.numeric and self.mean is not None and len(tokens[0]) != len(self.mean):
@@ -215,12 +217,15 @@ class ClassifyTask(Task):
             "vocab": self.vocab.to_dict() if self.vocab is not None else None,
             "mean": self.mean,
             "std": self.std,
+            "segmenter": self.segmenter,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.labels = list(state["labels"])
         self.vocab = Vocab.from_dict(state["vocab"]) if state["vocab"] is not None else None
         self.mean, self.std = state["mean"], state["std"]
+        # runs saved before segmenters kept a run of Chinese characters as one word
+        self.segmenter = check_segmenter(state.get("segmenter", "none"))
         if self.vocab is None and self.mean is None:
             raise ValueError("neither a vocabulary nor a numeric scaler is stored")
 

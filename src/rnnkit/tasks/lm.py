@@ -35,6 +35,7 @@ from ..data import (
     split_train_val,
 )
 from ..data.batching import LMBatchStream
+from ..data.segment import check_segmenter
 from ..models import LanguageModel, LanguageModelConfig
 from .base import PYTHON_SOURCE, Batch, Task, TaskData
 
@@ -77,6 +78,7 @@ class LanguageModelTask(Task):
         self.vocab: Vocab | None = None
         self.dropout: float | None = None
         self.boundaries = "line" if config.tokens == "word" else "none"
+        self.segmenter = config.segmenter
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -91,7 +93,7 @@ class LanguageModelTask(Task):
 
     @property
     def tokenizer(self):
-        return make_tokenizer(self.config.tokens)
+        return make_tokenizer(self.config.tokens, self.segmenter)
 
     # ------------------------------------------------------------ data
 
@@ -165,6 +167,7 @@ class LanguageModelTask(Task):
             "vocab": self.vocab.to_dict(),
             "dropout": self.dropout,
             "boundaries": self.boundaries,
+            "segmenter": self.segmenter,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -173,6 +176,8 @@ class LanguageModelTask(Task):
         if state["boundaries"] not in BOUNDARIES:
             raise ValueError(f"boundaries must be one of {', '.join(BOUNDARIES)}")
         self.boundaries = state["boundaries"]
+        # runs saved before segmenters kept a run of Chinese characters as one word
+        self.segmenter = check_segmenter(state.get("segmenter", "none"))
 
     def run_files(self) -> dict[str, dict]:
         return {"vocab.json": self.vocab.to_dict()}  # the vocabulary, readable on its own

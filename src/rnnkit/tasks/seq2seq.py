@@ -111,7 +111,8 @@ class Seq2SeqTask(Task):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.tokenizer = make_tokenizer(config.tokens if config.tokens != "numbers" else "char")
+        tokens = config.tokens if config.tokens != "numbers" else "char"
+        self.tokenizer = make_tokenizer(tokens, config.segmenter)
         self.source_vocab: Vocab | None = None
         self.target_vocab: Vocab | None = None
         self.max_target_tokens = 0
@@ -177,13 +178,15 @@ class Seq2SeqTask(Task):
     def state_dict(self) -> dict:
         return {
             "tokens": self.tokenizer.kind,
+            "segmenter": getattr(self.tokenizer, "segmenter", "none"),
             "source_vocab": self._fitted().source_vocab.to_dict(),
             "target_vocab": self.target_vocab.to_dict(),
             "max_target_tokens": self.max_target_tokens,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.tokenizer = make_tokenizer(state["tokens"])
+        # runs saved before segmenters kept a run of Chinese characters as one word
+        self.tokenizer = make_tokenizer(state["tokens"], state.get("segmenter", "none"))
         self.source_vocab = Vocab.from_dict(state["source_vocab"])
         self.target_vocab = Vocab.from_dict(state["target_vocab"])
         self.max_target_tokens = int(state["max_target_tokens"])

@@ -160,6 +160,15 @@ class TrainConfig:
         "data",
         choices=("char", "word", "numbers"),
     )
+    segmenter: str = _setting(
+        "jieba",
+        "with --tokens word, how a run of Chinese characters (no spaces between its words) "
+        "is split: jieba's dictionary segmenter (我爱北京天安门 -> 我 / 爱 / 北京 / 天安门), "
+        "char (one token per character) or none (the run is one token); text without Chinese "
+        "is not affected",
+        "data",
+        choices=("jieba", "char", "none"),
+    )
     vocab_size: int | None = _setting(
         None,
         "keep at most N tokens, most frequent first (the 4 specials count); "
