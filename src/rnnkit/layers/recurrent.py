@@ -319,6 +319,8 @@ class Recurrent(nn.Module):
     def forward(self, input, hx=None, lengths=None):
         """(input, hx=None, lengths=None) -> (output, final states). `lengths` (B,) makes a
         padded batch variable-length (rnnkit.layers.lengths)."""
+        if torch.jit.is_tracing():
+            return self._traced_forward(input, hx, lengths)
         scan = self.__dict__.get("scan", False)
         if lengths is None and type(input) is Tensor and not scan:
             result = self._fast_forward(input, hx)
@@ -353,6 +355,14 @@ class Recurrent(nn.Module):
             sweep_fn=compiled_sweep if choice.backend == "compiled" else sweep,
         )
         return finish_call(call, output, finals)
+
+    def _traced_forward(self, input, hx, lengths):
+        """Under torch.jit.trace (and the legacy ONNX exporter, which traces): only torch's own
+        kernel is recorded as what it is, one operator for any batch and length. rnnkit's
+        engines are not: the compiled sweep runs outside torch's operators (the trace would
+        replay this call's output as a constant) and the reference loop would be unrolled to
+        this call's length. Layers torch has a kernel for override this to run it."""
+        raise RuntimeError(untraceable(type(self).__name__, self.cell))
 
     def _scan_forward(self, call):
         """Every layer and direction by the parallel scan of the cell's linear recurrence."""
@@ -690,3 +700,14 @@ def _check_projection(owner: str, cell: Cell, projection_size) -> None:
             f"{owner}: {type(cell).__name__} has no output projection; leave projection_size "
             f"at 0 (got {projection_size})"
         )
+
+
+def untraceable(owner: str, cell) -> str:
+    """The one-line refusal of a trace that could not record the layer's computation."""
+    return (
+        f"{owner}: torch.jit.trace (and torch.onnx.export(dynamo=False), which traces) cannot "
+        f"record the sweep of {type(cell).__name__}: the compiled engine runs outside torch's "
+        "operators and the reference loop would be unrolled to this input's length, so the "
+        "traced module would be wrong on other inputs; run the layer eagerly, or trace "
+        "rnnkit.LSTM, GRU or RNN, which trace as torch's own kernel"
+    )

@@ -13,9 +13,15 @@ from torch import nn
 from .._checks import check_proj_size
 from ..activations import get_activation
 from ..cells import ElmanCell, GRUCell, LSTMCell
-from .dispatch import NativeKernel
+from .dispatch import Choice, NativeKernel
 from .lengths import unpack_output
 from .recurrent import Recurrent, check_common
+
+# what explain() says of a traced call
+TRACING_REASON = (
+    "torch.jit.trace: torch's kernel is recorded as one operator, right for any batch and "
+    "length; rnnkit's engines cannot be traced"
+)
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
@@ -31,6 +37,20 @@ class _TorchLayer(Recurrent):
         if call.padded_steps is not None:
             output = unpack_output(output, self.batch_first, call.padded_steps)
         return output, finals
+
+    def _traced_forward(self, input, hx, lengths):
+        # torch's kernel is one traced operator, right for any batch and length; the numbers
+        # are those of every backend (tests/test_parity.py)
+        if lengths is not None:
+            raise RuntimeError(
+                f"{type(self).__name__}: torch.jit.trace cannot record lengths= (the batch is "
+                "packed in Python, so the trace would keep this call's lengths); trace calls "
+                "without lengths, or run the layer eagerly for batches of varying lengths"
+            )
+        self.__dict__["_last_choice"] = Choice("native", TRACING_REASON)
+        if isinstance(hx, list):
+            hx = tuple(hx)
+        return super(Recurrent, self).forward(input, hx)
 
     def _setup(self, backend: str) -> None:
         """After torch's constructor: the cell, the projection width, the backend."""

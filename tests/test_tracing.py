@@ -1,0 +1,84 @@
+"""torch.jit.trace of rnnkit layers records the real computation or refuses in one line.
+
+A traced module replays what the trace recorded. The compiled engine runs outside torch's
+operators, so a trace of it would replay the traced call's output as a constant; the reference
+loop would be unrolled to the traced length. Layers torch has a kernel for trace as that kernel;
+every other cell of the registry refuses. Each traced module is fed inputs of another batch and
+length than it was traced with.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.cells import CELLS
+
+NATIVE = {"rnn": rnnkit.RNN, "lstm": rnnkit.LSTM, "gru": rnnkit.GRU}
+
+
+def _trace(module, example):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates tracing
+        return torch.jit.trace(module, example, check_trace=False)
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE))
+@pytest.mark.parametrize("backend", ["auto", "compiled"])
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"num_layers": 2, "bidirectional": True}, {"batch_first": True}],
+    ids=["one", "stacked-bi", "batch-first"],
+)
+def test_a_traced_layer_is_right_on_new_inputs(name, backend, grad, options):
+    torch.manual_seed(0)
+    layer = NATIVE[name](4, 8, backend=backend, **options)
+    example = torch.randn(2, 3, 4) if options.get("batch_first") else torch.randn(3, 2, 4)
+    with torch.set_grad_enabled(grad):
+        layer(example)
+    if backend == "compiled":  # the engine whose trace replayed a constant
+        assert layer.resolved_backend == "compiled"
+    with torch.set_grad_enabled(grad):
+        traced = _trace(layer, (example,))
+    assert "torch.jit.trace" in layer.explain()
+    for shape in [(9, 2, 4), (1, 6, 4)]:
+        x = torch.randn(*shape)
+        with torch.set_grad_enabled(grad):
+            expected = layer(x)  # eager: rnnkit's engine
+            got = traced(x)
+        torch.testing.assert_close(got[0], expected[0], rtol=1e-5, atol=1e-6)
+        finals = (got[1], expected[1]) if name != "lstm" else (got[1][1], expected[1][1])
+        torch.testing.assert_close(*finals, rtol=1e-5, atol=1e-6)
+
+
+def test_a_traced_language_model_is_right_on_new_inputs():
+    from rnnkit.models import LanguageModel, LanguageModelConfig
+
+    torch.manual_seed(0)
+    model = LanguageModel(LanguageModelConfig(vocab_size=20, embedding_dim=8, hidden_size=16))
+    model.eval()
+    with torch.no_grad():
+        traced = _trace(model, (torch.randint(0, 20, (2, 7)),))
+        x = torch.randint(0, 20, (3, 11))
+        torch.testing.assert_close(traced(x)[0], model(x)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in CELLS if n not in NATIVE])
+def test_a_layer_torch_has_no_kernel_for_refuses_to_be_traced(name):
+    layer = rnnkit.make_layer(name, 4, 8)
+    with pytest.raises(RuntimeError, match="cannot record the sweep") as error:
+        _trace(layer, (torch.randn(5, 3, 4),))
+    message = str(error.value)
+    assert "\n" not in message and "run the layer eagerly" in message
+    layer(torch.randn(5, 3, 4))  # eager calls are unaffected
+
+
+def test_lengths_under_a_trace_are_refused():
+    layer = rnnkit.LSTM(4, 8)
+    with pytest.raises(RuntimeError, match="cannot record lengths="):
+        _trace(lambda x: layer(x, lengths=torch.tensor([5, 3]))[0], (torch.randn(5, 2, 4),))
