@@ -593,17 +593,19 @@ def test_native_and_reference_raise_the_same_error(kind, case):
 
 
 @pytest.mark.parametrize("backend", ["reference", "compiled"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_double_backward_through_engine_raises(kind, backend):
-    torch.manual_seed(0)
-    layer = make(kind, backend, dtype=torch.float64)
-    x = torch.randn(T, B, IN, dtype=torch.float64, requires_grad=True)
-    output, _ = layer(x)
-    # The engine refuses as soon as a backward runs with create_graph=True: the first grad call
-    # below raises already, before any second derivative is asked for.
-    with raises(RuntimeError, match=r"does not support double backward \(create_graph=True"):
-        (grad_x,) = torch.autograd.grad(output.pow(2).sum(), x, create_graph=True)
-        torch.autograd.grad(grad_x.sum(), x)
+@pytest.mark.parametrize("kind", TORCH_KINDS)
+def test_double_backward_through_an_engine_equals_native(kind, backend):
+    """create_graph=True through rnnkit's engines (rnnkit.engine.second_order) gives torch's
+    second derivatives; tests/test_second_order.py gradgradchecks every registered cell."""
+    second = []
+    for name in (backend, "native"):
+        torch.manual_seed(0)
+        layer = make(kind, name, dtype=torch.float64)
+        x = torch.randn(T, B, IN, dtype=torch.float64, requires_grad=True)
+        output, _ = layer(x)
+        (grad_x,) = torch.autograd.grad(output.pow(3).sum(), x, create_graph=True)
+        second.append(torch.autograd.grad(grad_x.pow(2).sum(), x)[0])
+    torch.testing.assert_close(*second)
 
 
 @pytest.mark.parametrize("kind", TORCH_KINDS)

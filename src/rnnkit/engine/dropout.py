@@ -53,24 +53,29 @@ def explain_dropout(x: Tensor | None = None) -> str:
 
 class _CompiledDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, p: float, library) -> Tensor:
+    def forward(ctx, x: Tensor, p: float, library, seed: int | None = None) -> Tensor:
         x = x.contiguous()
-        seed = int(torch.randint(0, _SEED_RANGE, (1,)).item())  # torch's stream: one draw
+        if seed is None:
+            seed = int(torch.randint(0, _SEED_RANGE, (1,)).item())  # torch's stream: one draw
         threshold = min(round(p * 2**32), 2**32 - 1)
         scale = 1.0 / (1.0 - p)
         y = torch.empty_like(x)
         library.dropout(x.dtype, x.numel(), x.data_ptr(), y.data_ptr(), seed, threshold, scale)
         ctx.mask = (library, seed, threshold, scale)
+        ctx.p = p
         return y
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         library, seed, threshold, scale = ctx.mask
+        if torch.is_grad_enabled():
+            # create_graph=True: the backward is the same mask again, as a node autograd sees
+            return _CompiledDropout.apply(grad, ctx.p, library, seed), None, None, None
         grad = grad.contiguous()
         out = torch.empty_like(grad)
         library.dropout(grad.dtype, grad.numel(), grad.data_ptr(), out.data_ptr(), seed,
                         threshold, scale)  # fmt: skip
-        return out, None, None
+        return out, None, None, None
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:

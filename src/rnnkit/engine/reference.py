@@ -28,6 +28,7 @@ from torch import Tensor
 from ..cells.base import Cell
 from .gradients import SweepGrads, input_and_weight_grads
 from .probes import claim_slot
+from .second_order import differentiable_backward
 
 __all__ = ["SweepSpec", "sweep"]
 
@@ -146,7 +147,19 @@ class _Sweep(torch.autograd.Function):
         ctx.saved_inputs = saved_inputs
         ctx.carried_shapes = [c.shape for c in carried0]
         ctx.save_for_backward(
-            data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params
+            data,
+            r0,
+            r_prev_all,
+            outputs,
+            m_all,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            w_out,
+            b_out,
+            *cell_params,
+            *carried0,  # for second derivatives only (rnnkit.engine.second_order)
         )
         # Copies: the finals may be views of what backward reads, and callers may edit them.
         # A view of outputs, not outputs itself: the per-step saved values are views of it, and
@@ -156,16 +169,16 @@ class _Sweep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "rnnkit's reference engine does not support double backward "
-                "(create_graph=True through a recurrent layer); use backend='native' for "
-                "second derivatives of the layers torch has a kernel for"
-            )
         spec: SweepSpec = ctx.spec
+        k = spec.cell.num_carried
         (data, r0, r_prev_all, outputs, m_all, w_ih, w_hh, b_ih, b_hh, w_out, b_out, *params) = (
             ctx.saved_tensors
         )
+        params, carried0 = params[: len(params) - k], params[len(params) - k :]
+        if torch.is_grad_enabled():  # create_graph=True: a backward autograd can differentiate
+            weights = (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *params)
+            grads = (grad_outputs, grad_r_final, *grad_carried_final)
+            return (None, *differentiable_backward(spec, (data, r0, *carried0, *weights), grads))
         cell = spec.cell.bind(tuple(params))
         separate = cell.separate_hidden
         projection = cell.output_activation

@@ -31,6 +31,7 @@ __all__ = ["compiled_scan", "doubling_scan", "linear_scan"]
 class _CompiledScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, library, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        given = (a, b, h0)
         a, b, h0 = (t.detach().contiguous() for t in (a, b, h0))
         steps, columns = a.shape[0], h0.numel()
         h = torch.empty_like(a)
@@ -38,12 +39,23 @@ class _CompiledScan(torch.autograd.Function):
             a.dtype, steps, columns, a.data_ptr(), b.data_ptr(), h0.data_ptr(), h.data_ptr()
         )
         ctx.library = library
-        ctx.save_for_backward(a, h0, h)
+        ctx.save_for_backward(a, h0, h, *given)
         return h
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
-        a, h0, h = ctx.saved_tensors
+        a, h0, h, *given = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the library's backward is not differentiable, so the
+            # gradients come from autograd through the same recurrence in torch ops
+            wanted = [t for t in given if t.requires_grad]
+            with torch.enable_grad():
+                found = iter(
+                    torch.autograd.grad(
+                        doubling_scan(*given), wanted, grad_h, create_graph=True, allow_unused=True
+                    )
+                )
+            return (None, *(next(found) if t.requires_grad else None for t in given))
         grad_h = grad_h.contiguous()
         da, db, dh0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
         steps, columns = a.shape[0], h0.numel()

@@ -18,6 +18,7 @@ from torch import Tensor
 from ...cells.base import Cell
 from ..probes import claim_slot
 from ..reference import SweepSpec
+from ..second_order import differentiable_backward
 from .library import SweepArgs, library_for, unavailable
 
 __all__ = ["PARALLEL_ROWS_FROM", "SweepPlan", "cannot_compile", "compiled_sweep"]
@@ -219,20 +220,21 @@ class _CompiledSweep(torch.autograd.Function):
         # Everything the library reads in backward, the weights too, so that an in-place change
         # before backward is caught by autograd's version check; the outputs as a saved output.
         tensors = [t for t in (*plan.weights, *plan.params) if t is not None]
-        ctx.save_for_backward(outputs, *(buffers[n] for n in ctx.buffer_names), *tensors)
+        # and the inputs as given, for second derivatives only (rnnkit.engine.second_order)
+        inputs = (data, r0, *rest)
+        ctx.spec, ctx.num_inputs = spec, len(inputs)
+        ctx.save_for_backward(outputs, *(buffers[n] for n in ctx.buffer_names), *tensors, *inputs)
         plan.release()
         return (outputs, r_final, *carried_final)
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_r_final, *grad_carried_final):
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "rnnkit's compiled engine does not support double backward "
-                "(create_graph=True through a recurrent layer); use backend='reference' or "
-                "'native' for second derivatives"
-            )
-        plan: SweepPlan = ctx.plan
         outputs, *saved = ctx.saved_tensors  # also checks that no input changed in place
+        saved, inputs = saved[: -ctx.num_inputs], tuple(saved[-ctx.num_inputs :])
+        if torch.is_grad_enabled():  # create_graph=True: a backward autograd can differentiate
+            grads = (grad_outputs, grad_r_final, *grad_carried_final)
+            return (None, *differentiable_backward(ctx.spec, inputs, grads))
+        plan: SweepPlan = ctx.plan
         buffers = dict(zip(ctx.buffer_names, saved, strict=False))
         needs = ctx.needs_input_grad  # (spec, data, r0, *carried0, six weights, *own)
         k = ctx.num_carried
