@@ -151,6 +151,7 @@ def test_under_autocast_rnnkits_engines_compute_in_the_weights_dtype(kind, backe
     with torch.autocast(**BF16):
         output, _ = layer(x.bfloat16())
     assert output.dtype == torch.float32
+    assert "under autocast it computes in torch.float32" in layer.explain()  # and says so
     torch.testing.assert_close(output, layer(x.bfloat16().float())[0], rtol=0, atol=0)
     with torch.autocast(**BF16):  # a state in bfloat16, as an autocast LSTM hands it over
         low = tuple(s.bfloat16() for s in state) if isinstance(state, tuple) else state.bfloat16()

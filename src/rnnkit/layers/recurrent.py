@@ -341,7 +341,13 @@ class Recurrent(nn.Module):
         if choice.backend == "native":
             return self._native_forward(call.given, hx, call)
         if shape.autocast:  # rnnkit's engines compute in the weights' dtype (dispatch.py)
-            return self._without_autocast(input, hx, lengths)
+            result = self._without_autocast(input, hx, lengths)
+            self.__dict__["_last_choice"] = Choice(
+                choice.backend,
+                f"{choice.reason}; under autocast it computes in {shape.dtype}, the weights' "
+                "dtype (rnnkit's engines have no lower-precision kernels yet)",
+            )
+            return result
         output, finals = run_stack(
             self.cell,
             self._weights_for,
