@@ -299,3 +299,14 @@ def test_max_time_means_the_same_for_every_task():
     assert timed.max_steps is None and timed.budget() == (None, 20.0)
     both = task_config("forecast", max_time=20.0, max_steps=5)
     assert both.budget() == (5, 20.0)
+
+
+def test_several_processes_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """Under torchrun each rank would train alone into the same --out: refused in one line."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "run"
+    argv = ["train", "--data", data_file(tmp_path), "--out", str(out), "--max-steps", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "under torchrun (WORLD_SIZE=2)" in err
+    assert not out.exists()

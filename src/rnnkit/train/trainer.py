@@ -23,6 +23,7 @@ trajectory.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -535,8 +536,22 @@ def lr_schedule(config: TrainConfig) -> LRSchedule:
     )
 
 
+def _refuse_several_processes() -> None:
+    """torchrun starts one copy of the command per rank with WORLD_SIZE set; each copy would
+    train on its own and write the same run directory. Until training is data-parallel, the
+    only right answer is to refuse."""
+    world = os.environ.get("WORLD_SIZE", "").strip()
+    if world not in ("", "1"):
+        raise NotImplementedError(
+            f"training runs in one process: under torchrun (WORLD_SIZE={world}) every rank "
+            "would train on its own into the same --out; run rnnkit train without torchrun "
+            "(data-parallel training is not built yet)"
+        )
+
+
 def _prepare(config: TrainConfig, resume: bool, force: bool, train, val):
     """Check everything that can fail before the run directory is touched."""
+    _refuse_several_processes()
     if config.out is None:
         raise ValueError("--out is required: the directory to write the run to")
     out = Path(config.out)
