@@ -82,3 +82,42 @@ def test_lengths_under_a_trace_are_refused():
     layer = rnnkit.LSTM(4, 8)
     with pytest.raises(RuntimeError, match="cannot record lengths="):
         _trace(lambda x: layer(x, lengths=torch.tensor([5, 3]))[0], (torch.randn(5, 2, 4),))
+
+
+# ---------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE))
+def test_the_legacy_onnx_exporter_gives_a_model_right_for_any_batch_and_length(name):
+    """torch.onnx.export(dynamo=False) traces: the layer is recorded as torch's kernel, so
+    onnxruntime runs it on another batch and length than it was exported with."""
+    import io
+
+    import onnxruntime
+
+    torch.manual_seed(0)
+    layer = NATIVE[name](4, 8, num_layers=2, bidirectional=True).eval()
+    buffer = io.BytesIO()
+    axes = {"x": {0: "steps", 1: "batch"}, "y": {0: "steps", 1: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            layer, (torch.randn(5, 3, 4),), buffer, dynamo=False, input_names=["x"],
+            output_names=["y"], dynamic_axes=axes,
+        )  # fmt: skip
+    session = onnxruntime.InferenceSession(buffer.getvalue())
+    x = torch.randn(9, 2, 4)
+    (got, *_) = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        expected = layer(x)[0]
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE))
+def test_torch_export_records_the_layer(name):
+    torch.manual_seed(0)
+    layer = NATIVE[name](4, 8, num_layers=2).eval()
+    program = torch.export.export(layer, (torch.randn(5, 3, 4),))
+    x = torch.randn(5, 3, 4)  # new values; torch.export fixes the shapes unless told not to
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(x)[0], layer(x)[0])

@@ -91,6 +91,8 @@ class Recurrent(nn.Module):
 
     # torch's kernel for this layer, or None (the torch.nn subclasses set it)
     native_kernel: NativeKernel | None = None
+    # whether torch.jit.trace, torch.compile and torch.export record torch's own kernel for it
+    traces_as_torch_kernel = False
 
     def __init__(
         self,
@@ -321,6 +323,10 @@ class Recurrent(nn.Module):
         padded batch variable-length (rnnkit.layers.lengths)."""
         if torch.jit.is_tracing():
             return self._traced_forward(input, hx, lengths)
+        if torch.compiler.is_compiling() and self.traces_as_torch_kernel and lengths is None:
+            # torch.compile and torch.export record torch's kernel as one operator; rnnkit's
+            # sweeps would break the graph (the compiled one) or unroll into it (the reference)
+            return self._traced_forward(input, hx, None)
         scan = self.__dict__.get("scan", False)
         if lengths is None and type(input) is Tensor and not scan:
             result = self._fast_forward(input, hx)

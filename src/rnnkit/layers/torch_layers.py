@@ -8,6 +8,7 @@ own kernel.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .._checks import check_proj_size
@@ -20,7 +21,7 @@ from .recurrent import Recurrent, check_common
 # what explain() says of a traced call
 TRACING_REASON = (
     "torch.jit.trace: torch's kernel is recorded as one operator, right for any batch and "
-    "length; rnnkit's engines cannot be traced"
+    "length; rnnkit's engines cannot be traced (torch.compile and torch.export record it too)"
 )
 
 __all__ = ["GRU", "LSTM", "RNN"]
@@ -28,6 +29,8 @@ __all__ = ["GRU", "LSTM", "RNN"]
 
 class _TorchLayer(Recurrent):
     """What the torch.nn subclasses share: torch's parameters, torch's kernel as `native`."""
+
+    traces_as_torch_kernel = True
 
     def _native_forward(self, input, hx, call):
         if isinstance(hx, list):
@@ -47,7 +50,8 @@ class _TorchLayer(Recurrent):
                 "packed in Python, so the trace would keep this call's lengths); trace calls "
                 "without lengths, or run the layer eagerly for batches of varying lengths"
             )
-        self.__dict__["_last_choice"] = Choice("native", TRACING_REASON)
+        if not torch.compiler.is_compiling():  # what explain() says, kept out of graphs
+            self.__dict__["_last_choice"] = Choice("native", TRACING_REASON)
         if isinstance(hx, list):
             hx = tuple(hx)
         return super(Recurrent, self).forward(input, hx)
