@@ -485,7 +485,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_experiment_arguments(experiment)
     _add_debug(experiment)
+
+    export = commands.add_parser(
+        "export",
+        help="write a trained language model as an ONNX step graph (for onnxruntime)",
+        description=(
+            "Write the language model of a run as model.onnx, a step graph: (ids (B, T), "
+            "state) in, (the last step's logits (B, V), state) out, with dynamic batch and "
+            "time, for streaming generation outside Python; model.json beside it holds the "
+            "vocabulary and what a sampler needs. lstm, gru and rnn language models export; "
+            "examples/onnx_generate.py samples from one with onnxruntime alone."
+        ),
+        epilog="example:\n  rnnkit export --checkpoint runs/ts --out ts.onnx",
+        formatter_class=_HelpFormatter,
+    )
+    _add_checkpoint_argument(export)
+    export.add_argument(
+        "--out", required=True, metavar="FILE.onnx", help="the ONNX file to write (and .json)"
+    )
+    _add_debug(export)
     return parser
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_language_model
+
+    description = export_language_model(args.checkpoint, args.out)
+    print(f"{args.out} ({len(description['vocab'])} tokens, state {description['state']})")
+    return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -513,6 +540,7 @@ COMMANDS = {
     "predict": run_predict,
     "diagnose": run_diagnose,
     "experiment": run_experiment,
+    "export": run_export,
 }
 
 

@@ -1,0 +1,113 @@
+"""A trained language model as an ONNX step graph, for streaming generation without Python's
+rnnkit: (ids (B, T), state) -> (logits of the last step (B, V), state).
+
+Feed a prefix in one call (T = its length) and then one token per call, carrying the state,
+as rnnkit's own generator does. The graph comes from torch's legacy (tracing) ONNX exporter:
+under a trace rnnkit.LSTM, GRU and RNN run torch's own kernel, one operator right for any batch
+and length (rnnkit.layers.recurrent), so the batch and time dimensions are dynamic. Beside
+model.onnx, model.json holds what a sampler needs: the vocabulary, the token unit, the state's
+names and shape, the ids generation must never produce.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import _atomic as atomic
+from ..data.vocab import BOS, EOS, PAD, UNK
+
+__all__ = ["FORMAT", "export_language_model"]
+
+FORMAT = "rnnkit.onnx_lm"
+VERSION = 1
+
+
+class _StepGraph(nn.Module):
+    """The language model's call with its state as separate tensors, the last step's logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, *state):
+        logits, new = self.model(ids, state if len(state) > 1 else state[0])
+        new = new if isinstance(new, tuple) else (new,)
+        return (logits[:, -1], *new)
+
+
+def export_language_model(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write `out` (model.onnx) and its description beside it (model.json, same stem) for the
+    language model of a run directory or checkpoint; returns the description."""
+    from ..train import load_task_checkpoint
+
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"--out {out}: name the file .onnx (the description goes beside it)")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; name the .onnx file to write")
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it; rnnkit does not otherwise)
+    except ImportError:
+        raise NotImplementedError(
+            "rnnkit export needs the onnx package: pip install 'rnnkit[export]' (or onnx)"
+        ) from None
+    loaded = load_task_checkpoint(checkpoint)
+    if loaded.config.task != "lm":
+        raise NotImplementedError(
+            f"{checkpoint} is a {loaded.config.task} run: rnnkit export writes language models "
+            "so far (a whole-sequence graph of the task models is not built yet)"
+        )
+    task, model = loaded.task, loaded.model.float().eval()
+    state = model.begin_state(1)
+    states = state if isinstance(state, tuple) else (state,)
+    names = ["h", "c"][: len(states)] if len(states) <= 2 else [f"s{i}" for i in range(len(states))]
+    example = torch.zeros(1, 2, dtype=torch.long)
+    axes = {"ids": {0: "batch", 1: "steps"}, "logits": {0: "batch"}}
+    axes |= {name: {1: "batch"} for name in names}
+    axes |= {f"{name}_out": {1: "batch"} for name in names}
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(
+                _StepGraph(model),
+                (example, *states),
+                buffer,
+                dynamo=False,
+                input_names=["ids", *names],
+                output_names=["logits", *(f"{n}_out" for n in names)],
+                dynamic_axes=axes,
+            )
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise NotImplementedError(
+            f"the {model.config.cell} language model cannot be exported to ONNX yet "
+            f"(lstm, gru and rnn can): {detail}"
+        ) from None
+    vocab = task.vocab
+    never = [vocab[t] for t in (UNK, PAD, BOS)]
+    if task.boundaries == "none":
+        never.append(vocab[EOS])  # a character model's text has exactly the asked length
+    description = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": out.name,
+        "tokens": task.config.tokens,
+        "segmenter": getattr(task, "segmenter", "none"),
+        "boundaries": task.boundaries,
+        "vocab": vocab.tokens,
+        "state": names,
+        "state_shape": list(states[0].shape[::2]),  # (num_layers, hidden): batch in between
+        "never_generate": never,
+        "bos": vocab[BOS],
+        "eos": vocab[EOS],
+    }
+    atomic.write_bytes(out, buffer.getvalue())
+    atomic.write_json(out.with_suffix(".json"), description)
+    return description
