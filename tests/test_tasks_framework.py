@@ -34,7 +34,7 @@ def data(tmp_path) -> Path:
 
 
 def test_registry():
-    assert TASKS == ("lm", "classify", "tag", "seq2seq", "forecast")
+    assert TASKS == ("lm", "classify", "tag", "seq2seq", "forecast", "condlm")
     assert task_class("classify").name == "classify"
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         task_class("nope")

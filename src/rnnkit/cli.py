@@ -64,8 +64,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 TRAIN_DESCRIPTION = """\
 Train a model and write the run to --out. --task lm (the default) trains a language model on a
-text file (or the built-in corpus); --task classify, tag, seq2seq or forecast trains a task model
-(formats, defaults and metrics: docs/tasks.md). One trainer runs them all. The run directory holds:
+text file (or the built-in corpus); --task classify, tag, seq2seq, forecast or condlm trains a
+task model (formats, defaults and metrics: docs/tasks.md). One trainer runs them all. The run
+directory holds:
   config.json, task.json    the run's settings, and what the task learned from the training
                             data (vocabularies, label sets, scalers); vocab.json for lm
   latest/, best/            checkpoints (latest for --resume, saved on Ctrl-C too; best by the
@@ -98,6 +99,8 @@ examples:
   rnnkit train --task classify --data reviews.tsv --out runs/sentiment
   rnnkit train --task tag --data train.conll --out runs/ner --crf --max-time 120
   rnnkit predict --checkpoint runs/ner --data sentences.txt
+  rnnkit train --task condlm --data names.tsv --out runs/names
+  rnnkit generate --checkpoint runs/names --condition Italian
 """
 
 
@@ -210,6 +213,8 @@ Print JSON with the model's figures on --data.
                    (seqeval's BIO entities)
   seq2seq          exact_match, cer, bleu
   forecast         rmse, mae, mase of one-step forecasts
+  condlm           loss and perplexity with the condition and with it withheld, what the
+                   condition gains (nats per token), and the same per condition
 Task models read --data in their training format; labels never seen in training count as
 wrong predictions.
 """
@@ -292,7 +297,8 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=200,
         metavar="N",
-        help="tokens to generate; word models may stop early at <eos> (default: %(default)s)",
+        help="tokens to generate; word and condlm models may stop early at <eos> (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--temperature",
@@ -317,6 +323,12 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--greedy", action="store_true", help="take the most likely token")
     parser.add_argument(
         "--seed", type=int, metavar="N", help="seed for sampling: the same seed, the same text"
+    )
+    parser.add_argument(
+        "--condition",
+        metavar="VALUE",
+        help="condlm models: the category (or the numbers of a vector condition) to generate "
+        "for, as written in the training data",
     )
     parser.add_argument(
         "--decoder",
@@ -350,6 +362,12 @@ def run_generate(args: argparse.Namespace) -> int:
     from .train.checkpoint import checkpoint_task, load_checkpoint
 
     task = checkpoint_task(args.checkpoint)
+    if task == "condlm":
+        return _generate_conditioned(args)
+    if args.condition is not None:
+        raise ValueError(
+            f"--condition applies to condlm models; {args.checkpoint} holds a {task} model"
+        )
     if task != "lm":
         raise ValueError(
             f"{args.checkpoint} holds a {task} model; generate is for language models (use "
@@ -375,6 +393,43 @@ def run_generate(args: argparse.Namespace) -> int:
             beam_size=args.beam_size,
             seed=args.seed,
             decoder=args.decoder,
+        )
+    except ValueError as error:
+        raise ValueError(in_cli_words(str(error), GENERATE_FLAGS)) from None
+    if getattr(args, "debug", False):
+        print(f"rnnkit generate: {text.reason}", file=sys.stderr)
+    print(args.prefix + text)
+    return 0
+
+
+def _sampling_options(args: argparse.Namespace) -> dict:
+    return {
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "greedy": args.greedy,
+        "beam_size": args.beam_size,
+        "seed": args.seed,
+        "decoder": args.decoder,
+    }
+
+
+def _generate_conditioned(args: argparse.Namespace) -> int:
+    from .train.checkpoint import load_task_checkpoint
+
+    loaded = load_task_checkpoint(args.checkpoint)
+    task = loaded.task
+    if args.condition is None:
+        known = ""
+        if task.condition_type == "category":
+            known = f"; the model knows {', '.join(task.conditions[:10])}"
+            known += ", ..." if len(task.conditions) > 10 else ""
+        raise ValueError(f"{args.checkpoint} holds a condlm model: pass --condition VALUE{known}")
+    if args.temperature <= 0:
+        raise ValueError(f"--temperature must be > 0; got {args.temperature} (or pass --greedy)")
+    try:
+        text = task.generate_text(
+            loaded.model, args.condition, args.prefix, args.length, **_sampling_options(args)
         )
     except ValueError as error:
         raise ValueError(in_cli_words(str(error), GENERATE_FLAGS)) from None
@@ -441,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="predict with a trained task model (classify, tag, seq2seq, forecast)",
+        help="predict with a trained task model (classify, tag, seq2seq, forecast, condlm)",
         description=PREDICT_DESCRIPTION,
         epilog=PREDICT_EPILOG,
         formatter_class=_HelpFormatter,

@@ -346,6 +346,7 @@ def generate(
     beam_size: int | None = None,
     seed: int | None = None,
     stop_at_eos: bool | None = None,
+    start_with_bos: bool | None = None,
     decoder: str = "auto",
 ) -> GeneratedText:
     """Continue `prefix` with up to `length` tokens and return the continuation as text.
@@ -357,6 +358,9 @@ def generate(
     options). <unk>, <pad> and <bos> are never generated; <eos> ends a word model's text
     (stop_at_eos, default True for word models and False for character models) and is never
     generated when stop_at_eos is False, so the text then has exactly `length` tokens.
+    `start_with_bos` (default: word models) primes the model with <bos> before the prefix, for
+    models trained on framed texts; a character model without it starts from the prefix, or a
+    newline when the prefix is empty.
     `seed` draws from a local torch.Generator: the same seed gives the same text and torch's
     global generator is left alone (without a seed the global generator is used).
 
@@ -391,8 +395,10 @@ def generate(
     word = tokenizer.kind == "word"
     if stop_at_eos is None:
         stop_at_eos = word
+    if start_with_bos is None:
+        start_with_bos = word
     prefix_tokens = tokenizer.tokenize(prefix)
-    if word:
+    if start_with_bos:
         start_ids = [vocab.bos_id, *vocab.encode(prefix_tokens)]
     else:
         start_ids = vocab.encode(prefix_tokens if prefix_tokens else tokenizer.tokenize("\n"))

@@ -1,4 +1,5 @@
-"""The tasks: lm (language model), classify, tag (+CRF), seq2seq, forecast, on rnnkit's layers.
+"""The tasks: lm (language model), classify, tag (+CRF), seq2seq, forecast, condlm (conditioned
+generation), on rnnkit's layers.
 
 Each task is a `Task` (rnnkit.tasks.base) that the one trainer (rnnkit.train.trainer), the
 `rnnkit train --task / generate / predict / evaluate` commands and the Python API
@@ -9,7 +10,14 @@ See docs/tasks.md.
 from ..train.checkpoint import load_task_checkpoint
 from ..train.config import task_config
 from . import metrics
-from .api import SequenceTagger, SequenceToSequence, SeriesForecaster, TaskModel, TextClassifier
+from .api import (
+    ConditionalGenerator,
+    SequenceTagger,
+    SequenceToSequence,
+    SeriesForecaster,
+    TaskModel,
+    TextClassifier,
+)
 from .base import TASK_MODULES, TASKS, Batch, Task, available_tasks, make_task, task_class
 
 
@@ -24,6 +32,7 @@ __all__ = [
     "TASKS",
     "TASK_MODULES",
     "Batch",
+    "ConditionalGenerator",
     "SequenceTagger",
     "SequenceToSequence",
     "SeriesForecaster",

@@ -219,3 +219,24 @@ class SeriesForecaster(TaskModel):
         import numpy as np
 
         return np.array(self.predict(history, horizon=horizon))
+
+
+class ConditionalGenerator(TaskModel):
+    """condlm: text generated from a condition (a category, or a vector of numbers).
+
+    gen = ConditionalGenerator(max_time=60).fit(languages, names)
+    gen.generate("Italian", temperature=0.8, seed=1)    # -> "Bertolini"
+    gen.evaluate(languages, names)       # perplexity with the condition and with it withheld
+    gen.predict(["Italian", "Greek"])    # one sampled text per condition
+    """
+
+    task_name = "condlm"
+
+    def generate(self, condition, prefix: str = "", length: int | None = None, **sampling) -> str:
+        """A text for `condition` (None: the condition withheld) with every option of
+        rnnkit.generate.generate (temperature, top_k, top_p, greedy, beam_size, seed)."""
+        loaded = self._require()
+        if condition is not None and not isinstance(condition, str):
+            condition = " ".join(str(float(v)) for v in condition)
+        loaded.model.eval()
+        return str(loaded.task.generate_text(loaded.model, condition, prefix, length, **sampling))

@@ -1,6 +1,6 @@
-"""The Task interface: what one kind of model (lm, classify, tag, seq2seq, forecast) must say so
-that the one trainer (rnnkit.train.trainer), checkpoints, `rnnkit predict`/`evaluate` and the
-Python API run it.
+"""The Task interface: what one kind of model (lm, classify, tag, seq2seq, forecast, condlm)
+must say so that the one trainer (rnnkit.train.trainer), checkpoints, `rnnkit
+predict`/`evaluate` and the Python API run it.
 
 How a task plugs in
 -------------------
@@ -65,6 +65,7 @@ TASK_MODULES = {
     "tag": "rnnkit.tasks.tag",
     "seq2seq": "rnnkit.tasks.seq2seq",
     "forecast": "rnnkit.tasks.forecast",
+    "condlm": "rnnkit.tasks.condlm",
 }
 TASKS = tuple(TASK_MODULES)
 PYTHON_SOURCE = "python:examples"  # TaskData.source["data"] of examples given from Python

@@ -21,6 +21,8 @@ Print one result per input on stdout, in input order:
              between sentences                      sentence
   seq2seq    a source per line                   -> the target
   forecast   the series (CSV, as in training)    -> the next --horizon values
+  condlm     a condition per line                -> a text sampled for it (--temperature,
+                                                    --seed)
 Input that still carries the answer column (the training format) is accepted; the answer is
 ignored. Tokens never seen in training are read as <unk>.
 """

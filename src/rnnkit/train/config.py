@@ -33,7 +33,8 @@ __all__ = [
     "task_config",
 ]
 
-TASKS = ("lm", "classify", "tag", "seq2seq", "forecast")  # rnnkit.tasks.base.TASKS, kept in step
+# rnnkit.tasks.base.TASKS, kept in step
+TASKS = ("lm", "classify", "tag", "seq2seq", "forecast", "condlm")
 
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
 
@@ -109,7 +110,8 @@ class TrainConfig:
         "lm",
         "what to train: lm (language model on plain text), classify (label<TAB>text lines), "
         "tag (token<TAB>tag lines, blank line between sentences), seq2seq (source<TAB>target "
-        "lines), forecast (CSV with a header); each task has defaults of its own",
+        "lines), forecast (CSV with a header), condlm (condition<TAB>text lines: text generated "
+        "from a category or a vector); each task has defaults of its own",
         "run",
         choices=TASKS,
     )
