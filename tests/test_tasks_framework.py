@@ -140,7 +140,7 @@ def test_help_lists_the_tasks(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    assert "--task {lm,classify,tag,seq2seq,forecast}" in text and "--crf" in text
+    assert "--task {lm,classify,tag,seq2seq,forecast,condlm}" in text and "--crf" in text
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "one line of space-separated tags per" in capsys.readouterr().out
