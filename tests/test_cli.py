@@ -111,7 +111,7 @@ def test_train_help_lists_every_option_with_its_default(capsys):
     for words in ("--resume", "--force", "evaluation and checkpointing excluded", "300"):
         assert words in flat
     # every task's own settings under the task's heading
-    for task in ("lm", "classify", "tag", "seq2seq", "forecast", "condlm"):
+    for task in ("lm", "classify", "tag", "seq2seq", "forecast", "condlm", "transcribe"):
         assert f"--task {task}" in out
 
 

@@ -34,7 +34,7 @@ def data(tmp_path) -> Path:
 
 
 def test_registry():
-    assert TASKS == ("lm", "classify", "tag", "seq2seq", "forecast", "condlm")
+    assert TASKS == ("lm", "classify", "tag", "seq2seq", "forecast", "condlm", "transcribe")
     assert task_class("classify").name == "classify"
     with pytest.raises(ValueError, match="unknown task 'nope'"):
         task_class("nope")
@@ -140,7 +140,7 @@ def test_help_lists_the_tasks(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    assert "--task {lm,classify,tag,seq2seq,forecast,condlm}" in text and "--crf" in text
+    assert "--task {lm,classify,tag,seq2seq,forecast,condlm,transcribe}" in text and "--crf" in text
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "one line of space-separated tags per" in capsys.readouterr().out

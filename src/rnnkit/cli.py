@@ -64,9 +64,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 TRAIN_DESCRIPTION = """\
 Train a model and write the run to --out. --task lm (the default) trains a language model on a
-text file (or the built-in corpus); --task classify, tag, seq2seq, forecast or condlm trains a
-task model (formats, defaults and metrics: docs/tasks.md). One trainer runs them all. The run
-directory holds:
+text file (or the built-in corpus); --task classify, tag, seq2seq, forecast, condlm or
+transcribe trains a task model (formats, defaults and metrics: docs/tasks.md). One trainer runs
+them all. The run directory holds:
   config.json, task.json    the run's settings, and what the task learned from the training
                             data (vocabularies, label sets, scalers); vocab.json for lm
   latest/, best/            checkpoints (latest for --resume, saved on Ctrl-C too; best by the
@@ -101,6 +101,8 @@ examples:
   rnnkit predict --checkpoint runs/ner --data sentences.txt
   rnnkit train --task condlm --data names.tsv --out runs/names
   rnnkit generate --checkpoint runs/names --condition Italian
+  rnnkit train --task transcribe --data speech.tsv --out runs/digits --max-time 300
+  rnnkit predict --checkpoint runs/digits --data recordings.txt
 """
 
 
@@ -215,6 +217,7 @@ Print JSON with the model's figures on --data.
   forecast         rmse, mae, mase of one-step forecasts
   condlm           loss and perplexity with the condition and with it withheld, what the
                    condition gains (nats per token), and the same per condition
+  transcribe       cer, wer (--beam-size K for the prefix beam search), exact_match
 Task models read --data in their training format; labels never seen in training count as
 wrong predictions.
 """
@@ -496,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="predict with a trained task model (classify, tag, seq2seq, forecast, condlm)",
+        help="predict with a trained task model (classify, tag, seq2seq, forecast, condlm, "
+        "transcribe)",
         description=PREDICT_DESCRIPTION,
         epilog=PREDICT_EPILOG,
         formatter_class=_HelpFormatter,

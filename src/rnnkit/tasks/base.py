@@ -1,5 +1,5 @@
-"""The Task interface: what one kind of model (lm, classify, tag, seq2seq, forecast, condlm)
-must say so that the one trainer (rnnkit.train.trainer), checkpoints, `rnnkit
+"""The Task interface: what one kind of model (lm, classify, tag, seq2seq, forecast, condlm,
+transcribe) must say so that the one trainer (rnnkit.train.trainer), checkpoints, `rnnkit
 predict`/`evaluate` and the Python API run it.
 
 How a task plugs in
@@ -66,6 +66,7 @@ TASK_MODULES = {
     "seq2seq": "rnnkit.tasks.seq2seq",
     "forecast": "rnnkit.tasks.forecast",
     "condlm": "rnnkit.tasks.condlm",
+    "transcribe": "rnnkit.tasks.transcribe",
 }
 TASKS = tuple(TASK_MODULES)
 PYTHON_SOURCE = "python:examples"  # TaskData.source["data"] of examples given from Python

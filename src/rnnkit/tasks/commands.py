@@ -23,6 +23,8 @@ Print one result per input on stdout, in input order:
   forecast   the series (CSV, as in training)    -> the next --horizon values
   condlm     a condition per line                -> a text sampled for it (--temperature,
                                                     --seed)
+  transcribe a WAV path per line (relative to the    -> its transcript (--beam-size)
+             list's folder)
 Input that still carries the answer column (the training format) is accepted; the answer is
 ignored. Tokens never seen in training are read as <unk>.
 """

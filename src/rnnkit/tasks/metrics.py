@@ -37,6 +37,7 @@ __all__ = [
     "naive_scale",
     "rmse",
     "token_accuracy",
+    "word_error_rate",
 ]
 
 
@@ -204,6 +205,19 @@ def character_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -
         raise ValueError("character_error_rate: the references are all empty")
     edits = sum(levenshtein(r, h) for r, h in zip(references, hypotheses, strict=True))
     return edits / chars
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Sum of word-level Levenshtein distances over the number of reference words (corpus WER,
+    words split on whitespace). It can exceed 1."""
+    _check_pair("word_error_rate", references, hypotheses)
+    words = sum(len(r.split()) for r in references)
+    if words == 0:
+        raise ValueError("word_error_rate: the references hold no words")
+    edits = sum(
+        levenshtein(r.split(), h.split()) for r, h in zip(references, hypotheses, strict=True)
+    )
+    return edits / words
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:

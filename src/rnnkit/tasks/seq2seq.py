@@ -57,7 +57,7 @@ def _decode_flags() -> dict[str, dict]:
             "type": int,
             "default": 1,
             "metavar": "K",
-            "help": "seq2seq: beam width; 1 decodes greedily (default 1)",
+            "help": "beam width; 1 decodes greedily (default 1)",
         },
         "max_length": {
             "type": int,

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # rnnkit.tasks.base.TASKS, kept in step
-TASKS = ("lm", "classify", "tag", "seq2seq", "forecast", "condlm")
+TASKS = ("lm", "classify", "tag", "seq2seq", "forecast", "condlm", "transcribe")
 
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
 
@@ -111,7 +111,8 @@ class TrainConfig:
         "what to train: lm (language model on plain text), classify (label<TAB>text lines), "
         "tag (token<TAB>tag lines, blank line between sentences), seq2seq (source<TAB>target "
         "lines), forecast (CSV with a header), condlm (condition<TAB>text lines: text generated "
-        "from a category or a vector); each task has defaults of its own",
+        "from a category or a vector), transcribe (audio.wav<TAB>transcript lines: speech to text "
+        "with CTC); each task has defaults of its own",
         "run",
         choices=TASKS,
     )
