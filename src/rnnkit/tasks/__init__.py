@@ -1,5 +1,5 @@
 """The tasks: lm (language model), classify, tag (+CRF), seq2seq, forecast, condlm (conditioned
-generation), on rnnkit's layers.
+generation), transcribe (speech to text), on rnnkit's layers.
 
 Each task is a `Task` (rnnkit.tasks.base) that the one trainer (rnnkit.train.trainer), the
 `rnnkit train --task / generate / predict / evaluate` commands and the Python API
@@ -15,6 +15,7 @@ from .api import (
     SequenceTagger,
     SequenceToSequence,
     SeriesForecaster,
+    SpeechTranscriber,
     TaskModel,
     TextClassifier,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "SequenceTagger",
     "SequenceToSequence",
     "SeriesForecaster",
+    "SpeechTranscriber",
     "Task",
     "TaskModel",
     "TextClassifier",

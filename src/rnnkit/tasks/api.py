@@ -240,3 +240,16 @@ class ConditionalGenerator(TaskModel):
             condition = " ".join(str(float(v)) for v in condition)
         loaded.model.eval()
         return str(loaded.task.generate_text(loaded.model, condition, prefix, length, **sampling))
+
+
+class SpeechTranscriber(TaskModel):
+    """transcribe: recordings -> transcripts (a bidirectional recurrent encoder with CTC).
+
+    asr = SpeechTranscriber(max_time=300).fit(wav_paths, transcripts)
+    asr.predict(["new.wav"], beam_size=8)          # -> ["3 5 1"]
+    asr.evaluate(wav_paths, transcripts)           # cer, wer, exact_match
+
+    Recordings are WAV paths or (samples, sample_rate) pairs of 1-D float arrays in [-1, 1].
+    """
+
+    task_name = "transcribe"
