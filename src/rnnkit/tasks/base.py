@@ -403,6 +403,23 @@ def read_lines(path, encoding: str = "utf-8") -> list[str]:
     return text.splitlines()
 
 
+def read_pairs(path, encoding: str, form: str) -> list[tuple[int, str, str]]:
+    """(line number, first column, second column) of every non-blank line of a two-column
+    TSV; a line with another number of tab-separated columns is a FILE:LINE error naming the
+    expected `form` ("label<TAB>text")."""
+    pairs = []
+    for number, line in enumerate(read_lines(path, encoding), 1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2:
+            raise line_error(
+                path, number, f"expected 2 tab-separated columns ({form}), found {len(columns)}"
+            )
+        pairs.append((number, columns[0], columns[1]))
+    return pairs
+
+
 # ---------------------------------------------------------------- registry
 
 

@@ -39,7 +39,7 @@ from ..models.conditioned_lm import (
     ConditionedLanguageModel,
     ConditionedLMConfig,
 )
-from .base import Batch, Task, batches_of, line_error, read_lines
+from .base import Batch, Task, batches_of, line_error, read_lines, read_pairs
 
 __all__ = ["ConditionedExample", "ConditionedLMTask"]
 
@@ -187,17 +187,8 @@ class ConditionedLMTask(Task):
 
     def read_examples(self, path) -> list[ConditionedExample]:
         examples = []
-        for number, line in enumerate(read_lines(path, self.config.encoding), 1):
-            if not line.strip():
-                continue
-            columns = line.split("\t")
-            if len(columns) != 2:
-                raise line_error(
-                    path,
-                    number,
-                    f"expected 2 tab-separated columns (condition<TAB>text), found {len(columns)}",
-                )
-            examples.append(self._example(columns[0], columns[1], f"{path}:{number}"))
+        for number, condition, text in read_pairs(path, self.config.encoding, "condition<TAB>text"):
+            examples.append(self._example(condition, text, f"{path}:{number}"))
         if not examples:
             raise ValueError(f"{path} holds no examples; expected condition<TAB>text lines")
         return examples

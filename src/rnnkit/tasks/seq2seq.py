@@ -35,7 +35,7 @@ from ..models.seq2seq import (
     greedy_decode,
 )
 from . import metrics
-from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines
+from .base import UNIDIRECTIONAL, Batch, Task, read_lines, read_pairs
 
 __all__ = ["Pair", "Seq2SeqTask"]
 
@@ -132,17 +132,9 @@ class Seq2SeqTask(Task):
 
     def read_examples(self, path: str | os.PathLike) -> list[Pair]:
         pairs = []
-        for number, line in enumerate(read_lines(path, self.config.encoding), 1):
-            if not line.strip():
-                continue  # blank lines separate nothing here; skip them
-            columns = line.split("\t")
-            if len(columns) != 2:
-                raise line_error(
-                    path,
-                    number,
-                    f"expected 2 tab-separated columns (source<TAB>target), found {len(columns)}",
-                )
-            pairs.append(Pair(columns[0], columns[1], number))
+        # blank lines separate nothing here; read_pairs skips them
+        for number, source, target in read_pairs(path, self.config.encoding, "source<TAB>target"):
+            pairs.append(Pair(source, target, number))
         if not pairs:
             raise ValueError(f"{path}: no source<TAB>target lines found")
         return pairs

@@ -39,7 +39,7 @@ from ..models.transcriber import (
     ctc_greedy,
 )
 from . import metrics
-from .base import UNIDIRECTIONAL, Batch, Task, batches_of, line_error, read_lines
+from .base import UNIDIRECTIONAL, Batch, Task, batches_of, read_lines, read_pairs
 
 __all__ = ["TranscribeTask", "Utterance"]
 
@@ -158,16 +158,9 @@ class TranscribeTask(Task):
     def read_examples(self, path) -> list[Utterance]:
         folder = Path(path).parent
         examples = []
-        for number, columns in self._rows(path):
-            if len(columns) != 2:
-                raise line_error(
-                    path,
-                    number,
-                    f"expected 2 tab-separated columns (audio.wav<TAB>transcript), found "
-                    f"{len(columns)}",
-                )
-            audio = folder / columns[0].strip()
-            examples.append(self._utterance(audio, columns[1], f"{path}:{number}"))
+        form = "audio.wav<TAB>transcript"
+        for number, audio, transcript in read_pairs(path, self.config.encoding, form):
+            examples.append(self._utterance(folder / audio.strip(), transcript, f"{path}:{number}"))
         if not examples:
             raise ValueError(f"{path} holds no examples; expected audio.wav<TAB>transcript lines")
         return examples
