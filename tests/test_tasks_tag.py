@@ -131,8 +131,8 @@ def test_padding_does_not_change_tags(crf):
 
 def test_bidirectional_wins_when_the_cue_is_on_the_right(one_thread):
     common = {"max_steps": 100, "lr": 1e-2, "hidden_size": 32, "train": 400, "test": 150, **FAST}
-    uni = tagging_tasks.run(tagging_tasks.right_context, unidirectional=True, **common)
-    bi = tagging_tasks.run(tagging_tasks.right_context, **common)
+    uni = tagging_tasks.run(tagging_tasks.right_context, unidirectional=True, crf=False, **common)
+    bi = tagging_tasks.run(tagging_tasks.right_context, crf=False, **common)
     assert bi["entity_f1"] >= 0.9
     assert bi["entity_f1"] > uni["entity_f1"] + 0.3
 
@@ -140,7 +140,7 @@ def test_bidirectional_wins_when_the_cue_is_on_the_right(one_thread):
 def test_crf_beats_softmax_when_the_type_comes_last(one_thread):
     common = {"max_steps": 100, "lr": 1e-2, "hidden_size": 32, "train": 400, "test": 150, **FAST}
     common["unidirectional"] = True
-    softmax = tagging_tasks.run(tagging_tasks.end_cue, **common)
+    softmax = tagging_tasks.run(tagging_tasks.end_cue, crf=False, **common)
     crf = tagging_tasks.run(tagging_tasks.end_cue, crf=True, **common)
     assert crf["entity_f1"] >= 0.9
     assert crf["entity_f1"] > softmax["entity_f1"] + 0.3
@@ -192,3 +192,21 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
 
     code = main(["predict", "--checkpoint", str(out), "--data", str(test), "--horizon", "3"])
     assert code == 2 and "--horizon does not apply to a tag model" in capsys.readouterr().err
+
+
+def test_crf_and_char_features_are_on_by_default_and_can_be_turned_off(tmp_path, capsys):
+    """The defaults measured best on NER (benchmarks/task_defaults.py); --no-X turns one off."""
+    config = task_config("tag")
+    assert config.crf is True and config.char_features is True
+    x, y = tagging_tasks.right_context(30, seed=1)
+    data = write(tmp_path / "train.conll", conll(x, y))
+    runs = {}
+    for name, flags in (("default", []), ("off", ["--no-crf", "--no-char-features"])):
+        out = tmp_path / name
+        args = ["train", "--task", "tag", "--data", str(data), "--out", str(out), *flags]
+        args += ["--max-steps", "2", "--hidden-size", "8", "--backend", "native", "--quiet"]
+        assert main(args) == 0
+        capsys.readouterr()
+        runs[name] = json.loads((out / "config.json").read_text())["train"]["options"]
+    assert runs["default"]["crf"] is True and runs["default"]["char_features"] is True
+    assert runs["off"]["crf"] is False and runs["off"]["char_features"] is False

@@ -97,7 +97,7 @@ examples:
   rnnkit train --out runs/ts --resume            continue a stopped run exactly
   rnnkit generate --checkpoint runs/ts --prefix "ROMEO:"
   rnnkit train --task classify --data reviews.tsv --out runs/sentiment
-  rnnkit train --task tag --data train.conll --out runs/ner --crf --max-time 120
+  rnnkit train --task tag --data train.conll --out runs/ner --max-time 180
   rnnkit predict --checkpoint runs/ner --data sentences.txt
   rnnkit train --task condlm --data names.tsv --out runs/names
   rnnkit generate --checkpoint runs/names --condition Italian
@@ -110,6 +110,8 @@ def _help_text(option) -> str:
     text = option.help
     if option.default is not None and option.kind is not bool:
         text += f" (default: {option.default})"
+    elif option.kind is bool and option.default:
+        text += f" (on by default; --no-{option.flag[2:]} turns it off)"
     return text.replace("%", "%%")
 
 
@@ -119,7 +121,8 @@ def _add_option(group, option, tasks: list[str] | None = None) -> None:
     if option.name == "out":
         kwargs["required"] = True
     if option.kind is bool:
-        kwargs["action"] = "store_true"
+        # a setting that is on by default needs a flag that turns it off
+        kwargs["action"] = argparse.BooleanOptionalAction if option.default else "store_true"
     else:
         kwargs["type"] = option.kind
         kwargs["metavar"] = option.metavar or ("NAME" if option.choices else None)

@@ -13,6 +13,12 @@ training text had not.
 
 Pooling (padding excluded by the lengths): "last" the final state of each direction, "mean"
 the average over the real steps, "max" the element-wise maximum over them.
+
+N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram ids, added to the
+logits, so the network learns what the recurrent path adds to a bag of n-grams (Wang and
+Manning 2012's NBSVM and fastText are strong on short texts; the sum starts as that linear
+model, its weights zero). The caller hashes the n-grams (`ngrams=(ids, offsets, weights)`, the
+flat form of nn.EmbeddingBag).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ class ClassifierConfig:
     dropout: float = 0.2  # on the inputs, between layers and before the linear layer
     word_dropout: float = 0.0  # token input: chance of reading a token as <unk> in training
     unk_idx: int = 0  # the Vocab's <unk>
+    ngram_buckets: int = 0  # > 0: a linear n-gram path of this many hashed features
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -57,7 +64,7 @@ class ClassifierConfig:
             dropout=self.dropout,
             backend=self.backend,
         )
-        for name in ("num_classes", "vocab_size", "input_size", "embedding_dim"):
+        for name in ("num_classes", "vocab_size", "input_size", "embedding_dim", "ngram_buckets"):
             value = getattr(self, name)
             if not is_int(value) or value < 0:
                 raise ValueError(f"{owner}: {name} must be an int >= 0; got {value!r}")
@@ -68,6 +75,8 @@ class ClassifierConfig:
                 f"{owner}: give exactly one of vocab_size (token input) and input_size (numeric "
                 f"input); got vocab_size={self.vocab_size}, input_size={self.input_size}"
             )
+        if self.ngram_buckets > 0 and self.vocab_size == 0:
+            raise ValueError(f"{owner}: the n-gram path (ngram_buckets > 0) needs token input")
         if self.vocab_size > 0 and self.embedding_dim < 1:
             raise ValueError(f"{owner}: token input needs embedding_dim >= 1")
         if self.pooling not in POOLINGS:
@@ -122,6 +131,10 @@ class SequenceClassifier(nn.Module):
             backend=config.backend,
         )
         self.head = nn.Linear(self.encoder.output_size, config.num_classes)
+        self.ngrams = None
+        if config.ngram_buckets > 0:
+            self.ngrams = nn.EmbeddingBag(config.ngram_buckets, config.num_classes, mode="sum")
+            nn.init.zeros_(self.ngrams.weight)
 
     def features(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled (B, D*H) representation the linear layer reads."""
@@ -137,15 +150,26 @@ class SequenceClassifier(nn.Module):
         outputs, last = self.encoder(self.dropout(x), lengths)
         return pool(outputs, last, lengths, self.config.pooling)
 
-    def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
-        return self.head(self.dropout(self.features(inputs, lengths)))  # (B, C)
+    def forward(self, inputs: Tensor, lengths: Tensor, ngrams: tuple | None = None) -> Tensor:
+        """ngrams: (ids (N,) long, offsets (B,) long, weights (N,) float), needed exactly when
+        the model has an n-gram path."""
+        logits = self.head(self.dropout(self.features(inputs, lengths)))  # (B, C)
+        if (self.ngrams is None) != (ngrams is None):
+            raise ValueError(
+                "SequenceClassifier: ngrams=(ids, offsets, weights) must be given when "
+                "ngram_buckets > 0, and only then"
+            )
+        if self.ngrams is not None:
+            ids, offsets, weights = ngrams
+            logits = logits + self.ngrams(ids, offsets, per_sample_weights=weights.to(logits))
+        return logits
 
     @torch.no_grad()
-    def predict_proba(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+    def predict_proba(self, inputs: Tensor, lengths: Tensor, ngrams: tuple | None = None) -> Tensor:
         """(B, C) class probabilities, in eval mode."""
         was_training = self.training
         self.eval()
         try:
-            return self(inputs, lengths).softmax(-1)
+            return self(inputs, lengths, ngrams).softmax(-1)
         finally:
             self.train(was_training)

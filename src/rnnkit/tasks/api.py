@@ -162,7 +162,8 @@ class TextClassifier(TaskModel):
 
 
 class SequenceTagger(TaskModel):
-    """tag: token lists -> tag lists (BIO for entity F1); crf=True for a CRF output layer."""
+    """tag: token lists -> tag lists (BIO for entity F1); a CRF output layer and character
+    features by default (crf=False, char_features=False turn them off)."""
 
     task_name = "tag"
 

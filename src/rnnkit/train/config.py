@@ -37,6 +37,9 @@ __all__ = [
 TASKS = ("lm", "classify", "tag", "seq2seq", "forecast", "condlm", "transcribe")
 
 DEFAULT_MAX_TIME = 300.0  # seconds of training when neither max_time nor max_steps is given
+# Task settings whose default changed after the flat config format (every setting at the top
+# level) was written: runs of other tasks saved then hold the old default, which is no choice.
+FLAT_FORMAT_DEFAULTS = {"crf": False, "char_features": False}
 
 # The automatic dropout (`--dropout` not given) of the language model. Measured with the default
 # model in 100 s runs (docs/benchmarks.md): tiny shakespeare (about 7 passes over its text)
@@ -454,7 +457,9 @@ class TrainConfig:
             elif name in own:
                 options[name] = value
             elif name in _any_task_option_defaults():
-                if value != _any_task_option_defaults()[name]:
+                if value != _any_task_option_defaults()[name] and not (
+                    name in FLAT_FORMAT_DEFAULTS and value == FLAT_FORMAT_DEFAULTS[name]
+                ):
                     raise ValueError(
                         f"train config: {name}={value!r} belongs to another task than {task}"
                     )

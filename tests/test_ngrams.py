@@ -1,0 +1,132 @@
+"""Hashed n-gram bags and the classifier's linear n-gram path: the features, their weights,
+hashing that a saved model can rely on, and the path's place in the model and the task."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rnnkit.data.ngrams import hashed_bag, ngrams
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
+from rnnkit.tasks import TextClassifier, task_config
+from rnnkit.tasks.classify import ClassifyTask
+
+FAST = {"backend": "native", "threads": 1}
+
+
+def test_ngrams_are_word_and_framed_character_grams():
+    grams = ngrams(["New", "York"], word_n=2, chars=(2, 3))
+    words = ["w1:new", "w1:york", "w2:new york"]
+    chars_new = ["c2: n", "c2:ne", "c2:ew", "c2:w ", "c3: ne", "c3:new", "c3:ew "]
+    chars_york = ["c2: y", "c2:yo", "c2:or", "c2:rk", "c2:k ", "c3: yo", "c3:yor", "c3:ork"]
+    chars_york.append("c3:rk ")
+    assert sorted(grams) == sorted(words + chars_new + chars_york)
+    assert ngrams([], word_n=2) == []
+
+
+def test_bag_weights_have_unit_norm_and_collisions_add():
+    ids, weights = hashed_bag(["the", "film", "the", "end"], buckets=1000)
+    assert ids == sorted(set(ids)) and all(0 <= i < 1000 for i in ids)
+    assert math.isclose(sum(w * w for w in weights), 1.0)
+    # one bucket: every n-gram collides, so the bag is a single feature of weight 1
+    ids, weights = hashed_bag(["the", "film"], buckets=1)
+    assert ids == [0] and weights == [1.0]
+    assert hashed_bag([], buckets=10) == ([], [])
+    with pytest.raises(ValueError, match="buckets must be >= 1"):
+        hashed_bag(["a"], buckets=0)
+
+
+def test_hashing_does_not_depend_on_the_process():
+    """Python's hash() is salted per process; a saved model needs the same ids in every one."""
+    code = "from rnnkit.data.ngrams import hashed_bag; print(hashed_bag(['good','film'], 4093)[0])"
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        outputs.add(run.stdout)
+    assert len(outputs) == 1 and outputs != {""}
+
+
+def test_the_path_adds_a_linear_bag_model_to_the_logits():
+    torch.manual_seed(0)
+    config = ClassifierConfig(num_classes=3, vocab_size=20, hidden_size=8, ngram_buckets=50)
+    model = SequenceClassifier(config).eval()
+    plain = SequenceClassifier(ClassifierConfig(num_classes=3, vocab_size=20, hidden_size=8))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "ngrams" not in k})
+    plain.eval()
+    inputs, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
+    bag = (torch.tensor([3, 7, 7, 9]), torch.tensor([0, 2]), torch.tensor([0.6, 0.8, 0.5, 2.0]))
+    # the path starts at zero: the model begins as the recurrent one alone
+    assert torch.equal(model(inputs, lengths, bag), plain(inputs, lengths))
+    with torch.no_grad():
+        model.ngrams.weight.normal_()
+    w = model.ngrams.weight
+    expected = plain(inputs, lengths) + torch.stack(
+        [0.6 * w[3] + 0.8 * w[7], 0.5 * w[7] + 2 * w[9]]
+    )
+    assert torch.allclose(model(inputs, lengths, bag), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"ngrams=.* must be given"):
+        model(inputs, lengths)
+    with pytest.raises(ValueError, match=r"ngrams=.* must be given"):
+        plain(inputs, lengths, bag)
+    with pytest.raises(ValueError, match="needs token input"):
+        ClassifierConfig(num_classes=2, input_size=3, ngram_buckets=10)
+
+
+def test_task_batches_carry_each_texts_bag():
+    task = ClassifyTask(task_config("classify", ngram_buckets=97))
+    examples = task.examples_from_python(["good film", "a dull plot indeed"], ["pos", "neg"])
+    task.fit(examples)
+    batch = task.collate([task.encode(e) for e in examples]).tensors
+    first = hashed_bag(["good", "film"], 97)
+    second = hashed_bag(["a", "dull", "plot", "indeed"], 97)
+    assert batch["ngram_ids"].tolist() == first[0] + second[0]
+    assert batch["ngram_offsets"].tolist() == [0, len(first[0])]
+    assert torch.allclose(batch["ngram_weights"], torch.tensor(first[1] + second[1]))
+    assert task.build_model().config.ngram_buckets == 97
+    off = ClassifyTask(task_config("classify", ngram_buckets=0))
+    off.fit(examples)
+    assert "ngram_ids" not in off.collate([off.encode(e) for e in examples]).tensors
+    assert off.build_model().ngrams is None
+
+
+def test_character_input_bags_the_words_it_spells():
+    task = ClassifyTask(task_config("classify", tokens="char", ngram_buckets=97))
+    examples = task.examples_from_python(["good film"], ["pos"])
+    task.fit(examples)
+    _, _, bag = task.encode(examples[0])
+    assert bag == hashed_bag(["good", "film"], 97)
+
+
+def test_a_run_saved_before_the_path_loads_without_it():
+    task = ClassifyTask(task_config("classify"))
+    examples = task.examples_from_python(["good film"], ["pos"])
+    task.fit(examples)
+    state = task.state_dict()
+    del state["ngram_buckets"]
+    again = ClassifyTask(task_config("classify"))
+    again.load_state_dict(state)
+    assert again.ngram_buckets == 0 and again.build_model().ngrams is None
+
+
+def test_the_path_learns_beside_a_tiny_recurrent_one(one_thread):
+    """Cue words decide the label; the bag's weights move from zero and the model gets it."""
+    pos, neg = ["good", "great", "fine"], ["bad", "awful", "dull"]
+    filler = ["the", "movie", "was", "plot", "quite"]
+    g = torch.Generator().manual_seed(0)
+    texts, labels = [], []
+    for i in range(240):
+        cue = (pos if i % 2 else neg)[int(torch.randint(3, (1,), generator=g))]
+        words = [filler[int(j)] for j in torch.randint(5, (4,), generator=g)] + [cue]
+        texts.append(" ".join(words))
+        labels.append("pos" if i % 2 else "neg")
+    clf = TextClassifier(max_steps=80, eval_every=40, hidden_size=4, lr=1e-2, **FAST)
+    clf.fit(texts, labels)
+    weights = clf.model.ngrams.weight.detach()
+    great = hashed_bag(["great"], weights.shape[0])[0]
+    # the bag of "great" alone points to pos
+    assert float(weights[great].sum(0)[1] - weights[great].sum(0)[0]) > 0
+    assert clf.evaluate(["the plot was great", "quite dull movie"], ["pos", "neg"])["accuracy"] == 1
