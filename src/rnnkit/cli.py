@@ -385,21 +385,19 @@ def run_generate(args: argparse.Namespace) -> int:
             "every step pass --greedy)"
         )
     model, vocab, tokenizer, _ = load_checkpoint(args.checkpoint)
+    return _print_generated(
+        args,
+        lambda: generate(
+            model, vocab, tokenizer, args.prefix, args.length, **_sampling_options(args)
+        ),
+    )
+
+
+def _print_generated(args: argparse.Namespace, sample) -> int:
+    """Run `sample()`, errors in the CLI's words; print the prefix and the text (--debug: why
+    it stopped)."""
     try:
-        text = generate(
-            model,
-            vocab,
-            tokenizer,
-            args.prefix,
-            args.length,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            greedy=args.greedy,
-            beam_size=args.beam_size,
-            seed=args.seed,
-            decoder=args.decoder,
-        )
+        text = sample()
     except ValueError as error:
         raise ValueError(in_cli_words(str(error), GENERATE_FLAGS)) from None
     if getattr(args, "debug", False):
@@ -433,16 +431,12 @@ def _generate_conditioned(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.checkpoint} holds a condlm model: pass --condition VALUE{known}")
     if args.temperature <= 0:
         raise ValueError(f"--temperature must be > 0; got {args.temperature} (or pass --greedy)")
-    try:
-        text = task.generate_text(
+    return _print_generated(
+        args,
+        lambda: task.generate_text(
             loaded.model, args.condition, args.prefix, args.length, **_sampling_options(args)
-        )
-    except ValueError as error:
-        raise ValueError(in_cli_words(str(error), GENERATE_FLAGS)) from None
-    if getattr(args, "debug", False):
-        print(f"rnnkit generate: {text.reason}", file=sys.stderr)
-    print(args.prefix + text)
-    return 0
+        ),
+    )
 
 
 # ---------------------------------------------------------------- the parser
