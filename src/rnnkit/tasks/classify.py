@@ -327,7 +327,7 @@ class ClassifyTask(Task):
         model.eval()
         out = []
         size = self.config.batch_size
-        items = [self.encode(Example(e.tokens, None)) for e in inputs]
+        items = [self.encode(e) for e in inputs]  # the label, if any, goes unused
         for start in range(0, len(items), size):
             t = self.collate(items[start : start + size]).tensors
             out.extend(self._logits(model, t).argmax(-1).tolist())
