@@ -301,12 +301,18 @@ def test_max_time_means_the_same_for_every_task():
     assert both.budget() == (5, 20.0)
 
 
-def test_several_processes_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
-    """Under torchrun each rank would train alone into the same --out: refused in one line."""
+def test_a_world_without_torchrun_is_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    """WORLD_SIZE set by hand, without the rendezvous torchrun provides: one line, nothing
+    written (tests/test_distributed.py trains under torchrun for real)."""
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
     out = tmp_path / "run"
     argv = ["train", "--data", data_file(tmp_path), "--out", str(out), "--max-steps", "1"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "under torchrun (WORLD_SIZE=2)" in err
+    assert err.count("\n") == 1 and "could not join the other processes" in err
+    assert "start the run with torchrun" in err
     assert not out.exists()

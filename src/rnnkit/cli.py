@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 
@@ -193,8 +194,17 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = task_config(given.pop("task", "lm"), **given)
     metrics = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
-    print(json.dumps(metrics, indent=2))
+    if _rank() == 0:  # under torchrun every rank returns rank 0's figures: print them once
+        print(json.dumps(metrics, indent=2))
     return 0
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 alone, or when RANK is not a number)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 # ---------------------------------------------------------------- evaluate
@@ -608,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"rnnkit {args.command}"
+    if _rank() > 0:  # which of torchrun's processes says it
+        prog += f" (rank {_rank()})"
     try:
         if args.command == "bench":
             from .bench import run_bench
@@ -620,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         from .train.interrupt import Interrupted
 
         if isinstance(error, Interrupted):
+            if _rank() > 0:
+                return 130  # every rank stopped at that step: rank 0 says so
             hint = f" at step {error.step}; latest/ is saved: continue with --resume"
         elif args.command == "train":
             hint = "; continue with --resume from the last save"

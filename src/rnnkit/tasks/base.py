@@ -14,7 +14,8 @@ How a task plugs in
        task.fit(data.train)                         # vocabularies, label sets, scalers (train only)
        model = task.build_model()                   # nn.Module with a JSON-able .config
        task.init_model(model)                       # the run's initialization scheme, vectors
-       source = task.batch_source(data)             # .next_batch() -> Batch, resumable
+       source = task.batch_source(data)             # .next_batch() -> Batch, resumable,
+                                                    # .shard(world) for data-parallel runs
        loss, carry = task.train_loss(model, batch, carry)    # default: task.loss(model, batch)
        row = task.evaluate_held_out(model, data)    # {"val_loss", **task.evaluate(model, val)}
        outputs = task.predict(model, task.read_inputs(path))   # `predict`
@@ -71,11 +72,22 @@ TASK_MODULES = {
 TASKS = tuple(TASK_MODULES)
 PYTHON_SOURCE = "python:examples"  # TaskData.source["data"] of examples given from Python
 
-# A setting several tasks declare alike.
+# Settings several tasks declare alike.
 UNIDIRECTIONAL = Option(
     "unidirectional",
     False,
     "run the recurrent layers left to right only (default: bidirectional)",
+)
+WORD_DROPOUT = Option(
+    "word_dropout",
+    None,
+    "the probability that a training word reads as <unk>, so that the model learns what "
+    "unseen words mean (text input; default: 0.25 for classify, 0.05 for tag)",
+    kind=float,
+    minimum=0.0,
+    below=1.0,
+    metavar="P",
+    what="a probability",
 )
 
 
@@ -130,14 +142,30 @@ class EpochOrder:
 
 
 class ExampleBatches:
-    """The default batch source: shuffled whole examples, a new order each epoch."""
+    """The default batch source: shuffled whole examples, a new order each epoch.
+
+    After `shard(world)` (data-parallel training) each batch is this rank's contiguous share of
+    the global batch; a rank whose share is empty (a last batch smaller than the world) gets the
+    batch's first example marked `extra["stand_in"]`, which the trainer weighs as nothing."""
 
     def __init__(self, task: Task, items: list, batch_size: int, seed: int) -> None:
         self.task, self.items = task, items
         self.order = EpochOrder(len(items), batch_size, seed)
+        self.world = None
+
+    def shard(self, world) -> None:
+        self.world = world
 
     def next_batch(self) -> Batch:
-        return self.task.collate([self.items[i] for i in self.order.next_indices()])
+        indices = self.order.next_indices()
+        if self.world is None or not self.world.parallel:
+            return self.task.collate([self.items[i] for i in indices])
+        start, stop = self.world.share(len(indices))
+        if start == stop:
+            batch = self.task.collate([self.items[indices[0]]])
+            batch.extra["stand_in"] = True
+            return batch
+        return self.task.collate([self.items[i] for i in indices[start:stop]])
 
     def state_dict(self) -> dict:
         return self.order.state_dict()
@@ -172,6 +200,9 @@ class Task(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     # The held-out figure that picks best/: (metric name in evaluate()'s dict, "max" or "min").
     best_by: ClassVar[tuple[str, str]] = ("loss", "min")
+    # The batch dimension of the tensors `carry_tensors` returns (split across data-parallel
+    # ranks, gathered for latest/).
+    carry_batch_dim: ClassVar[int] = 1
     # Extra flags of `rnnkit predict` / `rnnkit evaluate`: {"horizon": {"type": int, ...}}.
     predict_flags: ClassVar[dict[str, dict]] = {}
     evaluate_flags: ClassVar[dict[str, dict]] = {}
@@ -304,6 +335,12 @@ class Task(ABC):
     @abstractmethod
     def loss(self, model: nn.Module, batch: Batch) -> Tensor:
         """Mean loss over the batch (a scalar with grad); the trainer calls backward."""
+
+    def loss_weight(self, batch: Batch) -> float:
+        """What `loss`'s mean divides by: the examples (default) or the tokens it averages
+        over. Data-parallel training weighs each rank's share by it, so that the ranks together
+        compute the global batch's mean (tests check it for every task)."""
+        return batch.size
 
     # ------------------------------------------------------------ hooks of the trainer
 

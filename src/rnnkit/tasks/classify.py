@@ -25,9 +25,8 @@ from ..data.ngrams import hashed_bag
 from ..data.segment import check_segmenter
 from ..models.classifier import ClassifierConfig, SequenceClassifier
 from . import metrics
-from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines, read_pairs
+from .base import UNIDIRECTIONAL, WORD_DROPOUT, Batch, Task, line_error, read_lines, read_pairs
 
-WORD_DROPOUT = 0.25  # see SequenceClassifier; measured in examples/text_classify.py
 IGNORE = -100  # label id of a held-out label never seen in training (skipped by the loss)
 _SPLIT_VALUES = re.compile(r"[\s,]+")
 
@@ -91,6 +90,7 @@ class ClassifyTask(Task):
             minimum=0,
             metavar="N",
         ),
+        WORD_DROPOUT,
         UNIDIRECTIONAL,
     )
     defaults: ClassVar[dict] = {
@@ -122,6 +122,11 @@ class ClassifyTask(Task):
         self.std: list[float] | None = None
         self.segmenter = config.segmenter  # of Chinese text, with --tokens word
         self.ngram_buckets = 0  # set by fit() or a saved state
+
+    def word_dropout(self) -> float:
+        if self.config.word_dropout is None:
+            return 0.25  # measured in examples/text_classify.py
+        return self.config.word_dropout
 
     @property
     def numeric(self) -> bool:
@@ -256,7 +261,7 @@ class ClassifyTask(Task):
                 bidirectional=not c.unidirectional,
                 pooling=c.pooling,
                 dropout=c.dropout,
-                word_dropout=0.0 if self.numeric else WORD_DROPOUT,
+                word_dropout=0.0 if self.numeric else self.word_dropout(),
                 unk_idx=self.vocab.unk_id if self.vocab is not None else 0,
                 ngram_buckets=self.ngram_buckets,
                 backend=c.backend,
@@ -317,6 +322,9 @@ class ClassifyTask(Task):
         if (t["labels"] == IGNORE).all():
             return logits.sum() * 0.0  # no known label in this batch: nothing to learn
         return F.cross_entropy(logits, t["labels"], ignore_index=IGNORE)
+
+    def loss_weight(self, batch: Batch) -> float:
+        return int((batch.tensors["labels"] != IGNORE).sum())  # the examples of known label
 
     # ------------------------------------------------------------ inference
 

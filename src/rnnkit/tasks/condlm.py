@@ -403,6 +403,9 @@ class ConditionedLMTask(Task):
     def loss(self, model: ConditionedLanguageModel, batch: Batch) -> Tensor:
         return self._mean(self.token_losses(model, batch), batch)
 
+    def loss_weight(self, batch: Batch) -> float:
+        return int((batch.tensors["y"] != self.vocab.pad_id).sum())  # the target tokens
+
     def train_loss(self, model: ConditionedLanguageModel, batch: Batch, carry):
         withheld = None
         if self.config.condition_dropout > 0:

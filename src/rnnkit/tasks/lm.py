@@ -240,6 +240,9 @@ class LanguageModelTask(Task):
     def loss(self, model: LanguageModel, batch: Batch) -> Tensor:
         return self.train_loss(model, batch, None)[0]
 
+    def loss_weight(self, batch: Batch) -> float:
+        return batch.tensors["y"].numel()  # the mean is over every target token
+
     def train_loss(self, model: LanguageModel, batch: Batch, carry):
         x, y = batch.tensors["x"], batch.tensors["y"]
         if carry is None or batch.extra.get("reset", False):
@@ -320,13 +323,21 @@ class LanguageModelTask(Task):
 
 class LMBatches:
     """The language model's batch source: LMBatchStream's windows as Batches; `reset` marks a
-    batch whose rows do not continue the previous batch's."""
+    batch whose rows do not continue the previous batch's. After `shard(world)` each batch is
+    this rank's block of rows (row b keeps continuing row b, so each rank carries its rows'
+    state)."""
 
     def __init__(self, stream: LMBatchStream) -> None:
         self.stream = stream
+        self.world = None
+
+    def shard(self, world) -> None:
+        self.world = world
 
     def next_batch(self) -> Batch:
         x, y, new_epoch = self.stream.next_batch()
+        if self.world is not None and self.world.parallel:
+            x, y = self.world.rows(x), self.world.rows(y)
         reset = new_epoch or self.stream.mode == "random"
         return Batch({"x": x, "y": y}, size=x.shape[0], tokens=x.numel(), extra={"reset": reset})
 

@@ -247,6 +247,9 @@ class Seq2SeqTask(Task):
             logits.reshape(-1, logits.shape[-1]), t["target_out"].reshape(-1), ignore_index=PAD_ID
         )
 
+    def loss_weight(self, batch: Batch) -> float:
+        return int((batch.tensors["target_out"] != PAD_ID).sum())  # the target tokens
+
     # ------------------------------------------------------------ inference
 
     def predict(

@@ -26,7 +26,7 @@ from ..data import Vocab
 from ..models.crf import bio_constraints
 from ..models.tagger import IGNORE, TaggerConfig, TaggingModel
 from . import metrics
-from .base import UNIDIRECTIONAL, Batch, Task, line_error, read_lines
+from .base import UNIDIRECTIONAL, WORD_DROPOUT, Batch, Task, line_error, read_lines
 
 MAX_WORD_CHARS = 30  # characters of a word the char features read (longer words are cut)
 
@@ -53,6 +53,7 @@ class TagTask(Task):
             "after B-X or I-X) instead of per-token softmax",
         ),
         Option("char_features", True, "add a character-level BiLSTM encoding of each token"),
+        WORD_DROPOUT,
         UNIDIRECTIONAL,
     )
     defaults: ClassVar[dict] = {
@@ -214,6 +215,9 @@ class TagTask(Task):
                 dropout=c.dropout,
                 backend=c.backend,
                 crf=c.crf,
+                word_dropout=(
+                    TaggerConfig.word_dropout if c.word_dropout is None else c.word_dropout
+                ),
                 allowed=allowed,
                 allowed_start=start,
                 char_vocab_size=len(self.chars) if self.chars is not None else 0,
@@ -269,6 +273,11 @@ class TagTask(Task):
     def loss(self, model: TaggingModel, batch: Batch) -> Tensor:
         t = batch.tensors
         return model.loss(self._emissions(model, t), t["tags"], t["lengths"])
+
+    def loss_weight(self, batch: Batch) -> float:
+        if self.config.crf:
+            return batch.size  # the CRF's loss is a mean over sentences
+        return int((batch.tensors["tags"] != IGNORE).sum())  # else over the known tags
 
     # ------------------------------------------------------------ inference
 

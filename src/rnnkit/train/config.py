@@ -280,7 +280,13 @@ class TrainConfig:
         minimum=2,
     )
     # --- optimizer and schedule
-    batch_size: int = _setting(32, "sequences per batch", "optimizer", metavar="N", minimum=1)
+    batch_size: int = _setting(
+        32,
+        "sequences per batch (under torchrun the global batch, split across the processes)",
+        "optimizer",
+        metavar="N",
+        minimum=1,
+    )
     optimizer: str = _setting("adamw", "optimizer", "optimizer", choices=("adamw", "sgd"))
     lr: float = _setting(
         1.5e-2, "peak learning rate", "optimizer", metavar="LR", minimum=0.0, exclusive=True

@@ -106,14 +106,17 @@ class Progress:
 
 
 class RunLog:
-    """log.jsonl: one JSON object per evaluation, rewritten atomically on every append."""
+    """log.jsonl: one JSON object per evaluation, rewritten atomically on every append.
 
-    def __init__(self, path: Path, rows: list[dict] | None = None) -> None:
+    writes=False keeps the rows in memory only (the ranks of a data-parallel run but rank 0)."""
+
+    def __init__(self, path: Path, rows: list[dict] | None = None, writes: bool = True) -> None:
         self.path = path
         self.rows = list(rows or [])
+        self.writes = writes
 
     @classmethod
-    def resume(cls, path: Path, up_to_step: int) -> RunLog:
+    def resume(cls, path: Path, up_to_step: int, writes: bool = True) -> RunLog:
         """The rows of an earlier session up to the checkpoint's step (later ones are redone)."""
         rows = []
         if path.exists():
@@ -124,7 +127,7 @@ class RunLog:
                     continue  # a line cut short by a crash
                 if isinstance(row, dict) and row.get("step", up_to_step + 1) <= up_to_step:
                     rows.append(row)
-        log = cls(path, rows)
+        log = cls(path, rows, writes)
         log.write()
         return log
 
@@ -133,4 +136,5 @@ class RunLog:
         self.write()
 
     def write(self) -> None:
-        atomic.write_jsonl(self.path, self.rows)
+        if self.writes:
+            atomic.write_jsonl(self.path, self.rows)

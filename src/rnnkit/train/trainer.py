@@ -18,12 +18,15 @@ and hyperparameters, the schedule's state, the batch source's position, the task
 torch's RNG state (dropout) and the clocks. Evaluation and checkpointing read the model under
 no_grad in eval mode and draw no random numbers, so where they happen never changes the
 trajectory.
+
+Data-parallel (under torchrun, rnnkit.train.distributed): every rank runs this loop on its share
+of each global batch, with the gradients averaged in backward and every decision (skip, stop,
+budget) agreed; rank 0 alone evaluates and writes the run directory.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -42,6 +45,17 @@ from .checkpoint import (
     task_file,
 )
 from .config import TrainConfig
+from .distributed import (
+    SINGLE,
+    Replicas,
+    World,
+    check_batch_split,
+    default_threads,
+    process_group,
+    rank_seed,
+    shard_carry,
+    world_from_env,
+)
 from .gradients import (
     MAX_BAD_STEPS,
     broken_weights_cause,
@@ -96,6 +110,7 @@ class StepResult:
     # the loss and gradient were finite but the update made a weight inf or nan (a learning
     # rate far too large): no later step can recover, so the run ends at once
     broke_weights: bool = False
+    tokens: int | None = None  # the global batch's tokens in a data-parallel step
 
 
 def train_step(
@@ -108,28 +123,43 @@ def train_step(
     clip: float = 1.0,
     clip_value: float | None = None,
     precision: str = "float32",
+    replicas: Replicas | None = None,
 ) -> StepResult:
     """One optimizer step on `batch`, or none when its loss or gradient is not finite.
 
     precision "bfloat16" runs the forward under bfloat16 autocast (rnnkit.train.precision); the
-    gradients, the update and the carried state stay in the weights' dtype.
+    gradients, the update and the carried state stay in the weights' dtype. replicas: the
+    model's data-parallel copies (rnnkit.train.distributed): `batch` is this rank's share, the
+    loss reported and checked is the global batch's, and the gradients are averaged.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
+    tokens = None
     with autocast(precision):
-        loss, new_carry = task.train_loss(model, batch, carry)
-    value = loss.item()
+        if replicas is None:
+            loss, new_carry = task.train_loss(model, batch, carry)
+        else:
+            loss, new_carry = replicas.forward(batch, carry)
+    if replicas is None:
+        value, objective = loss.item(), loss
+    else:
+        value, objective, tokens = replicas.combine(loss, batch)
     if not math.isfinite(value):
-        return StepResult(value, math.nan, False, True, carry)
-    loss.backward()
+        return StepResult(value, math.nan, False, True, carry, tokens=tokens)
+    if replicas is None:
+        objective.backward()
+    else:
+        replicas.backward(objective)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     clipping = clip_gradients(params, clip, clip_value)
     if not math.isfinite(clipping.norm):
         optimizer.zero_grad(set_to_none=True)
-        return StepResult(value, clipping.norm, False, True, carry)
+        return StepResult(value, clipping.norm, False, True, carry, tokens=tokens)
     optimizer.step()
     broke = not weights_finite(params)
-    return StepResult(value, clipping.norm, clipping.clipped, False, new_carry, broke)
+    return StepResult(
+        value, clipping.norm, clipping.clipped, False, new_carry, broke, tokens=tokens
+    )
 
 
 # ---------------------------------------------------------------- run state
@@ -254,6 +284,9 @@ class Run:
     wall_at_start: float = 0.0
     last_saved_step: int | None = None
     precision: str = "float32"  # the resolved --precision: "float32" or "bfloat16"
+    world: World = SINGLE  # the processes of a data-parallel run
+    replicas: Replicas | None = None  # the model's data-parallel copies (None: one process)
+    notices: list = field(default_factory=list)  # said once the progress line is up
 
     def wall_time(self) -> float:
         return self.wall_at_start + (time.perf_counter() - self.session_start)
@@ -296,7 +329,19 @@ def _better(task: Task, score: float, loss: float, clock: Clock) -> bool:
 
 
 def evaluate_run(run: Run) -> dict:
-    """Evaluate on the held-out part, append to log.jsonl, keep best/ if it improved."""
+    """Evaluate on the held-out part, append to log.jsonl, keep best/ if it improved. In a
+    data-parallel run rank 0 evaluates while the others wait for it."""
+    if not run.world.main:
+        run.clock.last_eval_step = run.clock.step
+        run.world.barrier()
+        return {}
+    try:
+        return _evaluate(run)
+    finally:
+        run.world.barrier()
+
+
+def _evaluate(run: Run) -> dict:
     started = time.perf_counter()
     clock, task = run.clock, run.task
     was_training = run.model.training
@@ -328,19 +373,39 @@ def _log_rows(run: Run) -> list[dict]:
 
 
 def save_latest(run: Run) -> None:
-    clock = run.clock
+    """latest/: everything a resume needs. Data-parallel: the ranks' carried rows and random
+    generators are gathered first, and rank 0 writes while the others wait."""
+    clock, world = run.clock, run.world
     clock_json = clock.to_dict()
     clock_json["wall_time"] = run.wall_time()
-    carry = run.task.carry_tensors(run.carry)
+    dim = run.task.carry_batch_dim
+    carry = [world.gather_rows(t, dim) for t in run.task.carry_tensors(run.carry)]
+    generators = world.gather(torch.get_rng_state())
+    run.last_saved_step = clock.step
+    if not world.main:
+        world.barrier()
+        return
     trainer = {
         "clock": clock_json,
         "schedule": run.schedule.state_dict(),
         "batches": run.source.state_dict(),
         "carry": len(carry),
+        "world_size": world.size,
     }
-    tensors = {"torch_rng": torch.get_rng_state()}
+    # rank 0's generator under the one-process name, so any world size resumes from it
+    tensors = {"torch_rng": generators[0]}
+    for rank, state in enumerate(generators[1:], start=1):
+        tensors[f"torch_rng.rank{rank}"] = state
     for i, tensor in enumerate(carry):
         tensors[f"carry.{i}"] = tensor
+    try:
+        _write_latest(run, tensors, trainer)
+    finally:
+        world.barrier()
+
+
+def _write_latest(run: Run, tensors: dict, trainer: dict) -> None:
+    clock = run.clock
     save_checkpoint(
         run.out / rundir.LATEST,
         run.task,
@@ -349,7 +414,6 @@ def save_latest(run: Run) -> None:
         metrics=clock.best_metrics or None,
         training=TrainingState(optimizer=run.optimizer, trainer=trainer, tensors=tensors),
     )
-    run.last_saved_step = clock.step
 
 
 def restore_latest(run: Run, directory: Path) -> None:
@@ -360,16 +424,38 @@ def restore_latest(run: Run, directory: Path) -> None:
         run.schedule.load_state_dict(trainer["schedule"])
         run.source.load_state_dict(trainer["batches"])
         carry = [tensors[f"carry.{i}"] for i in range(trainer["carry"])]
-        torch.set_rng_state(tensors["torch_rng"])
+        torch.set_rng_state(_rank_generator(run, trainer, tensors))
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory}: the trainer state is damaged ({error!r})") from None
     try:
-        run.carry = run.task.restore_carry(carry, run.model)
+        carry = run.task.restore_carry(carry, run.model)
     except ValueError as error:
         raise ValueError(f"{directory}: {error}") from None
+    run.carry = shard_carry(carry, run.world, run.task.carry_batch_dim)
     run.clock = clock
     run.wall_at_start = clock.wall_time
     run.last_saved_step = clock.step
+    saved = trainer.get("world_size", 1)
+    if saved != run.world.size:
+        run.notices.append(
+            f"resuming a run of {saved} process(es) with {run.world.size}: the same global "
+            "batches, split differently; ranks the run did not have draw their random masks "
+            "(dropout) afresh"
+        )
+
+
+def _rank_generator(run: Run, trainer: dict, tensors: dict) -> torch.Tensor:
+    """This rank's saved random generator; a rank the saved run did not have starts its own
+    stream from the seed and the step (its dropout masks then differ from an uninterrupted
+    run's, which the progress line says)."""
+    rank = run.world.rank
+    if rank == 0:
+        return tensors["torch_rng"]
+    name = f"torch_rng.rank{rank}"
+    if name in tensors:
+        return tensors[name]
+    step = Clock.from_dict(trainer["clock"]).step
+    return torch.Generator().manual_seed(rank_seed(run.config.seed + step, rank)).get_state()
 
 
 def collect_metrics(run: Run) -> dict:
@@ -403,9 +489,10 @@ def collect_metrics(run: Run) -> dict:
 def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> None:
     """Train until the budget is spent (or step `stop_at_step`, or Ctrl-C), logging, evaluating
     and saving on their cadences."""
-    config, clock = run.config, run.clock
+    config, clock, world = run.config, run.clock, run.world
+    stopping = False  # agreed by every rank after each step (Ctrl-C on any one of them)
     while not run.budget_spent() and (stop_at_step is None or clock.step < stop_at_step):
-        if stop.requested:
+        if stopping or (stop.requested and not world.parallel):
             raise Interrupted(clock.step)
         started = time.perf_counter()
         batch = run.source.next_batch()
@@ -420,9 +507,15 @@ def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> N
             clip=config.clip,
             clip_value=config.clip_value,
             precision=run.precision,
+            replicas=run.replicas,
         )
         run.carry = result.carry
-        clock.record(result, batch.tokens, time.perf_counter() - started, lr)
+        seconds = time.perf_counter() - started
+        tokens = batch.tokens if result.tokens is None else result.tokens
+        if world.parallel:  # the slowest rank's time counts, so every rank ends together
+            seconds, stop_flag = world.max([seconds, float(stop.requested)])
+            stopping = stop_flag > 0
+        clock.record(result, tokens, seconds, lr)
         if result.broke_weights:
             run.log.append({"step": clock.step, "diverged": True})
             raise FloatingPointError(
@@ -481,12 +574,18 @@ def drive(run: Run, *, show: bool, stop_at_step: int | None) -> dict:
     the budget evaluate once more (unless that step was just evaluated) and save latest/; write
     metrics.json when the run is finished (a session ended by `stop_at_step` leaves it to the
     finished run). Ctrl-C saves latest/ at the step reached and re-raises."""
-    clock, out = run.clock, run.out
-    run.log = RunLog.resume(out / rundir.LOG, clock.step)
+    clock, out, world = run.clock, run.out, run.world
+    run.log = RunLog.resume(out / rundir.LOG, clock.step, writes=world.main)
     max_steps, max_time = run.config.budget()
     run.progress = Progress(
-        show, max_steps=max_steps, max_time=max_time, step=clock.step, train_time=clock.train_time
+        show and world.main,
+        max_steps=max_steps,
+        max_time=max_time,
+        step=clock.step,
+        train_time=clock.train_time,
     )
+    for notice in run.notices:
+        run.progress.message(notice)
     try:
         with StopRequest() as stop:
             try:
@@ -496,14 +595,15 @@ def drive(run: Run, *, show: bool, stop_at_step: int | None) -> dict:
                     save_latest(run)
                 raise
             finished = run.budget_spent()
-            if finished and (clock.last_eval_step != clock.step or not _evaluations(run)):
+            last = finished and (clock.last_eval_step != clock.step or not _evaluations(run))
+            if world.from_main(last):  # rank 0 alone knows its evaluations
                 evaluate_run(run)
             if run.last_saved_step != clock.step:
                 save_latest(run)
     finally:
         run.progress.close()
-    result = collect_metrics(run)
-    if finished:
+    result = world.from_main(collect_metrics(run) if world.main else None)
+    if finished and world.main:
         atomic.write_json(out / rundir.METRICS, result)
     return result
 
@@ -536,22 +636,8 @@ def lr_schedule(config: TrainConfig) -> LRSchedule:
     )
 
 
-def _refuse_several_processes() -> None:
-    """torchrun starts one copy of the command per rank with WORLD_SIZE set; each copy would
-    train on its own and write the same run directory. Until training is data-parallel, the
-    only right answer is to refuse."""
-    world = os.environ.get("WORLD_SIZE", "").strip()
-    if world not in ("", "1"):
-        raise NotImplementedError(
-            f"training runs in one process: under torchrun (WORLD_SIZE={world}) every rank "
-            "would train on its own into the same --out; run rnnkit train without torchrun "
-            "(data-parallel training is not built yet)"
-        )
-
-
-def _prepare(config: TrainConfig, resume: bool, force: bool, train, val):
+def _prepare(config: TrainConfig, resume: bool, force: bool, train, val, world: World):
     """Check everything that can fail before the run directory is touched."""
-    _refuse_several_processes()
     if config.out is None:
         raise ValueError("--out is required: the directory to write the run to")
     out = Path(config.out)
@@ -572,6 +658,8 @@ def _prepare(config: TrainConfig, resume: bool, force: bool, train, val):
             )
     else:
         task.fit(data.train)
+        if world.parallel:  # every rank on rank 0's vocabularies, whatever its hash seed
+            task.load_state_dict(world.from_main(task.state_dict()))
     return out, mode, task, data
 
 
@@ -598,15 +686,23 @@ def _open_run_dir(out: Path, replace: bool) -> None:
         atomic.recover_dir(out / name)
 
 
-def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val) -> dict:
+def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, world) -> dict:
     session_start = time.perf_counter()
-    out, mode, task, data = _prepare(config, resume, force, train, val)
+    if world.parallel and resume and world.main and config.out is not None:
+        atomic.recover_dir(Path(config.out) / rundir.LATEST)  # before any rank reads it
+    world.barrier()
+    out, mode, task, data = _prepare(config, resume, force, train, val, world)
     torch.manual_seed(config.seed)
     model = task.build_model()
     restoring = mode == "resume"
     if not restoring:
         task.init_model(model, data)
+    if world.rank > 0:  # each rank its own dropout masks; rank 0 keeps the one-process stream
+        torch.manual_seed(rank_seed(config.seed, world.rank))
     optimizer = build_optimizer(config, model)
+    source = task.batch_source(data)
+    if world.parallel:
+        _shard(source, task, world)
     run = Run(
         config=config,
         out=out,
@@ -615,17 +711,38 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val) -
         model=model,
         optimizer=optimizer,
         schedule=lr_schedule(config),
-        source=task.batch_source(data),
+        source=source,
         clock=Clock(),
-        log=RunLog(out / rundir.LOG),
+        log=RunLog(out / rundir.LOG, writes=world.main),
         session_start=session_start,
         precision=resolve_precision(config.precision),
+        world=world,
     )
     if restoring:
         latest = out / rundir.LATEST
-        atomic.recover_dir(latest)  # a kill during a save may have left it aside
+        if not world.parallel:
+            atomic.recover_dir(latest)  # a kill during a save may have left it aside
         restore_latest(run, latest)
+    if world.parallel:
+        run.replicas = Replicas(task, model, world)  # also makes every rank's weights rank 0's
+    world.barrier()  # every rank has read the run directory: rank 0 may now change it
+    if world.main:
+        _write_run_files(run, mode)
+    world.barrier()
+    return drive(run, show=show, stop_at_step=stop_at_step)
 
+
+def _shard(source, task: Task, world: World) -> None:
+    if not hasattr(source, "shard"):
+        raise NotImplementedError(
+            f"--task {task.name}'s batches cannot be split across processes yet; run it in "
+            "one process (without torchrun)"
+        )
+    source.shard(world)
+
+
+def _write_run_files(run: Run, mode: str) -> None:
+    out, task, data, model, config = run.out, run.task, run.data, run.model, run.config
     # Everything is checked: only now is the directory changed.
     _open_run_dir(out, replace=mode == "replace")
     atomic.write_json(
@@ -641,7 +758,6 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val) -
     atomic.write_json(out / rundir.TASK, task_file(task))
     for name, content in task.run_files().items():
         atomic.write_json(out / name, content)
-    return drive(run, show=show, stop_at_step=stop_at_step)
 
 
 def train(
@@ -664,8 +780,21 @@ def train(
     latest/ but not evaluating, as an interruption would; a later resume finishes the run.
     train_examples / val_examples: the task's examples from Python instead of --data (the
     language model: a text). Global torch state (RNG, threads) is restored afterwards.
+
+    Under torchrun (WORLD_SIZE above 1) the ranks train one model data-parallel
+    (rnnkit.train.distributed): config.batch_size is the global batch, split across the ranks;
+    each rank's threads default to its machine's cores shared among its ranks; every rank
+    returns rank 0's metrics.
     """
-    return keeping_torch_state(
-        config.threads,
-        lambda: _train(config, resume, force, progress, stop_at_step, train_examples, val_examples),
-    )
+    world = world_from_env()
+    check_batch_split(config.batch_size, world)
+    threads = config.threads
+    if threads is None and world.parallel:
+        threads = default_threads(world)
+    with process_group(world):
+        return keeping_torch_state(
+            threads,
+            lambda: _train(
+                config, resume, force, progress, stop_at_step, train_examples, val_examples, world
+            ),
+        )
