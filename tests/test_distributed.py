@@ -6,7 +6,6 @@ alone, and stops in one line when a rank dies or the batch does not split."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from rnnkit.tasks.base import TASKS, make_task
 from rnnkit.train import config_for_resume, task_config
 from rnnkit.train.distributed import World, check_batch_split, world_from_env
 from rnnkit.train.trainer import train
+from samples import write_sample
 
 SMALL = {"hidden_size": 16, "batch_size": 8, "dropout": 0.0}
 SMALL |= {"precision": "float32", "threads": 1, "warmup_steps": 2, "seed": 3}
@@ -35,40 +35,6 @@ TASK_SETTINGS = {
     "condlm": {"condition_dropout": 0.0, "embedding_dim": 8},
     "transcribe": {},
 }
-
-
-def write_sample(task: str, folder: Path) -> Path:
-    """A small training file in the task's format."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if task == "transcribe":
-        from test_transcribe import tone_corpus
-
-        return tone_corpus(folder / "audio", 20)
-    words = ["good", "bad", "film", "plot", "the", "a", "dull", "fine"]
-    rows = []
-    for i in range(80):
-        a, b = words[i % 8], words[(i * 3) % 8]
-        if task == "lm":
-            rows.append(f"the {a} film had a {b} plot")
-        elif task == "classify":
-            rows.append(f"{'pos' if i % 2 else 'neg'}\t{a} {'fine' if i % 2 else 'dull'} {b}")
-        elif task == "tag":  # sentences of 1 to 5 words: without a CRF the mean is per tag
-            for word in words[i % 4 : i % 4 + 1 + i % 5]:
-                rows.append(f"{word}\t{'B-X' if word in ('film', 'plot') else 'O'}")
-            rows.append("")
-        elif task == "seq2seq":  # lengths vary: the loss is a mean over target tokens
-            source = " ".join(words[i % 5 : i % 5 + 1 + i % 4])
-            rows.append(f"{source}\t{' '.join(reversed(source.split()))}")
-        elif task == "forecast":
-            rows.append(f"{i},{math.sin(i / 3) + 0.1 * (i % 5):.4f}")
-        elif task == "condlm":
-            rows.append(f"{'ab'[i % 2]}\t{' '.join(words[i % 3 : i % 3 + 1 + i % 5])}")
-    text = "\n".join(rows).strip("\n") + "\n"
-    if task == "forecast":
-        text = "t,value\n" + text
-    path = folder / f"{task}.txt"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def launch(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:

@@ -87,6 +87,33 @@ def test_lengths_under_a_trace_are_refused():
 # ---------------------------------------------------------------- export
 
 
+def test_the_legacy_onnx_exporter_refuses_a_packed_batch():
+    """Its graph of a packed LSTM is wrong even on the exported batch: refused in one line."""
+    import io
+
+    class Packed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = rnnkit.LSTM(4, 8, batch_first=True)
+
+        def forward(self, x, lengths):
+            pack = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True)
+            out = self.layer(pack)[0]
+            return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+
+    packed = Packed().eval()
+    example = (torch.randn(2, 5, 4), torch.tensor([5, 3]))
+    with warnings.catch_warnings(), pytest.raises(RuntimeError) as caught:
+        warnings.simplefilter("ignore")
+        torch.onnx.export(packed, example, io.BytesIO(), dynamo=False)
+    assert "torch.onnx.export cannot convert a packed batch" in str(caught.value)
+    with torch.no_grad(), warnings.catch_warnings():  # jit.trace itself records it right
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(packed, example)
+        other = (torch.randn(3, 6, 4), torch.tensor([6, 4, 2]))
+        torch.testing.assert_close(traced(*other), packed(*other))
+
+
 @pytest.mark.parametrize("name", sorted(NATIVE))
 def test_the_legacy_onnx_exporter_gives_a_model_right_for_any_batch_and_length(name):
     """torch.onnx.export(dynamo=False) traces: the layer is recorded as torch's kernel, so

@@ -554,15 +554,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write a trained language model as an ONNX step graph (for onnxruntime)",
+        help="write a trained model as an ONNX graph (for onnxruntime)",
         description=(
-            "Write the language model of a run as model.onnx, a step graph: (ids (B, T), "
-            "state) in, (the last step's logits (B, V), state) out, with dynamic batch and "
-            "time, for streaming generation outside Python; model.json beside it holds the "
-            "vocabulary and what a sampler needs. lstm, gru and rnn language models export; "
-            "examples/onnx_generate.py samples from one with onnxruntime alone."
+            "Write the model of a run as model.onnx with dynamic batch and time. A language "
+            "model is a step graph: (ids (B, T), state) in, (the last step's logits (B, V), "
+            "state) out, for streaming generation outside Python; model.json beside it holds "
+            "the vocabulary and what a sampler needs (examples/onnx_generate.py samples with "
+            "onnxruntime alone). A classify, tag, transcribe or forecast model is a "
+            "whole-sequence graph from its encoded inputs to its outputs (logits, emissions, "
+            "log-probabilities, the next value); model.json holds the task's vocabularies, "
+            "labels and scalers and, for a CRF tagger, its scores (docs/tasks.md, Export). "
+            "Models of lstm, gru and rnn cells export."
         ),
-        epilog="example:\n  rnnkit export --checkpoint runs/ts --out ts.onnx",
+        epilog=(
+            "examples:\n  rnnkit export --checkpoint runs/ts --out ts.onnx\n"
+            "  rnnkit export --checkpoint runs/ner --out ner.onnx"
+        ),
         formatter_class=_HelpFormatter,
     )
     _add_checkpoint_argument(export)
@@ -574,10 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .export import export_language_model
+    from .export import export_model
 
-    description = export_language_model(args.checkpoint, args.out)
-    print(f"{args.out} ({len(description['vocab'])} tokens, state {description['state']})")
+    description = export_model(args.checkpoint, args.out)
+    if "vocab" in description:  # a language model's step graph
+        print(f"{args.out} ({len(description['vocab'])} tokens, state {description['state']})")
+    else:
+        inputs, outputs = ", ".join(description["inputs"]), ", ".join(description["outputs"])
+        print(f"{args.out} ({description['task']}: {inputs} -> {outputs})")
     return 0
 
 

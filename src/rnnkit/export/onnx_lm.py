@@ -22,7 +22,7 @@ from torch import nn
 from .. import _atomic as atomic
 from ..data.vocab import BOS, EOS, PAD, UNK
 
-__all__ = ["FORMAT", "export_language_model"]
+__all__ = ["FORMAT", "export_language_model", "export_model"]
 
 FORMAT = "rnnkit.onnx_lm"
 VERSION = 1
@@ -41,9 +41,32 @@ class _StepGraph(nn.Module):
         return (logits[:, -1], *new)
 
 
+def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """`rnnkit export`: the model of a run directory or checkpoint as `out` (model.onnx) and
+    its description beside it (model.json, same stem): a language model's step graph, a task
+    model's whole-sequence graph (rnnkit.export.onnx_task). Returns the description."""
+    loaded, out = _load_for_export(checkpoint, out)
+    if loaded.config.task == "lm":
+        return _export_lm(loaded, out)
+    from .onnx_task import export_task_model
+
+    return export_task_model(loaded, out)
+
+
 def export_language_model(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
     """Write `out` (model.onnx) and its description beside it (model.json, same stem) for the
     language model of a run directory or checkpoint; returns the description."""
+    loaded, out = _load_for_export(checkpoint, out)
+    if loaded.config.task != "lm":
+        raise ValueError(
+            f"{checkpoint} is a {loaded.config.task} run, not a language model: export it "
+            "with export_model (rnnkit export)"
+        )
+    return _export_lm(loaded, out)
+
+
+def _load_for_export(checkpoint, out):
+    """The checked output path and the loaded checkpoint (one-line errors for either)."""
     from ..train import load_task_checkpoint
 
     out = Path(out)
@@ -57,12 +80,10 @@ def export_language_model(checkpoint: str | os.PathLike, out: str | os.PathLike)
         raise NotImplementedError(
             "rnnkit export needs the onnx package: pip install 'rnnkit[export]' (or onnx)"
         ) from None
-    loaded = load_task_checkpoint(checkpoint)
-    if loaded.config.task != "lm":
-        raise NotImplementedError(
-            f"{checkpoint} is a {loaded.config.task} run: rnnkit export writes language models "
-            "so far (a whole-sequence graph of the task models is not built yet)"
-        )
+    return load_task_checkpoint(checkpoint), out
+
+
+def _export_lm(loaded, out: Path) -> dict:
     task, model = loaded.task, loaded.model.float().eval()
     state = model.begin_state(1)
     states = state if isinstance(state, tuple) else (state,)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import check_proj_size
 from ..activations import get_activation
@@ -49,6 +50,14 @@ class _TorchLayer(Recurrent):
                 f"{type(self).__name__}: torch.jit.trace cannot record lengths= (the batch is "
                 "packed in Python, so the trace would keep this call's lengths); trace calls "
                 "without lengths, or run the layer eagerly for batches of varying lengths"
+            )
+        if isinstance(input, PackedSequence) and torch.onnx.is_in_onnx_export():
+            # torch's exporter writes a packed LSTM/GRU/RNN as a graph that is wrong even on
+            # the batch it was exported with (measured: off by 0.8); jit.trace records it right
+            raise RuntimeError(
+                f"{type(self).__name__}: torch.onnx.export cannot convert a packed batch (its "
+                "ONNX graph would be wrong); export the padded batch without packing, as rnnkit "
+                "export does for the task models (rnnkit.export.padded)"
             )
         if not torch.compiler.is_compiling():  # what explain() says, kept out of graphs
             self.__dict__["_last_choice"] = Choice("native", TRACING_REASON)

@@ -1,0 +1,199 @@
+"""A trained task model as an ONNX whole-sequence graph: the network from encoded inputs to its
+outputs, with dynamic batch and time dimensions, for onnxruntime.
+
+What goes in and out, by task (B batch, T steps; the inputs are what `Task.collate` makes):
+
+  classify    ids (B, T) int64 (or values (B, T, F) float for --tokens numbers), lengths (B,),
+              and with the n-gram path ngram_ids (N,), ngram_offsets (B,), ngram_weights (N,)
+              -> logits (B, C)
+  tag         ids (B, T), lengths (B,), and with character features chars (B, T, C),
+              char_lengths (B, T) -> emissions (B, T, K); with a CRF, model.json holds its
+              start, end and transition scores for Viterbi decoding
+  transcribe  features (B, T, F) float (log-mel, normalized as the run does), lengths (B,)
+              -> log_probs (B, T', V), out_lengths (B,); blank is id 0
+  forecast    windows (B, W, C) standardized -> next (B,) standardized
+
+The recurrent encoders run as one torch kernel per layer and direction on the padded batch
+(rnnkit.export.padded): torch's exporter gets packed sequences wrong. Beside model.onnx,
+model.json holds the task's fitted state (vocabularies, labels, scalers: Task.state_dict), the
+input and output names, and the CRF's scores. Preprocessing (tokenizing, the n-gram hashing,
+audio features) and decoding stay outside the graph, as in rnnkit's own predict.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .. import _atomic as atomic
+from .padded import exportable_copy
+
+__all__ = ["EXPORTABLE_TASKS", "FORMAT", "export_task_model"]
+
+FORMAT = "rnnkit.onnx_task"
+VERSION = 1
+EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast")
+
+
+class _Graph(nn.Module):
+    """The model's call with its inputs as separate tensors, as the exporter wants them."""
+
+    def __init__(self, model: nn.Module, call) -> None:
+        super().__init__()
+        self.model = model
+        self.call = call
+
+    def forward(self, *inputs):
+        return self.call(self.model, *inputs)
+
+
+def _example_tokens(task, n: int) -> list[str]:
+    """n words (or characters) of the task's vocabulary, for an example input."""
+    words = [t for t in task.vocab.tokens if not (t.startswith("<") and t.endswith(">"))]
+    words = words or list(task.vocab.tokens)
+    return [words[i % len(words)] for i in range(n)]
+
+
+def _classify(task, model):
+    from ..tasks.classify import Example
+
+    if task.numeric:
+        width = len(task.mean)
+        examples = [Example([[0.5] * width] * n, None) for n in (3, 2)]
+    else:
+        examples = [Example(_example_tokens(task, n), None) for n in (3, 2)]
+    t = task.collate([task.encode(e) for e in examples]).tensors
+    names = ["ids", "lengths"]
+    inputs = [t["inputs"], t["lengths"]]
+    axes = {"ids": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}}
+    if "ngram_ids" in t:
+        names += ["ngram_ids", "ngram_offsets", "ngram_weights"]
+        inputs += [t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"]]
+        axes |= {"ngram_ids": {0: "ngrams"}, "ngram_offsets": {0: "batch"}}
+        axes |= {"ngram_weights": {0: "ngrams"}}
+
+        def call(m, ids, lengths, *bag):
+            return m(ids, lengths, tuple(bag))
+    else:
+
+        def call(m, ids, lengths):
+            return m(ids, lengths)
+
+    axes["logits"] = {0: "batch"}
+    return call, names, inputs, ["logits"], axes, {"labels": list(task.labels)}
+
+
+def _tag(task, model):
+    from ..tasks.tag import Sentence
+
+    items = [task.encode(Sentence(_example_tokens(task, n), None)) for n in (3, 2)]
+    t = task.collate(items).tensors
+    names, inputs = ["ids", "lengths"], [t["ids"], t["lengths"]]
+    axes = {"ids": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}}
+    if "chars" in t:
+        names += ["chars", "char_lengths"]
+        inputs += [t["chars"], t["char_lengths"]]
+        axes |= {"chars": {0: "batch", 1: "steps", 2: "characters"}}
+        axes |= {"char_lengths": {0: "batch", 1: "steps"}}
+    axes["emissions"] = {0: "batch", 1: "steps"}
+
+    def call(m, *given):
+        return m(*given)
+
+    extra = {"tags": list(task.tags)}
+    if model.crf is not None:
+        extra["crf"] = {
+            "start": model.crf.start.tolist(),
+            "end": model.crf.end.tolist(),
+            "transitions": model.crf.transitions.tolist(),  # [from, to]
+        }
+    return call, names, inputs, ["emissions"], axes, extra
+
+
+def _transcribe(task, model):
+    F = model.config.num_features
+    features = torch.zeros(2, 7, F)
+    lengths = torch.tensor([7, 5])
+    axes = {"features": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}}
+    axes |= {"log_probs": {0: "batch", 1: "steps"}, "out_lengths": {0: "batch"}}
+
+    def call(m, features, lengths):
+        return m(features, lengths)
+
+    names, outputs = ["features", "lengths"], ["log_probs", "out_lengths"]
+    return call, names, [features, lengths], outputs, axes, {"blank": 0}
+
+
+def _forecast(task, model):
+    windows = torch.zeros(2, task.window, 1 + model.config.n_exogenous)
+    axes = {"windows": {0: "batch", 1: "steps"}, "next": {0: "batch"}}
+
+    def call(m, windows):
+        return m(windows)
+
+    return call, ["windows"], [windows], ["next"], axes, {}
+
+
+GRAPHS = {"classify": _classify, "tag": _tag, "transcribe": _transcribe, "forecast": _forecast}
+
+
+def export_task_model(loaded, out: Path) -> dict:
+    """Write `out` (model.onnx) and model.json beside it for a loaded task checkpoint
+    (rnnkit.train.load_task_checkpoint); returns the description."""
+    name = loaded.config.task
+    if name not in GRAPHS:
+        raise NotImplementedError(
+            f"a {name} model cannot be exported yet: rnnkit export writes language models and "
+            f"{', '.join(EXPORTABLE_TASKS)} models"
+        )
+    task, model = loaded.task, loaded.model.float().eval()
+    graph_model = exportable_copy(model)
+    call, names, inputs, outputs, axes, extra = GRAPHS[name](task, graph_model)
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(
+                _Graph(graph_model, call),
+                tuple(inputs),
+                buffer,
+                dynamo=False,
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes=axes,
+            )
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise NotImplementedError(
+            f"the {name} model cannot be exported to ONNX yet ({detail})"
+        ) from None
+    description = {
+        "format": FORMAT,
+        "version": VERSION,
+        "task": name,
+        "model": out.name,
+        "inputs": names,
+        "outputs": outputs,
+        "input_dtypes": {
+            n: str(t.dtype).removeprefix("torch.") for n, t in zip(names, inputs, strict=True)
+        },
+        "task_state": task.state_dict(),
+        **extra,
+    }
+    atomic.write_bytes(out, buffer.getvalue())
+    atomic.write_json(out.with_suffix(".json"), description)
+    return description
+
+
+def run_graph(path: str | Path, tensors: dict[str, Tensor]) -> list:
+    """The exported graph's outputs on `tensors` (named as model.json's inputs), by
+    onnxruntime: how a user feeds it (used by the tests and the example)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    return session.run(None, {k: v.numpy() for k, v in tensors.items() if k in wanted})

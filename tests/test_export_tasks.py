@@ -1,0 +1,141 @@
+"""`rnnkit export` of task models: a whole-sequence ONNX graph whose onnxruntime outputs match
+the PyTorch model on inputs other than the ones exported with (other batch sizes and lengths),
+for every exportable task; the CRF's scores in model.json decode as the model does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.export.onnx_task import EXPORTABLE_TASKS, run_graph
+from rnnkit.tasks.base import TASKS
+from rnnkit.train import load_task_checkpoint, task_config, train
+from samples import write_sample
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SETTINGS = {"hidden_size": 12, "batch_size": 8, "max_steps": 15, "threads": 1}
+TEXT = {"embedding_dim": 8}
+VARIANTS = [
+    ("classify", TEXT),
+    ("classify", {**TEXT, "ngram_buckets": 0, "pooling": "last", "cell": "gru"}),
+    ("tag", TEXT),
+    ("tag", {**TEXT, "crf": False, "char_features": False, "num_layers": 2}),
+    ("transcribe", {}),
+    ("forecast", {"window": 6}),
+]
+
+
+def trained(name: str, settings: dict, tmp_path):
+    data = write_sample(name, tmp_path / "data")
+    out = tmp_path / "run"
+    train(task_config(name, data=str(data), out=str(out), **SETTINGS, **settings), progress=False)
+    return data, out
+
+
+def new_batch(name: str, task, data):
+    """Encoded examples unlike the export's example input: 5 of them, of mixed lengths."""
+    examples = task.read_examples(data)
+    picked = [examples[i % len(examples)] for i in (1, 4, 9, 16, 23)]
+    return task.collate([task.encode(e) for e in picked])
+
+
+def torch_outputs(name: str, model, t: dict) -> list[np.ndarray]:
+    with torch.no_grad():
+        if name == "classify":
+            bag = (
+                (t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"])
+                if "ngram_ids" in t
+                else None
+            )
+            return [model(t["inputs"], t["lengths"], bag).numpy()]
+        if name == "tag":
+            return [model(t["ids"], t["lengths"], t.get("chars"), t.get("char_lengths")).numpy()]
+        if name == "transcribe":
+            log_probs, lengths = model(t["features"], t["lengths"])
+            return [log_probs.numpy(), lengths.numpy()]
+        return [model(t["inputs"]).numpy()]
+
+
+def graph_inputs(name: str, t: dict) -> dict:
+    if name == "classify":
+        return {"ids": t["inputs"], **t}
+    if name == "forecast":
+        return {"windows": t["inputs"]}
+    return t
+
+
+@pytest.mark.parametrize(("name", "settings"), VARIANTS)
+def test_the_exported_graph_matches_the_model_on_new_inputs(name, settings, tmp_path, capsys):
+    data, out = trained(name, settings, tmp_path)
+    onnx_file = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
+    assert f"({name}: " in capsys.readouterr().out
+    description = json.loads(onnx_file.with_suffix(".json").read_text())
+    assert description["task"] == name and description["format"] == "rnnkit.onnx_task"
+    loaded = load_task_checkpoint(out)
+    model = loaded.model.float().eval()
+    batch = new_batch(name, loaded.task, data)
+    expected = torch_outputs(name, model, batch.tensors)
+    got = run_graph(onnx_file, graph_inputs(name, batch.tensors))
+    assert len(got) == len(expected) == len(description["outputs"])
+    for want, have in zip(expected, got, strict=True):
+        assert want.shape == have.shape
+        # padded steps are compared too: the graph zeroes them as packing does
+        np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
+
+
+def viterbi(emissions: np.ndarray, start, end, transitions) -> list[int]:
+    """The best tag path of one sentence's (T, K) emissions under the exported CRF scores."""
+    score = np.asarray(start) + emissions[0]
+    back = []
+    for row in emissions[1:]:
+        total = score[:, None] + np.asarray(transitions) + row[None, :]
+        back.append(total.argmax(0))
+        score = total.max(0)
+    best = [int((score + np.asarray(end)).argmax())]
+    for pointers in reversed(back):
+        best.append(int(pointers[best[-1]]))
+    return best[::-1]
+
+
+def test_a_crf_taggers_scores_decode_like_the_model(tmp_path):
+    data, out = trained("tag", TEXT, tmp_path)
+    onnx_file = tmp_path / "ner.onnx"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
+    description = json.loads(onnx_file.with_suffix(".json").read_text())
+    crf = description["crf"]
+    loaded = load_task_checkpoint(out)
+    batch = new_batch("tag", loaded.task, data)
+    (emissions,) = run_graph(onnx_file, batch.tensors)
+    model = loaded.model.float().eval()
+    with torch.no_grad():
+        t = batch.tensors
+        expected = model.decode(
+            model(t["ids"], t["lengths"], t["chars"], t["char_lengths"]), t["lengths"]
+        )
+    for b, n in enumerate(batch.tensors["lengths"].tolist()):
+        path = viterbi(emissions[b, :n], crf["start"], crf["end"], crf["transitions"])
+        assert path == expected[b]
+    assert [description["tags"][i] for i in expected[0]]  # ids name the tags
+
+
+def test_tasks_without_a_graph_and_bad_checkpoints_are_one_line_errors(tmp_path, capsys):
+    assert set(EXPORTABLE_TASKS) <= set(TASKS)
+    _, out = trained("seq2seq", TEXT, tmp_path)
+    code = main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "a seq2seq model cannot be exported yet" in err
+    missing = main(["export", "--checkpoint", str(tmp_path / "nope"), "--out", "m.onnx"])
+    err = capsys.readouterr().err
+    assert missing == 2 and err.count("\n") == 1 and "nope" in err
+    (out / "best" / "weights.safetensors").write_bytes(b"not safetensors")
+    corrupt = main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert corrupt == 2 and err.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
