@@ -91,13 +91,17 @@ def test_bad_exports_are_one_line_and_write_nothing(tmp_path, capsys):
     assert not list(tmp_path.glob("x.*"))
 
 
-def test_a_task_run_is_not_exported_yet(tmp_path, capsys):
+def test_the_language_model_exporter_names_the_one_for_a_task_run(tmp_path):
+    """rnnkit export writes task models too (tests/test_export_tasks.py); the language-model
+    function given a task run says which to call."""
+    from rnnkit.export import export_language_model
+
     data = tmp_path / "data.tsv"
     data.write_text("".join(f"{'ab'[i % 2]}\tword {i % 7} here\n" for i in range(40)))
     run = tmp_path / "run"
     argv = ["train", "--task", "classify", "--data", str(data), "--out", str(run)]
     assert main([*argv, "--max-steps", "3", "--quiet"]) == 0
     onnx = tmp_path / "x.onnx"
-    argv = ["export", "--checkpoint", str(run), "--out", str(onnx)]
-    _one_line_error(argv, capsys, "is a classify run", "language models")
+    with pytest.raises(ValueError, match="is a classify run, not a language model: export it"):
+        export_language_model(run, onnx)
     assert not onnx.exists()

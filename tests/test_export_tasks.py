@@ -28,6 +28,8 @@ VARIANTS = [
     ("tag", {**TEXT, "crf": False, "char_features": False, "num_layers": 2}),
     ("transcribe", {}),
     ("forecast", {"window": 6}),
+    ("condlm", TEXT),
+    ("condlm", {**TEXT, "cell": "gru", "condition_at": "state", "num_layers": 2}),
 ]
 
 
@@ -59,6 +61,8 @@ def torch_outputs(name: str, model, t: dict) -> list[np.ndarray]:
         if name == "transcribe":
             log_probs, lengths = model(t["features"], t["lengths"])
             return [log_probs.numpy(), lengths.numpy()]
+        if name == "condlm":
+            return [model(t["x"], t["condition"])[0].numpy()]
         return [model(t["inputs"]).numpy()]
 
 
@@ -67,6 +71,8 @@ def graph_inputs(name: str, t: dict) -> dict:
         return {"ids": t["inputs"], **t}
     if name == "forecast":
         return {"windows": t["inputs"]}
+    if name == "condlm":
+        return {"ids": t["x"], "condition": t["condition"]}
     return t
 
 

@@ -560,10 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
             "model is a step graph: (ids (B, T), state) in, (the last step's logits (B, V), "
             "state) out, for streaming generation outside Python; model.json beside it holds "
             "the vocabulary and what a sampler needs (examples/onnx_generate.py samples with "
-            "onnxruntime alone). A classify, tag, transcribe or forecast model is a "
+            "onnxruntime alone). A classify, tag, transcribe, forecast or condlm model is a "
             "whole-sequence graph from its encoded inputs to its outputs (logits, emissions, "
-            "log-probabilities, the next value); model.json holds the task's vocabularies, "
-            "labels and scalers and, for a CRF tagger, its scores (docs/tasks.md, Export). "
+            "log-probabilities, the next value, next-token logits); model.json holds the "
+            "task's vocabularies, labels and scalers and, for a CRF tagger, its scores "
+            "(docs/tasks.md, Export). "
             "Models of lstm, gru and rnn cells export."
         ),
         epilog=(

@@ -12,6 +12,9 @@ What goes in and out, by task (B batch, T steps; the inputs are what `Task.colla
   transcribe  features (B, T, F) float (log-mel, normalized as the run does), lengths (B,)
               -> log_probs (B, T', V), out_lengths (B,); blank is id 0
   forecast    windows (B, W, C) standardized -> next (B,) standardized
+  condlm      ids (B, T) int64 (<bos> first), condition (B,) int64 category ids or (B, F)
+              float vectors -> logits (B, T, V) from the condition's initial state (a
+              sampler feeds the text so far; a step graph with the state is not built yet)
 
 The recurrent encoders run as one torch kernel per layer and direction on the padded batch
 (rnnkit.export.padded): torch's exporter gets packed sequences wrong. Beside model.onnx,
@@ -36,7 +39,7 @@ __all__ = ["EXPORTABLE_TASKS", "FORMAT", "export_task_model"]
 
 FORMAT = "rnnkit.onnx_task"
 VERSION = 1
-EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast")
+EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast", "condlm")
 
 
 class _Graph(nn.Module):
@@ -128,6 +131,22 @@ def _transcribe(task, model):
     return call, names, [features, lengths], outputs, axes, {"blank": 0}
 
 
+def _condlm(task, model):
+    config = model.config
+    if config.num_conditions:
+        condition = torch.tensor([0, min(1, config.num_conditions - 1)])
+    else:
+        condition = torch.zeros(2, config.condition_size)
+    ids = torch.full((2, 3), task.vocab.bos_id, dtype=torch.long)
+    axes = {"ids": {0: "batch", 1: "steps"}, "condition": {0: "batch"}}
+    axes["logits"] = {0: "batch", 1: "steps"}
+
+    def call(m, ids, condition):
+        return m(ids, condition)[0]
+
+    return call, ["ids", "condition"], [ids, condition], ["logits"], axes, {}
+
+
 def _forecast(task, model):
     windows = torch.zeros(2, task.window, 1 + model.config.n_exogenous)
     axes = {"windows": {0: "batch", 1: "steps"}, "next": {0: "batch"}}
@@ -138,7 +157,13 @@ def _forecast(task, model):
     return call, ["windows"], [windows], ["next"], axes, {}
 
 
-GRAPHS = {"classify": _classify, "tag": _tag, "transcribe": _transcribe, "forecast": _forecast}
+GRAPHS = {
+    "classify": _classify,
+    "tag": _tag,
+    "transcribe": _transcribe,
+    "forecast": _forecast,
+    "condlm": _condlm,
+}
 
 
 def export_task_model(loaded, out: Path) -> dict:
