@@ -41,7 +41,9 @@ def equations_layer_norm(v: Tensor, own: dict, prefix: str) -> Tensor:
     import torch.nn.functional as F
 
     gain, shift = own[f"{prefix}_weight"], own[f"{prefix}_bias"]
-    return F.layer_norm(v, (v.shape[-1],), gain, shift, EPS)
+    # int(): a constant for tracers (ONNX's LayerNormalization needs one); the width of a
+    # cell's gates never varies
+    return F.layer_norm(v, (int(v.shape[-1]),), gain, shift, EPS)
 
 
 def normalize(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -720,6 +720,7 @@ def untraceable(owner: str, cell) -> str:
         f"{owner}: torch.jit.trace (and torch.onnx.export(dynamo=False), which traces) cannot "
         f"record the sweep of {type(cell).__name__}: the compiled engine runs outside torch's "
         "operators and the reference loop would be unrolled to this input's length, so the "
-        "traced module would be wrong on other inputs; run the layer eagerly, or trace "
-        "rnnkit.LSTM, GRU or RNN, which trace as torch's own kernel"
+        "traced module would be wrong on other inputs; run the layer eagerly, write ONNX with "
+        "rnnkit.export.export_layer (any cell), or trace rnnkit.LSTM, GRU or RNN, which trace "
+        "as torch's own kernel"
     )
