@@ -12,6 +12,9 @@ What goes in and out, by task (B batch, T steps; the inputs are what `Task.colla
   transcribe  features (B, T, F) float (log-mel, normalized as the run does), lengths (B,)
               -> log_probs (B, T', V), out_lengths (B,); blank is id 0
   forecast    windows (B, W, C) standardized -> next (B,) standardized
+  seq2seq     two graphs: the encoder (source (B, S), lengths (B,) -> values, keys, mask, the
+              decoder's initial h (and c)) and one decoder step in X.decoder.onnx (ids (B, 1),
+              h (c), values, keys, mask -> logits (B, V), h_out (c_out))
   condlm      ids (B, T) int64 (<bos> first), condition (B,) int64 category ids or (B, F)
               float vectors -> logits (B, T, V) from the condition's initial state (a
               sampler feeds the text so far; a step graph with the state is not built yet)
@@ -39,7 +42,7 @@ __all__ = ["EXPORTABLE_TASKS", "FORMAT", "export_task_model"]
 
 FORMAT = "rnnkit.onnx_task"
 VERSION = 1
-EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast", "condlm")
+EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast", "condlm", "seq2seq")
 
 
 class _Graph(nn.Module):
@@ -166,10 +169,155 @@ GRAPHS = {
 }
 
 
+class _Seq2SeqEncoder(nn.Module):
+    """(source (B, S), lengths (B,)) -> (values, keys, mask, *decoder state): the encoder run on
+    the padded source, its recurrent nodes then given the lengths in ONNX (`_give_lengths`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, source, lengths):
+        m = self.model
+        outputs, final = m.encoder(m.source_embedding(source))
+        (values, keys, mask), state = m.memory_and_state(outputs, final, lengths)
+        return (values, keys, mask, *(state if isinstance(state, tuple) else (state,)))
+
+
+class _Seq2SeqStep(nn.Module):
+    """(previous ids (B, 1), *state, values, keys, mask) -> (logits (B, V), *state)."""
+
+    def __init__(self, model: nn.Module, num_states: int) -> None:
+        super().__init__()
+        self.model, self.num_states = model, num_states
+
+    def forward(self, ids, *rest):
+        state, memory = rest[: self.num_states], tuple(rest[self.num_states :])
+        logits, state, _ = self.model.decode(ids, state if len(state) > 1 else state[0], memory)
+        return (logits[:, -1], *(state if isinstance(state, tuple) else (state,)))
+
+
+def _onnx_of(module, inputs, names, outputs, axes) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+        torch.onnx.export(
+            module,
+            tuple(inputs),
+            buffer,
+            dynamo=False,
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+        )
+    return buffer.getvalue()
+
+
+def _give_lengths(graph_bytes: bytes, lengths: str) -> bytes:
+    """The recurrent nodes of a graph exported from a padded batch, given each sequence's
+    length (ONNX's sequence_lens): outputs past it are zero and the final states those of its
+    own last step, the reverse direction starting there, which is what packing computes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(graph_bytes)
+    graph = model.graph
+    if lengths not in {i.name for i in graph.input}:  # the exporter drops an unused input
+        graph.input.append(helper.make_tensor_value_info(lengths, TensorProto.INT64, ["batch"]))
+    cast = f"{lengths}_int32"
+    graph.node.insert(0, helper.make_node("Cast", [lengths], [cast], to=TensorProto.INT32))
+    for node in graph.node:
+        if node.op_type in ("LSTM", "GRU", "RNN"):
+            while len(node.input) < 5:
+                node.input.append("")
+            node.input[4] = cast
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _export_seq2seq(task, model, out: Path) -> dict:
+    """Two graphs: the encoder (out) and one decoder step (out with .decoder.onnx)."""
+    if model.config.cell not in ("lstm", "gru", "rnn"):
+        raise NotImplementedError(
+            f"a seq2seq model of --cell {model.config.cell} cannot be exported yet (lstm, gru "
+            "and rnn can)"
+        )
+    items = [task.encode(_pair(task, n)) for n in (3, 2)]
+    t = task.collate(items).tensors
+    source, lengths = t["source"], t["lengths"]
+    with torch.no_grad():
+        memory, state = model.encode(source, lengths)
+    states = state if isinstance(state, tuple) else (state,)
+    state_names = ["h", "c"][: len(states)]
+    encoder = _give_lengths(
+        _onnx_of(
+            _Seq2SeqEncoder(model),
+            [source, lengths],
+            ["source", "lengths"],
+            ["values", "keys", "mask", *state_names],
+            {
+                "source": {0: "batch", 1: "steps"},
+                "lengths": {0: "batch"},
+                "values": {0: "batch", 1: "steps"},
+                "keys": {0: "batch", 1: "steps"},
+                "mask": {0: "batch", 1: "steps"},
+                **{n: {1: "batch"} for n in state_names},
+            },
+        ),
+        "lengths",
+    )
+    ids = torch.full((2, 1), task.target_vocab.bos_id, dtype=torch.long)
+    memory_names = ["values", "keys", "mask"]
+    step = _onnx_of(
+        _Seq2SeqStep(model, len(states)),
+        [ids, *states, *memory],
+        ["ids", *state_names, *memory_names],
+        ["logits", *(f"{n}_out" for n in state_names)],
+        {
+            "ids": {0: "batch"},
+            **{n: {1: "batch"} for n in state_names},
+            **{n: {0: "batch", 1: "steps"} for n in memory_names},
+            "logits": {0: "batch"},
+            **{f"{n}_out": {1: "batch"} for n in state_names},
+        },
+    )
+    decoder = out.with_suffix(".decoder.onnx")
+    atomic.write_bytes(out, encoder)
+    atomic.write_bytes(decoder, step)
+    from ..models.seq2seq import BOS_ID, EOS_ID, NEVER_GENERATED
+
+    return {
+        "inputs": ["source", "lengths"],
+        "outputs": ["values", "keys", "mask", *state_names],
+        "decoder": decoder.name,
+        "decoder_inputs": ["ids", *state_names, *memory_names],
+        "decoder_outputs": ["logits", *(f"{n}_out" for n in state_names)],
+        "bos": BOS_ID,
+        "eos": EOS_ID,
+        "never_generate": sorted(NEVER_GENERATED),
+        "input_dtypes": {"source": "int64", "lengths": "int64"},
+    }
+
+
+def _pair(task, n: int):
+    from ..tasks.seq2seq import Pair
+
+    words = [t for t in task.source_vocab.tokens if not (t.startswith("<") and t.endswith(">"))]
+    words = words or list(task.source_vocab.tokens)
+    return Pair(" ".join(words[i % len(words)] for i in range(n)), "")
+
+
 def export_task_model(loaded, out: Path) -> dict:
     """Write `out` (model.onnx) and model.json beside it for a loaded task checkpoint
     (rnnkit.train.load_task_checkpoint); returns the description."""
     name = loaded.config.task
+    if name == "seq2seq":
+        task, model = loaded.task, loaded.model.float().eval()
+        description = {"format": FORMAT, "version": VERSION, "task": name, "model": out.name}
+        description |= _export_seq2seq(task, model, out)
+        description["task_state"] = task.state_dict()
+        atomic.write_json(out.with_suffix(".json"), description)
+        return description
     if name not in GRAPHS:
         raise NotImplementedError(
             f"a {name} model cannot be exported yet: rnnkit export writes language models and "

@@ -56,9 +56,8 @@ class PaddedEncoder(nn.Module):
         name = type(rnn).__name__
         if name not in KERNELS or getattr(rnn, "proj_size", 0):
             raise NotImplementedError(
-                f"a task model with --cell {getattr(rnn, 'cell', name)} cannot be exported to "
-                "ONNX yet: lstm, gru and rnn encoders can (they run torch's own kernels, which "
-                "the exporters know)"
+                f"a task model of {name} layers cannot be exported to ONNX yet: lstm, gru and "
+                "rnn encoders can (they run torch's own kernels, which the exporters know)"
             )
         self.directions = encoder.directions
         self.output_size = encoder.output_size

@@ -196,13 +196,19 @@ class Seq2SeqModel(nn.Module):
         and the final states are those of the true ends; `memory` masks the padding.
         """
         _check_batch(source, lengths)
-        B, S = source.shape
+        S = source.shape[1]
         embedded = self.dropout(self.source_embedding(source))  # (B, S, E)
         packed_out, final = self.encoder(pack(embedded, lengths))
         outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B,S,DH)
+        return self.memory_and_state(outputs, final, lengths)
+
+    def memory_and_state(self, outputs: Tensor, final, lengths: Tensor) -> tuple[Memory, State]:
+        """encode's second half: the encoder's outputs (B, S, D*H), zero past each length, and
+        final states -> (memory, initial decoder state)."""
+        B, S = outputs.shape[0], outputs.shape[1]
         values = self.memory_proj(outputs)  # (B, S, H)
-        positions = torch.arange(S, device=source.device)
-        mask = positions[None, :] < lengths.to(source.device)[:, None]  # (B, S)
+        positions = torch.arange(S, device=outputs.device)
+        mask = positions[None, :] < lengths.to(outputs.device)[:, None]  # (B, S)
         memory = (values, self.attention.keys(values), mask)
         finals = final if isinstance(final, tuple) else (final,)
         L, D, H = self.config.num_layers, 2 if self.config.bidirectional else 1, self.hidden_size
