@@ -566,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
             "encoder graph and a decoder step graph (model.decoder.onnx); model.json holds the "
             "task's vocabularies, labels and scalers and, for a CRF tagger, its scores "
             "(docs/tasks.md, Export). "
-            "Models of lstm, gru and rnn cells export."
+            "Language models of every cell export; task models of lstm, gru and rnn cells."
         ),
         epilog=(
             "examples:\n  rnnkit export --checkpoint runs/ts --out ts.onnx\n"

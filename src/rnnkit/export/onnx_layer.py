@@ -107,24 +107,15 @@ def _check_exportable(layer) -> None:
         ) from None
 
 
-def export_layer(layer, path: str | os.PathLike) -> None:
-    """Write `layer` (an rnnkit layer of any cell) to `path` as an ONNX model with dynamic batch
-    and time dimensions (see the module docstring for its inputs and outputs)."""
-    _check_exportable(layer)
-    import onnx
+def layer_nodes(layer, x: str, starts: list[str], finals: list[str]):
+    """The ONNX nodes of `layer` reading the time-major input `x` (T, B, I) and the initial
+    states `starts` ((L*D, B, width) each, the layer's state order), writing the final states
+    `finals`. Returns (nodes, initializers, opset imports, the name of the output (T, B, D*R))."""
     from onnx import TensorProto, helper
 
     L, D = layer.num_layers, 2 if layer.bidirectional else 1
-    k = layer.cell.num_carried
-    names = list(layer.state_names)  # h_0, c_0, ...
-    finals = [n.replace("_0", "_n") for n in names]
-    widths = [layer.recurrent_size] + [layer.hidden_size] * k
     nodes, initializers, opsets = [], [], None
-    x = "input"
-    if layer.batch_first:
-        nodes.append(helper.make_node("Transpose", ["input"], ["time_major"], perm=[1, 0, 2]))
-        x = "time_major"
-    collected = [[] for _ in names]  # every sweep's final of each state
+    collected = [[] for _ in starts]  # every sweep's final of each state
     for depth in range(L):
         outputs = []
         for direction in range(D):
@@ -133,16 +124,16 @@ def export_layer(layer, path: str | os.PathLike) -> None:
             body, opsets = _step_graph(layer, depth, direction, prefix)
             position = f"{prefix}index"
             initializers.append(helper.make_tensor(position, TensorProto.INT64, [], [index]))
-            starts = []
-            for name in names:  # this sweep's initial states, (B, width)
-                starts.append(f"{prefix}{name}")
-                nodes.append(helper.make_node("Gather", [name, position], [starts[-1]], axis=0))
+            sweep_starts = []
+            for name in starts:  # this sweep's initial states, (B, width)
+                sweep_starts.append(f"{prefix}{name}")
+                nodes.append(helper.make_node("Gather", [name, position], [sweep_starts[-1]]))
             ends = [f"{prefix}{name}_end" for name in finals]
             y = f"{prefix}y_all"
             nodes.append(
                 helper.make_node(
                     "Scan",
-                    [*starts, x],
+                    [*sweep_starts, x],
                     [*ends, y],
                     body=body,
                     num_scan_inputs=1,
@@ -165,6 +156,26 @@ def export_layer(layer, path: str | os.PathLike) -> None:
             lifted.append(end + "_lifted")
             nodes.append(helper.make_node("Unsqueeze", [end, zero], [lifted[-1]]))
         nodes.append(helper.make_node("Concat", lifted, [final], axis=0))
+    return nodes, initializers, list(opsets), x
+
+
+def export_layer(layer, path: str | os.PathLike) -> None:
+    """Write `layer` (an rnnkit layer of any cell) to `path` as an ONNX model with dynamic batch
+    and time dimensions (see the module docstring for its inputs and outputs)."""
+    _check_exportable(layer)
+    import onnx
+    from onnx import TensorProto, helper
+
+    L, D = layer.num_layers, 2 if layer.bidirectional else 1
+    names = list(layer.state_names)  # h_0, c_0, ...
+    finals = [n.replace("_0", "_n") for n in names]
+    widths = layer.state_sizes()
+    x, nodes = "input", []
+    if layer.batch_first:
+        nodes.append(helper.make_node("Transpose", ["input"], ["time_major"], perm=[1, 0, 2]))
+        x = "time_major"
+    body, initializers, opsets, x = layer_nodes(layer, x, names, finals)
+    nodes += body
     output = "output"
     if layer.batch_first:
         nodes.append(helper.make_node("Transpose", [x], [output], perm=[1, 0, 2]))
@@ -187,7 +198,7 @@ def export_layer(layer, path: str | os.PathLike) -> None:
         ],
         initializer=initializers,
     )
-    model = helper.make_model(graph, opset_imports=list(opsets), producer_name="rnnkit")
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="rnnkit")
     onnx.checker.check_model(model)
     atomic.write_bytes(os.fspath(path), model.SerializeToString())
 

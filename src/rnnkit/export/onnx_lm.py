@@ -2,9 +2,11 @@
 rnnkit: (ids (B, T), state) -> (logits of the last step (B, V), state).
 
 Feed a prefix in one call (T = its length) and then one token per call, carrying the state,
-as rnnkit's own generator does. The graph comes from torch's legacy (tracing) ONNX exporter:
-under a trace rnnkit.LSTM, GRU and RNN run torch's own kernel, one operator right for any batch
-and length (rnnkit.layers.recurrent), so the batch and time dimensions are dynamic. Beside
+as rnnkit's own generator does. For rnnkit.LSTM, GRU and RNN the graph comes from torch's
+legacy (tracing) ONNX exporter: under a trace they run torch's own kernel, one operator right
+for any batch and length (rnnkit.layers.recurrent). For every other cell it is built from ONNX
+nodes: the embedding's Gather, a Scan per layer and direction over the cell's step
+(rnnkit.export.onnx_layer), the head's Gemm. Either way the batch and time are dynamic. Beside
 model.onnx, model.json holds what a sampler needs: the vocabulary, the token unit, the state's
 names and shape, the ids generation must never produce.
 """
@@ -92,8 +94,8 @@ def _export_lm(loaded, out: Path) -> dict:
     axes = {"ids": {0: "batch", 1: "steps"}, "logits": {0: "batch"}}
     axes |= {name: {1: "batch"} for name in names}
     axes |= {f"{name}_out": {1: "batch"} for name in names}
-    buffer = io.BytesIO()
-    try:
+    if getattr(model.layers, "traces_as_torch_kernel", False):
+        buffer = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
             torch.onnx.export(
@@ -105,12 +107,9 @@ def _export_lm(loaded, out: Path) -> dict:
                 output_names=["logits", *(f"{n}_out" for n in names)],
                 dynamic_axes=axes,
             )
-    except RuntimeError as error:
-        detail = " ".join(str(error).split())
-        raise NotImplementedError(
-            f"the {model.config.cell} language model cannot be exported to ONNX yet "
-            f"(lstm, gru and rnn can): {detail}"
-        ) from None
+        graph = buffer.getvalue()
+    else:  # a cell torch has no kernel for: its steps as ONNX Scans (rnnkit.export.onnx_layer)
+        graph = _scan_step_graph(model, names)
     vocab = task.vocab
     never = [vocab[t] for t in (UNK, PAD, BOS)]
     if task.boundaries == "none":
@@ -129,6 +128,57 @@ def _export_lm(loaded, out: Path) -> dict:
         "bos": vocab[BOS],
         "eos": vocab[EOS],
     }
-    atomic.write_bytes(out, buffer.getvalue())
+    atomic.write_bytes(out, graph)
     atomic.write_json(out.with_suffix(".json"), description)
     return description
+
+
+def _scan_step_graph(model: nn.Module, names: list[str]) -> bytes:
+    """The step graph built from ONNX nodes: the embedding's Gather, the layer stack's Scans,
+    the last step's logits (the same inputs and outputs as the traced graph)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .onnx_layer import layer_nodes
+
+    layers = model.layers
+    finals = [f"{n}_out" for n in names]
+    weights = {
+        "embedding_weight": model.embedding.weight,
+        "head_weight": model.head.weight,
+        "head_bias": model.head.bias,
+    }
+    initializers = [
+        numpy_helper.from_array(t.detach().float().numpy(), name) for name, t in weights.items()
+    ]
+    initializers.append(helper.make_tensor("last_step", TensorProto.INT64, [], [-1]))
+    nodes = [
+        helper.make_node("Gather", ["embedding_weight", "ids"], ["embedded"]),  # (B, T, E)
+        helper.make_node("Transpose", ["embedded"], ["time_major"], perm=[1, 0, 2]),
+    ]
+    stack, more, opsets, output = layer_nodes(layers, "time_major", names, finals)
+    nodes += stack
+    nodes += [
+        helper.make_node("Gather", [output, "last_step"], ["last_output"], axis=0),  # (B, R)
+        helper.make_node("Gemm", ["last_output", "head_weight", "head_bias"], ["logits"], transB=1),
+    ]
+    L, float32 = layers.num_layers, TensorProto.FLOAT
+    widths = layers.state_sizes()
+    graph = helper.make_graph(
+        nodes,
+        "rnnkit_language_model_step",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "steps"])]
+        + [
+            helper.make_tensor_value_info(n, float32, [L, "batch", w])
+            for n, w in zip(names, widths, strict=True)
+        ],
+        [helper.make_tensor_value_info("logits", float32, ["batch", len(model.head.bias)])]
+        + [
+            helper.make_tensor_value_info(n, float32, [L, "batch", w])
+            for n, w in zip(finals, widths, strict=True)
+        ],
+        initializer=initializers + more,
+    )
+    model_proto = helper.make_model(graph, opset_imports=opsets, producer_name="rnnkit")
+    onnx.checker.check_model(model_proto)
+    return model_proto.SerializeToString()
