@@ -234,3 +234,19 @@ def test_a_rank_that_dies_stops_the_run_and_latest_stays_whole(tmp_path):
     assert step >= 5 and step % 5 == 0
     resumed = main(["train", "--out", str(out), "--resume", "--max-steps", str(step + 2)])
     assert resumed == 0
+
+
+def test_a_two_process_run_resumes_in_one_process_and_says_so(tmp_path, capsys):
+    """latest/ holds the whole run (every rank's rows of carried state): one process continues
+    it with the same global batches, and the run says that the random draws start afresh."""
+    data = write_sample("lm", tmp_path / "data")
+    out = tmp_path / "two"
+    base = ["train", "--data", str(data), "--out", str(out), "--eval-every", "16", "--quiet"]
+    first = torchrun(*base, "--max-steps", "7", *flags({**SMALL, **TASK_SETTINGS["lm"]}))
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = train(config_for_resume(str(out), {"max_steps": 16}), resume=True, progress=True)
+    assert resumed["steps"] == 16
+    assert "resuming a run of 2 process(es) with 1" in capsys.readouterr().err
+    one_process_run("lm", data, tmp_path / "one", 7)
+    single = train(config_for_resume(str(tmp_path / "one"), {"max_steps": 16}), resume=True)
+    assert resumed["val_loss"] == pytest.approx(single["val_loss"], rel=1e-5)
