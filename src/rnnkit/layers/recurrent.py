@@ -43,6 +43,7 @@ from .._checks import (
 from ..cells.base import Cell
 from ..engine import run_stack, sweep
 from ..engine.compiled import SweepPlan, cannot_compile, compiled_sweep
+from ..engine.custom_ops import cell_key, library_sweep
 from ..engine.probes import claim_slot
 from ..engine.reference import SweepSpec
 from .calls import finish_call, prepare_call
@@ -137,6 +138,7 @@ class Recurrent(nn.Module):
         self.dropout, self.bidirectional = float(dropout), bidirectional
         self.projection_size = projection_size
         self._cell_instance = cell
+        self._register_cell()
         factory = {"device": device, "dtype": dtype}
         for layer in range(num_layers):
             for direction in range(2 if bidirectional else 1):
@@ -155,6 +157,16 @@ class Recurrent(nn.Module):
             cell = self._make_cell()
             self.__dict__["_cell_instance"] = cell
         return cell
+
+    def _register_cell(self) -> None:
+        """Name the cell for the rnnkit::sweep operator (torch.compile and torch.export run the
+        layer through it), outside any trace: when built and when unpickled."""
+        key = self.__dict__.get("_library_key")
+        self.__dict__["_library_key"] = cell_key(self.cell, key)
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._register_cell()
 
     def _make_cell(self) -> Cell:
         """The cell rebuilt from the layer's own attributes (after unpickling). The built-in
@@ -323,10 +335,15 @@ class Recurrent(nn.Module):
         padded batch variable-length (rnnkit.layers.lengths)."""
         if torch.jit.is_tracing():
             return self._traced_forward(input, hx, lengths)
-        if torch.compiler.is_compiling() and self.traces_as_torch_kernel and lengths is None:
-            # torch.compile and torch.export record torch's kernel as one operator; rnnkit's
-            # sweeps would break the graph (the compiled one) or unroll into it (the reference)
-            return self._traced_forward(input, hx, None)
+        if torch.compiler.is_compiling() and lengths is None:
+            if self.traces_as_torch_kernel:
+                # torch.compile and torch.export record torch's kernel as one operator
+                return self._traced_forward(input, hx, None)
+            # (under torch.export the input is a FakeTensor: isinstance, not type)
+            if isinstance(input, Tensor) and not self.__dict__.get("scan", False):
+                # the other cells' sweeps as rnnkit::sweep operators: rnnkit's engines would
+                # break the graph (the compiled one) or unroll into it (the reference)
+                return self._library_forward(input, hx)
         scan = self.__dict__.get("scan", False)
         if lengths is None and type(input) is Tensor and not scan:
             result = self._fast_forward(input, hx)
@@ -367,6 +384,40 @@ class Recurrent(nn.Module):
             sweep_fn=compiled_sweep if choice.backend == "compiled" else sweep,
         )
         return finish_call(call, output, finals)
+
+    def _library_forward(self, input, hx):
+        """A padded call with each sweep as the rnnkit::sweep operator (rnnkit.engine.custom_ops),
+        for torch.compile and torch.export."""
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if self.batch_first and batched:
+            x = x.transpose(0, 1)
+        T, B = x.shape[0], x.shape[1]
+        L, D = self.num_layers, 2 if self.bidirectional else 1
+        if hx is None:
+            states = tuple(x.new_zeros(L * D, B, width) for width in self.state_sizes())
+        else:
+            states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+            if not batched:
+                states = tuple(s.unsqueeze(1) for s in states)
+        output, finals = run_stack(
+            self.cell,
+            self._weights_for,
+            x.reshape(T * B, x.shape[2]),
+            (B,) * T,
+            states,
+            num_layers=L,
+            bidirectional=self.bidirectional,
+            dropout=float(self.dropout),
+            training=self.training,
+            sweep_fn=library_sweep(self.__dict__["_library_key"], T),
+        )
+        output = output.view(T, B, output.shape[1])
+        if not batched:
+            output, finals = output.squeeze(1), tuple(f.squeeze(1) for f in finals)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (finals if len(finals) > 1 else finals[0])
 
     def _traced_forward(self, input, hx, lengths):
         """Under torch.jit.trace (and the legacy ONNX exporter, which traces): only torch's own

@@ -69,6 +69,7 @@ class _TorchLayer(Recurrent):
         """After torch's constructor: the cell, the projection width, the backend."""
         self.projection_size = getattr(self, "proj_size", 0)
         self.__dict__["_cell_instance"] = self._make_cell()
+        self._register_cell()
         self.backend = backend
 
     def extra_repr(self) -> str:
