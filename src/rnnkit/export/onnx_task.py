@@ -326,19 +326,8 @@ def export_task_model(loaded, out: Path) -> dict:
     task, model = loaded.task, loaded.model.float().eval()
     graph_model = exportable_copy(model)
     call, names, inputs, outputs, axes, extra = GRAPHS[name](task, graph_model)
-    buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-            torch.onnx.export(
-                _Graph(graph_model, call),
-                tuple(inputs),
-                buffer,
-                dynamo=False,
-                input_names=names,
-                output_names=outputs,
-                dynamic_axes=axes,
-            )
+        graph = _onnx_of(_Graph(graph_model, call), inputs, names, outputs, axes)
     except RuntimeError as error:
         detail = " ".join(str(error).split())
         raise NotImplementedError(
@@ -357,7 +346,7 @@ def export_task_model(loaded, out: Path) -> dict:
         "task_state": task.state_dict(),
         **extra,
     }
-    atomic.write_bytes(out, buffer.getvalue())
+    atomic.write_bytes(out, graph)
     atomic.write_json(out.with_suffix(".json"), description)
     return description
 
