@@ -89,6 +89,10 @@ last checkpoint.
 Task models hold out the last --val-fraction of the examples (or --val-data FILE), keep best/ by
 the task's held-out figure (accuracy, entity F1, ...), and take defaults of their own for the
 settings not given (docs/tasks.md lists them). Settings of other tasks are rejected.
+
+Several processes or machines: torchrun --standalone --nproc_per_node N -m rnnkit train ...
+trains data-parallel (gloo); --batch-size is the global batch, split evenly across the
+processes; rank 0 alone writes --out; --resume works under torchrun (docs/distributed.md).
 """
 
 TRAIN_EPILOG = """\
