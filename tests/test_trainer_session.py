@@ -52,7 +52,9 @@ def test_the_progress_bar_shows_on_a_terminal_without_a_size(tmp_path):
     assert "40/40" in shown and "loss" in shown and "|g|" in shown and "clipped" in shown
 
 
-def test_ctrl_c_saves_latest_and_resume_continues(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_latest_and_resume_continues(signum, tmp_path):
+    """Ctrl-C, and SIGTERM (what a scheduler and torchrun send), save latest/ at the step."""
     out = tmp_path / "run"
     argv = command(tmp_path, "--out", str(out), "--max-time", "120", "--log-every", "5")
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -60,7 +62,7 @@ def test_ctrl_c_saves_latest_and_resume_continues(tmp_path):
     while not (out / "log.jsonl").is_file() or not (out / "log.jsonl").read_text().strip():
         assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     line = err.strip().splitlines()[-1]
@@ -98,3 +100,8 @@ def test_a_second_ctrl_c_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)  # the second: out now
     assert signal.getsignal(signal.SIGINT) is before
+    terminate = signal.getsignal(signal.SIGTERM)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested
+    assert signal.getsignal(signal.SIGTERM) is terminate
