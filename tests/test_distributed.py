@@ -125,6 +125,9 @@ def test_an_uneven_split_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and err.count("\n") == 1
     assert "--batch-size 8 does not split evenly across 3 processes" in err and "6 or 9" in err
     assert not (tmp_path / "r").exists()
+    monkeypatch.setenv("RANK", "1")  # every rank raises it: rank 0 alone says it
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--batch-size", "8"])
+    assert code == 2 and capsys.readouterr().err == ""
 
 
 def test_the_world_comes_from_torchruns_variables():

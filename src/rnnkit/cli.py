@@ -661,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
+        if _rank() == 0 or not getattr(error, "every_rank", False):  # said once, by rank 0
+            print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except Exception as error:
         if args.debug:

@@ -76,6 +76,8 @@ def _load_for_export(checkpoint, out):
         raise ValueError(f"--out {out}: name the file .onnx (the description goes beside it)")
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; name the .onnx file to write")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the directory {out.parent} does not exist; create it first")
     try:
         import onnx  # noqa: F401  (torch's exporter needs it; rnnkit does not otherwise)
     except ImportError:

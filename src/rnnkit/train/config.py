@@ -391,7 +391,8 @@ class TrainConfig:
     )
     threads: int | None = _setting(
         None,
-        "torch CPU threads; default: torch's choice (all cores) for lm, 1 for the task models",
+        "torch CPU threads; default: torch's choice (all cores) for lm, 1 for the task models; "
+        "under torchrun, lm's default is the machine's cores divided among its processes",
         "machine",
         kind=int,
         metavar="N",

@@ -166,15 +166,24 @@ def default_threads(world: World) -> int:
     return max(1, cores // world.local_size)
 
 
+def on_every_rank(error: BaseException) -> BaseException:
+    """Mark an error every rank raises alike (a setting, a divergence), so that only rank 0
+    prints it (rnnkit.cli)."""
+    error.every_rank = True
+    return error
+
+
 def check_batch_split(batch_size: int, world: World) -> None:
     """The global batch must split evenly, or ranks would weigh unequal rows every step."""
     if world.parallel and batch_size % world.size:
         lower = batch_size // world.size * world.size
         options = [n for n in (lower, lower + world.size) if n > 0]
-        raise ValueError(
-            f"--batch-size {batch_size} does not split evenly across {world.size} processes "
-            f"(WORLD_SIZE {world.size}); use a multiple of {world.size}, e.g. "
-            + " or ".join(map(str, options))
+        raise on_every_rank(
+            ValueError(
+                f"--batch-size {batch_size} does not split evenly across {world.size} processes "
+                f"(WORLD_SIZE {world.size}); use a multiple of {world.size}, e.g. "
+                + " or ".join(map(str, options))
+            )
         )
 
 

@@ -51,6 +51,7 @@ from .distributed import (
     World,
     check_batch_split,
     default_threads,
+    on_every_rank,
     process_group,
     rank_seed,
     shard_carry,
@@ -435,12 +436,17 @@ def restore_latest(run: Run, directory: Path) -> None:
     run.clock = clock
     run.wall_at_start = clock.wall_time
     run.last_saved_step = clock.step
-    saved = trainer.get("world_size", 1)
-    if saved != run.world.size:
+    run.notices.append(f"resuming at step {clock.step} from {directory}")
+    saved, now = trainer.get("world_size", 1), run.world.size
+    if saved != now:
+        draws = (
+            "ranks the run did not have draw their random masks (dropout) afresh"
+            if now > saved
+            else "the random masks (dropout) continue as rank 0's"
+        )
         run.notices.append(
-            f"resuming a run of {saved} process(es) with {run.world.size}: the same global "
-            "batches, split differently; ranks the run did not have draw their random masks "
-            "(dropout) afresh"
+            f"resuming a run of {saved} process(es) with {now}: the same global batches, "
+            f"split differently; {draws}"
         )
 
 
@@ -518,9 +524,14 @@ def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> N
         clock.record(result, tokens, seconds, lr)
         if result.broke_weights:
             run.log.append({"step": clock.step, "diverged": True})
-            raise FloatingPointError(
-                divergence_message(
-                    broken_weights_cause(clock.step), config.lr, config.clip, run.last_saved_step
+            raise on_every_rank(
+                FloatingPointError(
+                    divergence_message(
+                        broken_weights_cause(clock.step),
+                        config.lr,
+                        config.clip,
+                        run.last_saved_step,
+                    )
                 )
             )
         if result.skipped:
@@ -559,12 +570,14 @@ def _skipped(run: Run, result: StepResult) -> None:
         )
     if clock.bad_in_a_row >= MAX_BAD_STEPS:
         run.log.append({"step": clock.step, "skipped_steps": clock.skipped_steps, "diverged": True})
-        raise FloatingPointError(
-            divergence_message(
-                skipped_cause(what, value, step),
-                run.config.lr,
-                run.config.clip,
-                run.last_saved_step,
+        raise on_every_rank(
+            FloatingPointError(
+                divergence_message(
+                    skipped_cause(what, value, step),
+                    run.config.lr,
+                    run.config.clip,
+                    run.last_saved_step,
+                )
             )
         )
 
