@@ -187,3 +187,30 @@ def test_tasks_without_a_graph_and_bad_checkpoints_are_one_line_errors(tmp_path,
     err = capsys.readouterr().err
     assert corrupt == 2 and err.count("\n") == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_classify_example_rebuilds_the_inputs_from_model_json_alone(tmp_path):
+    """examples/onnx_classify.py (standard library, numpy, onnxruntime; no rnnkit) follows
+    model.json's preprocessing: its logits are rnnkit's on texts with punctuation, case and
+    unseen words."""
+    import importlib.util
+    from pathlib import Path
+
+    _, out = trained("classify", TEXT, tmp_path)
+    onnx_file = tmp_path / "cls.onnx"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
+    path = Path(__file__).resolve().parents[1] / "examples" / "onnx_classify.py"
+    spec = importlib.util.spec_from_file_location("_example_onnx_classify", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    texts = ["The good film, a fine plot!", "dull", "bad bad plot of the unseen-word film"]
+    results = example.classify(str(onnx_file), texts)
+    loaded = load_task_checkpoint(out)
+    task, model = loaded.task, loaded.model.float().eval()
+    from rnnkit.tasks.classify import Example
+
+    batch = task.collate([task.encode(Example(task._tokens(t, "text"), None)) for t in texts])
+    (expected,) = torch_outputs("classify", model, batch.tensors)
+    for (label, _, logits), want in zip(results, expected, strict=True):
+        np.testing.assert_allclose(logits, want, atol=1e-4, rtol=1e-4)
+        assert label == loaded.task.labels[int(want.argmax())]

@@ -160,6 +160,47 @@ def _forecast(task, model):
     return call, ["windows"], [windows], ["next"], axes, {}
 
 
+def _preprocessing(task) -> dict:
+    """How text becomes the graph's inputs, for a reimplementation outside rnnkit (the
+    tokenizer, the vocabulary lookup, classify's hashed n-grams); examples/onnx_classify.py
+    follows it with the standard library and onnxruntime alone."""
+    from ..data.vocab import _WORD_PATTERN
+
+    tokens = task.config.tokens
+    spec: dict = {"tokens": tokens}
+    if tokens == "word":
+        spec["word_pattern"] = _WORD_PATTERN.pattern
+        spec["word_rule"] = (
+            "re.findall(word_pattern, text) after turning \\r\\n and \\r into \\n; case is "
+            "kept; a run of Chinese characters is further cut by the segmenter"
+        )
+        spec["segmenter"] = getattr(task, "segmenter", "none")
+    elif tokens == "char":
+        spec["char_rule"] = "one token per character"
+    vocab = getattr(task, "vocab", None)
+    if vocab is not None and tokens != "numbers":
+        spec |= {"pad_id": vocab.pad_id, "unk_id": vocab.unk_id}
+        spec["lookup"] = "the token's index in task_state's vocab tokens, else unk_id"
+    if getattr(task, "ngram_buckets", 0):
+        from ..data.ngrams import CHAR_RANGE, WORD_N
+
+        spec["ngrams"] = {
+            "buckets": task.ngram_buckets,
+            "words": "the tokens" if tokens == "word" else "''.join(tokens).split()",
+            "lowercase": True,
+            "word_n": WORD_N,
+            "char_range": list(CHAR_RANGE),
+            "grams": "w{n}:<n consecutive words joined by a space> for n in 1..word_n, then "
+            "c{n}:<n consecutive characters of ' ' + word + ' '> for each word and n in "
+            "char_range",
+            "hash": "zlib.crc32(gram.encode('utf-8')) % buckets",
+            "ids": "the distinct hashes, ascending",
+            "weights": "each id's count divided by the L2 norm of the counts",
+            "offsets": "each text's first position in the concatenated ids",
+        }
+    return spec
+
+
 GRAPHS = {
     "classify": _classify,
     "tag": _tag,
@@ -316,6 +357,7 @@ def export_task_model(loaded, out: Path) -> dict:
         description = {"format": FORMAT, "version": VERSION, "task": name, "model": out.name}
         description |= _export_seq2seq(task, model, out)
         description["task_state"] = task.state_dict()
+        description["preprocessing"] = _preprocessing(task)
         atomic.write_json(out.with_suffix(".json"), description)
         return description
     if name not in GRAPHS:
@@ -346,6 +388,8 @@ def export_task_model(loaded, out: Path) -> dict:
         "task_state": task.state_dict(),
         **extra,
     }
+    if name in ("classify", "tag", "condlm"):
+        description["preprocessing"] = _preprocessing(task)
     atomic.write_bytes(out, graph)
     atomic.write_json(out.with_suffix(".json"), description)
     return description
