@@ -18,15 +18,14 @@ batches only (no lengths). The layer runs in float32, as exported.
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _atomic as atomic
+from .traced import traced_onnx
 
 __all__ = ["export_layer"]
 
@@ -61,19 +60,9 @@ def _step_graph(layer, depth: int, direction: int, prefix: str):
     example = (torch.zeros(2, R), *(torch.zeros(2, H) for _ in range(k)), torch.zeros(2, width))
     inputs = ["r", *(f"c{i}" for i in range(k)), "x"]
     outputs = ["r_out", *(f"c{i}_out" for i in range(k)), "y"]
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-        torch.onnx.export(
-            _Step(layer, depth, direction),
-            example,
-            buffer,
-            dynamo=False,
-            input_names=inputs,
-            output_names=outputs,
-            dynamic_axes={name: {0: "batch"} for name in inputs + outputs},
-        )
-    model = onnx.load_from_string(buffer.getvalue())
+    axes = {name: {0: "batch"} for name in inputs + outputs}
+    step = traced_onnx(_Step(layer, depth, direction), example, inputs, outputs, axes)
+    model = onnx.load_from_string(step)
     graph = model.graph
     renames = {}
     for value in [*graph.input, *graph.output, *graph.initializer, *graph.value_info]:

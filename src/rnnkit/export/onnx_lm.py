@@ -13,9 +13,7 @@ names and shape, the ids generation must never produce.
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 
 from .. import _atomic as atomic
 from ..data.vocab import BOS, EOS, PAD, UNK
+from .traced import traced_onnx
 
 __all__ = ["FORMAT", "export_language_model", "export_model"]
 
@@ -97,19 +96,13 @@ def _export_lm(loaded, out: Path) -> dict:
     axes |= {name: {1: "batch"} for name in names}
     axes |= {f"{name}_out": {1: "batch"} for name in names}
     if getattr(model.layers, "traces_as_torch_kernel", False):
-        buffer = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-            torch.onnx.export(
-                _StepGraph(model),
-                (example, *states),
-                buffer,
-                dynamo=False,
-                input_names=["ids", *names],
-                output_names=["logits", *(f"{n}_out" for n in names)],
-                dynamic_axes=axes,
-            )
-        graph = buffer.getvalue()
+        graph = traced_onnx(
+            _StepGraph(model),
+            (example, *states),
+            ["ids", *names],
+            ["logits", *(f"{n}_out" for n in names)],
+            axes,
+        )
     else:  # a cell torch has no kernel for: its steps as ONNX Scans (rnnkit.export.onnx_layer)
         graph = _scan_step_graph(model, names)
     vocab = task.vocab

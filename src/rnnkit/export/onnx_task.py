@@ -28,8 +28,6 @@ audio features) and decoding stay outside the graph, as in rnnkit's own predict.
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import torch
@@ -37,6 +35,7 @@ from torch import Tensor, nn
 
 from .. import _atomic as atomic
 from .padded import exportable_copy
+from .traced import traced_onnx
 
 __all__ = ["EXPORTABLE_TASKS", "FORMAT", "export_task_model"]
 
@@ -57,10 +56,10 @@ class _Graph(nn.Module):
         return self.call(self.model, *inputs)
 
 
-def _example_tokens(task, n: int) -> list[str]:
-    """n words (or characters) of the task's vocabulary, for an example input."""
-    words = [t for t in task.vocab.tokens if not (t.startswith("<") and t.endswith(">"))]
-    words = words or list(task.vocab.tokens)
+def _example_tokens(vocab, n: int) -> list[str]:
+    """n words (or characters) of a vocabulary, for an example input."""
+    words = [t for t in vocab.tokens if not (t.startswith("<") and t.endswith(">"))]
+    words = words or list(vocab.tokens)
     return [words[i % len(words)] for i in range(n)]
 
 
@@ -71,7 +70,7 @@ def _classify(task, model):
         width = len(task.mean)
         examples = [Example([[0.5] * width] * n, None) for n in (3, 2)]
     else:
-        examples = [Example(_example_tokens(task, n), None) for n in (3, 2)]
+        examples = [Example(_example_tokens(task.vocab, n), None) for n in (3, 2)]
     t = task.collate([task.encode(e) for e in examples]).tensors
     names = ["ids", "lengths"]
     inputs = [t["inputs"], t["lengths"]]
@@ -96,7 +95,7 @@ def _classify(task, model):
 def _tag(task, model):
     from ..tasks.tag import Sentence
 
-    items = [task.encode(Sentence(_example_tokens(task, n), None)) for n in (3, 2)]
+    items = [task.encode(Sentence(_example_tokens(task.vocab, n), None)) for n in (3, 2)]
     t = task.collate(items).tensors
     names, inputs = ["ids", "lengths"], [t["ids"], t["lengths"]]
     axes = {"ids": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}}
@@ -238,22 +237,6 @@ class _Seq2SeqStep(nn.Module):
         return (logits[:, -1], *(state if isinstance(state, tuple) else (state,)))
 
 
-def _onnx_of(module, inputs, names, outputs, axes) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-        torch.onnx.export(
-            module,
-            tuple(inputs),
-            buffer,
-            dynamo=False,
-            input_names=names,
-            output_names=outputs,
-            dynamic_axes=axes,
-        )
-    return buffer.getvalue()
-
-
 def _give_lengths(graph_bytes: bytes, lengths: str) -> bytes:
     """The recurrent nodes of a graph exported from a padded batch, given each sequence's
     length (ONNX's sequence_lens): outputs past it are zero and the final states those of its
@@ -291,7 +274,7 @@ def _export_seq2seq(task, model, out: Path) -> dict:
     states = state if isinstance(state, tuple) else (state,)
     state_names = ["h", "c"][: len(states)]
     encoder = _give_lengths(
-        _onnx_of(
+        traced_onnx(
             _Seq2SeqEncoder(model),
             [source, lengths],
             ["source", "lengths"],
@@ -309,7 +292,7 @@ def _export_seq2seq(task, model, out: Path) -> dict:
     )
     ids = torch.full((2, 1), task.target_vocab.bos_id, dtype=torch.long)
     memory_names = ["values", "keys", "mask"]
-    step = _onnx_of(
+    step = traced_onnx(
         _Seq2SeqStep(model, len(states)),
         [ids, *states, *memory],
         ["ids", *state_names, *memory_names],
@@ -343,9 +326,7 @@ def _export_seq2seq(task, model, out: Path) -> dict:
 def _pair(task, n: int):
     from ..tasks.seq2seq import Pair
 
-    words = [t for t in task.source_vocab.tokens if not (t.startswith("<") and t.endswith(">"))]
-    words = words or list(task.source_vocab.tokens)
-    return Pair(" ".join(words[i % len(words)] for i in range(n)), "")
+    return Pair(" ".join(_example_tokens(task.source_vocab, n)), "")
 
 
 def export_task_model(loaded, out: Path) -> dict:
@@ -369,7 +350,7 @@ def export_task_model(loaded, out: Path) -> dict:
     graph_model = exportable_copy(model)
     call, names, inputs, outputs, axes, extra = GRAPHS[name](task, graph_model)
     try:
-        graph = _onnx_of(_Graph(graph_model, call), inputs, names, outputs, axes)
+        graph = traced_onnx(_Graph(graph_model, call), inputs, names, outputs, axes)
     except RuntimeError as error:
         detail = " ".join(str(error).split())
         raise NotImplementedError(

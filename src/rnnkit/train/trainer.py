@@ -135,22 +135,13 @@ def train_step(
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    tokens = None
+    copies = _OneProcess(task, model) if replicas is None else replicas
     with autocast(precision):
-        if replicas is None:
-            loss, new_carry = task.train_loss(model, batch, carry)
-        else:
-            loss, new_carry = replicas.forward(batch, carry)
-    if replicas is None:
-        value, objective = loss.item(), loss
-    else:
-        value, objective, tokens = replicas.combine(loss, batch)
+        loss, new_carry = copies.forward(batch, carry)
+    value, objective, tokens = copies.combine(loss, batch)
     if not math.isfinite(value):
         return StepResult(value, math.nan, False, True, carry, tokens=tokens)
-    if replicas is None:
-        objective.backward()
-    else:
-        replicas.backward(objective)
+    copies.backward(objective)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     clipping = clip_gradients(params, clip, clip_value)
     if not math.isfinite(clipping.norm):
@@ -161,6 +152,24 @@ def train_step(
     return StepResult(
         value, clipping.norm, clipping.clipped, False, new_carry, broke, tokens=tokens
     )
+
+
+class _OneProcess:
+    """Replicas' interface for one process: the task's loss as it is, a plain backward."""
+
+    def __init__(self, task: Task, model: nn.Module) -> None:
+        self.task, self.model = task, model
+
+    def forward(self, batch, carry):
+        return self.task.train_loss(self.model, batch, carry)
+
+    @staticmethod
+    def combine(loss, batch):
+        return loss.item(), loss, None  # the tokens are the batch's own
+
+    @staticmethod
+    def backward(objective) -> None:
+        objective.backward()
 
 
 # ---------------------------------------------------------------- run state
@@ -701,8 +710,9 @@ def _open_run_dir(out: Path, replace: bool) -> None:
 
 def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, world) -> dict:
     session_start = time.perf_counter()
-    if world.parallel and resume and world.main and config.out is not None:
-        atomic.recover_dir(Path(config.out) / rundir.LATEST)  # before any rank reads it
+    if resume and world.main and config.out is not None:
+        # a kill during a save may have left latest/ aside: put it back before any rank reads it
+        atomic.recover_dir(Path(config.out) / rundir.LATEST)
     world.barrier()
     out, mode, task, data = _prepare(config, resume, force, train, val, world)
     torch.manual_seed(config.seed)
@@ -732,10 +742,7 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, w
         world=world,
     )
     if restoring:
-        latest = out / rundir.LATEST
-        if not world.parallel:
-            atomic.recover_dir(latest)  # a kill during a save may have left it aside
-        restore_latest(run, latest)
+        restore_latest(run, out / rundir.LATEST)
     if world.parallel:
         run.replicas = Replicas(task, model, world)  # also makes every rank's weights rank 0's
     world.barrier()  # every rank has read the run directory: rank 0 may now change it
