@@ -137,10 +137,11 @@ def test_under_autocast_lstm_runs_torchs_fused_kernel_in_bfloat16():
 
 @pytest.mark.parametrize("kind", ["JordanRNN", "LayerNormLSTM", "GRU"])
 @pytest.mark.parametrize("backend", ["auto", "reference"])
-def test_under_autocast_rnnkits_engines_compute_in_the_weights_dtype(kind, backend):
-    """rnnkit's engines do not take autocast: they run as if it were off, on float32 inputs,
-    including a bfloat16 input or state handed over by a layer that ran in bfloat16. (torch's
-    GRU is not autocast either, so a GRU keeps its float32 rule.)"""
+def test_under_autocast_narrow_inputs_compute_in_the_weights_dtype(kind, backend):
+    """A sweep whose input is narrower than LOWER_FROM_FEATURES gains nothing from bfloat16
+    (measured), so it runs as if autocast were off, on float32 inputs, including a bfloat16
+    input or state handed over by a layer that ran in bfloat16. (torch's GRU is not autocast
+    either, so a GRU keeps its float32 rule.)"""
     torch.manual_seed(0)
     if kind == "JordanRNN":
         layer = rnnkit.JordanRNN(4, 6, 5, backend=backend)
@@ -151,7 +152,7 @@ def test_under_autocast_rnnkits_engines_compute_in_the_weights_dtype(kind, backe
     with torch.autocast(**BF16):
         output, _ = layer(x.bfloat16())
     assert output.dtype == torch.float32
-    assert "under autocast it computes in torch.float32" in layer.explain()  # and says so
+    assert "narrower projections compute in torch.float32" in layer.explain()  # and says so
     torch.testing.assert_close(output, layer(x.bfloat16().float())[0], rtol=0, atol=0)
     with torch.autocast(**BF16):  # a state in bfloat16, as an autocast LSTM hands it over
         low = tuple(s.bfloat16() for s in state) if isinstance(state, tuple) else state.bfloat16()

@@ -44,8 +44,10 @@ def input_and_weight_grads(
     """
     w_ih, _, b_ih, b_hh, w_out, b_out = weights[:6]
     grad_gates, grad_hidden = grads.grad_gates, grads.grad_hidden
-    grad_data = grad_gates @ w_ih if need_data else None  # (N, I)
-    grad_w_ih = grad_gates.t() @ data if need_w[0] else None
+    grad_data = None
+    if need_data:  # (N, I); with w_ih None the data was X W_ih^T itself (N, G)
+        grad_data = grad_gates @ w_ih if w_ih is not None else grad_gates
+    grad_w_ih = grad_gates.t() @ data if w_ih is not None and need_w[0] else None
     grad_w_hh = recurrent_grad() if need_w[1] else None
     grad_b_ih = grad_gates.sum(0) if b_ih is not None and need_w[2] else None
     grad_b_hh = None

@@ -65,6 +65,14 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None =
     return torch.addmm(bias, x, weight.t())
 
 
+def _input_side(data: Tensor, w_ih: Tensor | None, bias: Tensor | None) -> Tensor:
+    """GI = X W_ih^T + b for every step, in a new tensor the steps may use up in place; with
+    w_ih None `data` already holds X W_ih^T (rnnkit.engine.lower_precision)."""
+    if w_ih is not None:
+        return _linear(data, w_ih, bias)
+    return data + bias if bias is not None else data.clone()
+
+
 def _merge_rows(new: Tensor, old: Tensor, n: int) -> Tensor:
     """The state after a step where only the first n rows were active (new has n rows)."""
     return new if n == old.shape[0] else torch.cat((new, old[n:]))
@@ -97,7 +105,7 @@ class _Sweep(torch.autograd.Function):
         input_bias = b_ih
         if not separate and b_hh is not None:
             input_bias = b_hh if b_ih is None else b_ih + b_hh
-        gates_all = _linear(data, w_ih, input_bias)  # (N, G)
+        gates_all = _input_side(data, w_ih, input_bias)  # (N, G)
         saved_inputs = cell.prepare_inputs(gates_all)  # a no-op unless the cell transforms GI
 
         N, R = data.shape[0], r0.shape[1]
@@ -192,7 +200,7 @@ class _Sweep(torch.autograd.Function):
             for g, shape in zip(grad_carried_final, ctx.carried_shapes, strict=True)
         )
 
-        G = w_ih.shape[0]
+        G = w_ih.shape[0] if w_ih is not None else data.shape[1]
         grad_gates_all = data.new_empty((N, G))  # dL/dgi for every step
         grad_hidden_all = data.new_empty((N, G)) if separate else grad_gates_all  # dL/dgh
         grad_pre_out_all = data.new_empty((N, w_out.shape[0])) if projection else None
@@ -284,7 +292,8 @@ def sweep(
 ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
     """Run `spec.cell` over the packed sequence `data` (N, I) from the states r0 (B, R) and
     carried0, with weights (w_ih, w_hh, b_ih, b_hh, w_out, b_out, *cell_params): the cell's own
-    parameters, one per `spec.cell.param_names` entry, follow the six engine weights.
+    parameters, one per `spec.cell.param_names` entry, follow the six engine weights. With
+    w_ih None, `data` (N, G) is the input projection X W_ih^T already made.
 
     Returns the outputs (N, R) in packed layout, the final recurrent vector (B, R) and the final
     carried states.

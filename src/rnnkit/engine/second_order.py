@@ -24,6 +24,9 @@ def equations_sweep(spec, data: Tensor, r0: Tensor, carried0, weights) -> tuple[
     docstring): step t advances the first batch_sizes[t] rows and leaves the rest."""
     cell = spec.cell
     projection = cell.output_activation
+    if weights[0] is None:  # `data` is X W_ih^T already (rnnkit.engine.lower_precision)
+        identity = torch.eye(data.shape[1], dtype=data.dtype, device=data.device)
+        weights = (identity, *weights[1:])
     w_out, b_out = weights[4], weights[5]
     blocks = data.split(spec.batch_sizes)
     out: list[Tensor | None] = [None] * len(blocks)

@@ -44,11 +44,13 @@ class CallShape:
     autocast: bool = False  # CPU autocast to a lower precision is on (e.g. bfloat16 training)
 
 
-# Under CPU autocast only torch's kernels multiply in the lower precision; rnnkit's engines
-# compute in the weights' dtype. torch's fused (oneDNN) LSTM in bfloat16 measured 1.3x-2.2x
-# faster per training step than in float32 on an AVX512-BF16 CPU (docs/benchmarks.md).
+# Under CPU autocast rnnkit's engines lower only each sweep's input projection
+# (rnnkit.engine.lower_precision); the recurrence stays in the weights' dtype. torch's fused
+# (oneDNN) LSTM in bfloat16 measured 1.3x-2.2x faster per training step than in float32 on an
+# AVX512-BF16 CPU (docs/benchmarks.md).
 AUTOCAST_REASON = (
-    "autocast: torch's fused LSTM kernel multiplies in the lower precision, rnnkit's engines do not"
+    "autocast: torch's fused LSTM kernel multiplies in the lower precision throughout, rnnkit's "
+    "engines in their input projections only"
 )
 
 

@@ -44,6 +44,12 @@ from ..cells.base import Cell
 from ..engine import run_stack, sweep
 from ..engine.compiled import SweepPlan, cannot_compile, compiled_sweep
 from ..engine.custom_ops import cell_key, library_sweep
+from ..engine.lower_precision import (
+    LOWER_FROM_FEATURES,
+    full_precision_reason,
+    projected_sweep,
+    projection_dtype,
+)
 from ..engine.probes import claim_slot
 from ..engine.reference import SweepSpec
 from .calls import finish_call, prepare_call
@@ -333,6 +339,11 @@ class Recurrent(nn.Module):
     def forward(self, input, hx=None, lengths=None):
         """(input, hx=None, lengths=None) -> (output, final states). `lengths` (B,) makes a
         padded batch variable-length (rnnkit.layers.lengths)."""
+        return self._call(input, hx, lengths)
+
+    def _call(self, input, hx, lengths, projection: torch.dtype | None = None):
+        """The call; `projection` is the dtype each sweep's input projection multiplies in
+        when autocast asked for a lower one (rnnkit.engine.lower_precision)."""
         if torch.jit.is_tracing():
             return self._traced_forward(input, hx, lengths)
         if torch.compiler.is_compiling() and lengths is None:
@@ -345,7 +356,7 @@ class Recurrent(nn.Module):
                 # break the graph (the compiled one) or unroll into it (the reference)
                 return self._library_forward(input, hx)
         scan = self.__dict__.get("scan", False)
-        if lengths is None and type(input) is Tensor and not scan:
+        if lengths is None and type(input) is Tensor and not scan and projection is None:
             result = self._fast_forward(input, hx)
             if result is not None:
                 return result
@@ -363,14 +374,25 @@ class Recurrent(nn.Module):
         self.__dict__["_last_choice"] = choice
         if choice.backend == "native":
             return self._native_forward(call.given, hx, call)
-        if shape.autocast:  # rnnkit's engines compute in the weights' dtype (dispatch.py)
-            result = self._without_autocast(input, hx, lengths)
-            self.__dict__["_last_choice"] = Choice(
-                choice.backend,
-                f"{choice.reason}; under autocast it computes in {shape.dtype}, the weights' "
-                "dtype (rnnkit's engines have no lower-precision kernels yet)",
-            )
+        if shape.autocast:  # rnnkit.engine.lower_precision
+            lower = projection_dtype(shape.dtype, shape.device)
+            result = self._without_autocast(input, hx, lengths, lower)
+            if lower is not None:
+                how = (
+                    f"under autocast the input projections of {LOWER_FROM_FEATURES} or more "
+                    f"features multiply in {lower} (float32 accumulation); the recurrence "
+                    f"and narrower projections compute in {shape.dtype}"
+                )
+            else:
+                how = (
+                    f"under autocast it computes in {shape.dtype}, the weights' dtype "
+                    f"({full_precision_reason(shape.dtype)})"
+                )
+            self.__dict__["_last_choice"] = Choice(choice.backend, f"{choice.reason}; {how}")
             return result
+        sweep_fn = compiled_sweep if choice.backend == "compiled" else sweep
+        if projection is not None:
+            sweep_fn = projected_sweep(sweep_fn, projection)
         output, finals = run_stack(
             self.cell,
             self._weights_for,
@@ -381,7 +403,7 @@ class Recurrent(nn.Module):
             bidirectional=self.bidirectional,
             dropout=float(self.dropout),
             training=self.training,
-            sweep_fn=compiled_sweep if choice.backend == "compiled" else sweep,
+            sweep_fn=sweep_fn,
         )
         return finish_call(call, output, finals)
 
@@ -473,8 +495,9 @@ class Recurrent(nn.Module):
     def _native_forward(self, input, hx, call):
         raise NotImplementedError(f"{type(self).__name__}: torch has no kernel for this layer")
 
-    def _without_autocast(self, input, hx, lengths):
-        """The call in the weights' dtype, as autocast runs the ops it does not cover."""
+    def _without_autocast(self, input, hx, lengths, projection):
+        """The call in the weights' dtype, as autocast runs the ops it does not cover, but for
+        the input projections in `projection` when given."""
         dtype = self.reference_weight().dtype
         if isinstance(hx, (tuple, list)):
             hx = tuple(state.to(dtype) for state in hx)
@@ -485,7 +508,7 @@ class Recurrent(nn.Module):
         else:
             input = input.to(dtype)
         with torch.autocast("cpu", enabled=False):
-            return self.forward(input, hx, lengths)
+            return self._call(input, hx, lengths, projection)
 
     # ---- the fast path: inference on kept plans ---------------------------------------------
 

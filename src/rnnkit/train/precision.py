@@ -14,21 +14,12 @@ not a different model.
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import torch
 
+from ..engine.lower_precision import cpu_has_fast_bfloat16
+
 PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-@functools.cache
-def cpu_has_fast_bfloat16() -> bool:
-    """True when this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX tiles)."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    try:
-        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-    except RuntimeError:  # a torch build without the CPU capability probes
-        return False
 
 
 def resolve_precision(precision: str) -> str:

@@ -85,7 +85,9 @@ class SweepPlan:
         self.dtype = dtype
         self.N, self.I = rows, input_size
         self.B, self.R = batch, recurrent_size
-        self.G = w_ih.shape[0]
+        # w_ih None: the input x is the input projection X W_ih^T already (N, G)
+        self.given = w_ih is None
+        self.G = w_ih.shape[0] if w_ih is not None else input_size
         self.H = w_out.shape[1] if w_out is not None else self.R
         self.S = cell.saved_width(self.H, self.R)
         self.C = cell.num_carried * self.H
@@ -128,6 +130,7 @@ class SweepPlan:
                 ctypes.addressof(sizes_array),
             )
         args.parallel_rows_from = PARALLEL_ROWS_FROM
+        args.gates_given = int(self.given)
         self.args = args
         self._args_ref = ctypes.byref(args)
         self._forward = self.library.forward_function(dtype)
@@ -175,9 +178,11 @@ class SweepPlan:
             carried = None
         outputs = new((self.N, self.R))
         buffers = {}
+        # given gates: the library adds the biases and activates them in place, in a copy
+        gates = x.clone() if self.given else None
         if training:
             buffers = {
-                "gates": new((self.N, self.G)),
+                "gates": gates if gates is not None else new((self.N, self.G)),
                 "r_prev_all": new((self.N, self.R)),
                 "saved": new((self.N, max(self.S, 1))),
             }
@@ -191,6 +196,8 @@ class SweepPlan:
         )
         for name in ("gates", "r_prev_all", "saved", "m_all"):
             setattr(args, name, _address(buffers.get(name)))
+        if gates is not None:
+            args.gates = gates.data_ptr()
         self._trained = training
         self.library.forward(self.dtype, args)
         if carried is None:
@@ -199,7 +206,8 @@ class SweepPlan:
             carried_final = (carried,)
         else:
             carried_final = tuple(carried.split(self.H, 1))
-        buffers["x"] = x
+        if not self.given:  # dW_ih reads X; given gates have no W_ih
+            buffers["x"] = x
         return outputs, r_state, carried_final, buffers
 
 
@@ -266,7 +274,8 @@ class _CompiledSweep(torch.autograd.Function):
         grad_gates = new((plan.N, plan.G))
         grad_hidden = new((plan.N, plan.G)) if plan.cell.separate_hidden else None
         grad_pre = new((plan.N, plan.R)) if plan.weight_shapes[4] is not None else None
-        grad_x = new((plan.N, plan.I)) if needs[1] else None
+        # given gates: dL/dX is dL/dGI itself, which the library writes into grad_gates
+        grad_x = new((plan.N, plan.I)) if needs[1] and not plan.given else None
         grads = [
             new(shape) if need and shape is not None else None
             for need, shape in zip(need_w, plan.weight_shapes, strict=True)
@@ -303,6 +312,8 @@ class _CompiledSweep(torch.autograd.Function):
             if index is not None:
                 in_cell_order[index] = grad
         grad_carried = () if grad_c is None else tuple(grad_c.split(plan.H, 1))
+        if plan.given and needs[1]:
+            grad_x = grad_gates
         return (None, grad_x, grad_r, *grad_carried, *grads, *in_cell_order)
 
 
