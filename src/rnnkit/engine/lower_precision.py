@@ -28,8 +28,8 @@ __all__ = [
     "projection_dtype",
 ]
 
-# The narrowest input whose projection is lowered. Measured on the 2-core AVX512-BF16 EPYC
-# (one training step, forward and backward, B 32, T 50; LayerNormLSTM and GRU, H 128 and 320):
+# The narrowest input whose projection is lowered. Measured on the 2-core AVX512-BF16 EPYC (one
+# training step, forward and backward, B 32, T 50, two cells at H 128 and 320; docs/engine.md):
 # 64 input features 1.00-1.04x (the casts cost what the GEMM saves), 128: 1.03-1.14x, 256:
 # 1.10-1.17x, 512: 1.32-1.45x. Below it a sweep keeps float32 throughout.
 LOWER_FROM_FEATURES = 128
