@@ -44,3 +44,47 @@ def test_an_exported_layer_equals_the_layer_for_any_batch_and_length(name, form,
 def test_only_rnnkit_layers_are_taken(tmp_path):
     with pytest.raises(TypeError, match="takes an rnnkit layer"):
         export_layer(torch.nn.LSTM(3, 4), tmp_path / "x.onnx")
+
+
+DYNAMO_FORMS = [{"num_layers": 2, "bidirectional": True}, {"batch_first": True, "bias": False}]
+
+
+@pytest.mark.parametrize("form", DYNAMO_FORMS, ids=lambda f: ",".join(f))
+@pytest.mark.parametrize("name", list(CELLS))
+def test_torchs_default_exporter_writes_every_layer_with_rnnkits_translation(name, form, tmp_path):
+    """torch.onnx.export(dynamo=True) with rnnkit.export.onnx_translations(): the layers torch
+    has a kernel for export through it, the others' rnnkit::sweep operators become Scans; both
+    with dynamic batch and time, run on other batches and lengths than the export's."""
+    pytest.importorskip("onnxscript")
+    import onnxruntime
+
+    torch.manual_seed(0)
+    layer = rnnkit.make_layer(name, 3, 4, **form).eval()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(2, 5, 3) if layer.batch_first else torch.randn(5, 2, 3)
+    axes = {0: torch.export.Dim("B"), 1: torch.export.Dim("T")}
+    if not layer.batch_first:
+        axes = {0: torch.export.Dim("T"), 1: torch.export.Dim("B")}
+    path = tmp_path / "layer.onnx"
+    torch.onnx.export(
+        layer,
+        (x,),
+        path,
+        dynamo=True,
+        custom_translation_table=rnnkit.export.onnx_translations(),
+        dynamic_shapes=(axes,),
+        verbose=False,
+    )
+    session = onnxruntime.InferenceSession(str(path))
+    (feed,) = session.get_inputs()
+    for steps, batch in ((9, 3), (1, 1)):
+        x = torch.randn(batch, steps, 3) if layer.batch_first else torch.randn(steps, batch, 3)
+        with torch.no_grad():
+            output, finals = layer(x)
+        finals = finals if isinstance(finals, tuple) else (finals,)
+        got = session.run(None, {feed.name: x.numpy()})
+        assert len(got) == 1 + len(finals)
+        for have, want in zip(got, (output, *finals), strict=True):
+            torch.testing.assert_close(torch.from_numpy(have), want, rtol=1e-4, atol=1e-5)

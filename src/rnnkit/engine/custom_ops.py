@@ -1,7 +1,7 @@
 """A sweep as a PyTorch operator (torch.library), so torch.compile and torch.export record
 rnnkit's layers whole instead of breaking the graph at the engines' Python and ctypes calls.
 
-`rnnkit::sweep(data, r0, carried, weights, present, cell, steps, reverse)` runs one sweep of a
+`rnnkit::sweep(data, r0, carried, weights, present, cell, reverse)` runs one sweep of a
 padded batch (steps x batch rows, time-major: rnnkit.engine.reference's layout) on the compiled
 engine where it can run, else on the reference engine, and returns [outputs (N, R), r_final,
 *carried_final]. It has a fake (meta) implementation for tracing and an autograd formula,
@@ -55,10 +55,13 @@ def _weights(weights: list[Tensor], present: list[bool]) -> tuple[Tensor | None,
     return tuple(next(given) if here else None for here in present)
 
 
-def _run(key, data, r0, carried, weights, present, steps, reverse):
+def _run(key, data, r0, carried, weights, present, reverse):
     from .compiled.sweep import cannot_compile, compiled_sweep
 
     cell = _cell(key)
+    # the steps are the rows over the batch: an argument of their own would fix the length of
+    # an exported graph (torch.export specializes int arguments)
+    steps = data.shape[0] // r0.shape[0]
     spec = SweepSpec(cell, (r0.shape[0],) * steps, reverse=reverse)
     run = compiled_sweep if cannot_compile(cell, data.dtype, data.device) is None else sweep
     return run(spec, data, r0, tuple(carried), _weights(weights, present))
@@ -72,18 +75,15 @@ def _sweep_op(
     weights: list[Tensor],
     present: list[bool],
     cell: str,
-    steps: int,
     reverse: bool,
 ) -> list[Tensor]:
     with torch.no_grad():
-        outputs, r_final, carried_final = _run(
-            cell, data, r0, carried, weights, present, steps, reverse
-        )
+        outputs, r_final, carried_final = _run(cell, data, r0, carried, weights, present, reverse)
     return [outputs, r_final, *carried_final]
 
 
 @_sweep_op.register_fake
-def _(data, r0, carried, weights, present, cell, steps, reverse):
+def _(data, r0, carried, weights, present, cell, reverse):
     outputs = data.new_empty((data.shape[0], r0.shape[1]))
     return [outputs, torch.empty_like(r0), *(torch.empty_like(c) for c in carried)]
 
@@ -96,7 +96,6 @@ def _sweep_backward_op(
     weights: list[Tensor],
     present: list[bool],
     cell: str,
-    steps: int,
     reverse: bool,
     grads: list[Tensor],
 ) -> list[Tensor]:
@@ -104,7 +103,7 @@ def _sweep_backward_op(
     k = len(carried)
     with torch.enable_grad():
         outputs, r_final, carried_final = _run(
-            cell, leaves[0], leaves[1], leaves[2 : 2 + k], leaves[2 + k :], present, steps, reverse
+            cell, leaves[0], leaves[1], leaves[2 : 2 + k], leaves[2 + k :], present, reverse
         )
         found = torch.autograd.grad(
             [outputs, r_final, *carried_final], leaves, grads, allow_unused=True
@@ -114,13 +113,13 @@ def _sweep_backward_op(
 
 
 @_sweep_backward_op.register_fake
-def _(data, r0, carried, weights, present, cell, steps, reverse, grads):
+def _(data, r0, carried, weights, present, cell, reverse, grads):
     return [torch.empty_like(t) for t in (data, r0, *carried, *weights)]
 
 
 def _setup_context(ctx, inputs, output):
-    data, r0, carried, weights, present, cell, steps, reverse = inputs
-    ctx.options = (present, cell, steps, reverse)
+    data, r0, carried, weights, present, cell, reverse = inputs
+    ctx.options = (present, cell, reverse)
     ctx.num_carried = len(carried)
     ctx.save_for_backward(data, r0, *carried, *weights, *output)
 
@@ -133,20 +132,20 @@ def _backward(ctx, grads):
     carried, weights = list(saved[2 : 2 + k]), list(saved[2 + k : -(2 + k)])
     grads = [torch.zeros_like(o) if g is None else g for g, o in zip(grads, outputs, strict=True)]
     found = _sweep_backward_op(data, r0, carried, weights, *ctx.options, grads)
-    return found[0], found[1], found[2 : 2 + k], found[2 + k :], None, None, None, None
+    return found[0], found[1], found[2 : 2 + k], found[2 + k :], None, None, None
 
 
 _sweep_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def library_sweep(key: str, steps: int):
+def library_sweep(key: str):
     """A `sweep_fn` for rnnkit.engine.stack.run_stack that runs each sweep as rnnkit::sweep
-    over a padded batch of `steps` steps (the cell registered under `key`)."""
+    over a padded batch (the cell registered under `key`)."""
 
     def run(spec: SweepSpec, data, r0, carried, weights):
         present = [w is not None for w in weights]
         given = [w for w in weights if w is not None]
-        result = _sweep_op(data, r0, list(carried), given, present, key, steps, spec.reverse)
+        result = _sweep_op(data, r0, list(carried), given, present, key, spec.reverse)
         return result[0], result[1], tuple(result[2:])
 
     return run

@@ -347,7 +347,9 @@ class Recurrent(nn.Module):
         if torch.jit.is_tracing():
             return self._traced_forward(input, hx, lengths)
         if torch.compiler.is_compiling() and lengths is None:
-            if self.traces_as_torch_kernel:
+            # torch's ONNX translation of its own kernels fixes the time dimension; under the
+            # default ONNX exporter every layer goes as rnnkit::sweep (rnnkit.export.onnx_sweep)
+            if self.traces_as_torch_kernel and not torch.onnx.is_in_onnx_export():
                 # torch.compile and torch.export record torch's kernel as one operator
                 return self._traced_forward(input, hx, None)
             # (under torch.export the input is a FakeTensor: isinstance, not type)
@@ -426,13 +428,15 @@ class Recurrent(nn.Module):
             self.cell,
             self._weights_for,
             x.reshape(T * B, x.shape[2]),
-            (B,) * T,
+            # library_sweep reads only the direction: a (B,) * T tuple would fix an exported
+            # graph's length and batch
+            (),
             states,
             num_layers=L,
             bidirectional=self.bidirectional,
             dropout=float(self.dropout),
             training=self.training,
-            sweep_fn=library_sweep(self.__dict__["_library_key"], T),
+            sweep_fn=library_sweep(self.__dict__["_library_key"]),
         )
         output = output.view(T, B, output.shape[1])
         if not batched:
@@ -795,6 +799,7 @@ def untraceable(owner: str, cell) -> str:
         f"record the sweep of {type(cell).__name__}: the compiled engine runs outside torch's "
         "operators and the reference loop would be unrolled to this input's length, so the "
         "traced module would be wrong on other inputs; run the layer eagerly, write ONNX with "
-        "rnnkit.export.export_layer (any cell), or trace rnnkit.LSTM, GRU or RNN, which trace "
-        "as torch's own kernel"
+        "torch.onnx.export(..., dynamo=True, custom_translation_table="
+        "rnnkit.export.onnx_translations()) or rnnkit.export.export_layer (any cell), or "
+        "trace rnnkit.LSTM, GRU or RNN, which trace as torch's own kernel"
     )
