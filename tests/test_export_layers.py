@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import rnnkit
+import rnnkit.export
 from rnnkit.cells import CELLS
 from rnnkit.export.onnx_layer import export_layer, run_layer
 
@@ -52,9 +53,10 @@ DYNAMO_FORMS = [{"num_layers": 2, "bidirectional": True}, {"batch_first": True, 
 @pytest.mark.parametrize("form", DYNAMO_FORMS, ids=lambda f: ",".join(f))
 @pytest.mark.parametrize("name", list(CELLS))
 def test_torchs_default_exporter_writes_every_layer_with_rnnkits_translation(name, form, tmp_path):
-    """torch.onnx.export(dynamo=True) with rnnkit.export.onnx_translations(): the layers torch
-    has a kernel for export through it, the others' rnnkit::sweep operators become Scans; both
-    with dynamic batch and time, run on other batches and lengths than the export's."""
+    """torch.onnx.export (its default, torch.export-based exporter) writes every layer, each
+    sweep an rnnkit::sweep operator turned into a Scan, with dynamic batch and time, run on
+    other batches and lengths than the export's: by the plain call (importing rnnkit.export
+    registered the translation) and with the table given explicitly."""
     pytest.importorskip("onnxscript")
     import onnxruntime
 
@@ -68,15 +70,12 @@ def test_torchs_default_exporter_writes_every_layer_with_rnnkits_translation(nam
     if not layer.batch_first:
         axes = {0: torch.export.Dim("T"), 1: torch.export.Dim("B")}
     path = tmp_path / "layer.onnx"
-    torch.onnx.export(
-        layer,
-        (x,),
-        path,
-        dynamo=True,
-        custom_translation_table=rnnkit.export.onnx_translations(),
-        dynamic_shapes=(axes,),
-        verbose=False,
-    )
+    if layer.batch_first:  # the table given to the call
+        table = {"custom_translation_table": rnnkit.export.onnx_translations()}
+    else:  # the plain call
+        assert rnnkit.export.register_with_torch()
+        table = {}
+    torch.onnx.export(layer, (x,), path, dynamic_shapes=(axes,), verbose=False, **table)
     session = onnxruntime.InferenceSession(str(path))
     (feed,) = session.get_inputs()
     for steps, batch in ((9, 3), (1, 1)):

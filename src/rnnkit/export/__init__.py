@@ -5,7 +5,7 @@ exporter with rnnkit.export.onnx_sweep's translation table)."""
 
 from .onnx_layer import export_layer
 from .onnx_lm import FORMAT, export_language_model, export_model
-from .onnx_sweep import onnx_translations
+from .onnx_sweep import onnx_translations, register_with_torch
 
 __all__ = [
     "FORMAT",
@@ -13,4 +13,7 @@ __all__ = [
     "export_layer",
     "export_model",
     "onnx_translations",
+    "register_with_torch",
 ]
+
+register_with_torch()  # torch.onnx.export then writes every layer (rnnkit.export.onnx_sweep)

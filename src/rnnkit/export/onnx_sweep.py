@@ -5,11 +5,16 @@ rnnkit::sweep operator (rnnkit.engine.custom_ops), which ONNX has no function fo
 is its translation: one ONNX `Scan` over time per sweep, whose body is the cell's step
 (`Cell.equations` and the output projection, exported by torch's tracer with a dynamic batch,
 as rnnkit.export.onnx_layer does) reading the layer's weights from the outer graph, so the
-model keeps one copy of them. Pass the table to the exporter:
+model keeps one copy of them. Importing rnnkit.export registers it with torch's exporter, so
+the plain call writes any layer:
 
-    torch.onnx.export(layer, (x,), "layer.onnx", dynamo=True,
-                      custom_translation_table=rnnkit.export.onnx_translations(),
+    import rnnkit.export
+    torch.onnx.export(layer, (x,), "layer.onnx",
                       dynamic_shapes=({0: torch.export.Dim("T"), 1: torch.export.Dim("B")},))
+
+The registration goes through torch's own table of translations (private, as of torch 2.13);
+where it is unavailable, `custom_translation_table=rnnkit.export.onnx_translations()` gives
+the exporter the same translation.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from torch import nn
 from ..engine.custom_ops import _cell
 from .traced import traced_onnx
 
-__all__ = ["onnx_translations"]
+__all__ = ["onnx_translations", "register_with_torch"]
 
 _BODIES = itertools.count()
 
@@ -116,3 +121,15 @@ def onnx_translations() -> dict:
     """The custom_translation_table that lets torch.onnx.export(dynamo=True) write rnnkit's
     sweep operator."""
     return {torch.ops.rnnkit.sweep.default: _translate_sweep}
+
+
+def register_with_torch() -> bool:
+    """Add the translation to torch's default exporter (every later torch.onnx.export call
+    finds it); False where this torch or its onnxscript does not offer the table."""
+    try:
+        from torch.onnx._internal.exporter._torchlib._torchlib_registry import onnx_impl
+
+        onnx_impl(torch.ops.rnnkit.sweep.default, no_compile=True)(_translate_sweep)
+    except (ImportError, AttributeError, TypeError):
+        return False
+    return True

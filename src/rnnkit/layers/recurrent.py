@@ -799,7 +799,7 @@ def untraceable(owner: str, cell) -> str:
         f"record the sweep of {type(cell).__name__}: the compiled engine runs outside torch's "
         "operators and the reference loop would be unrolled to this input's length, so the "
         "traced module would be wrong on other inputs; run the layer eagerly, write ONNX with "
-        "torch.onnx.export(..., dynamo=True, custom_translation_table="
-        "rnnkit.export.onnx_translations()) or rnnkit.export.export_layer (any cell), or "
+        "torch's default exporter (torch.onnx.export without dynamo=False, after import "
+        "rnnkit.export) or rnnkit.export.export_layer (any cell), or "
         "trace rnnkit.LSTM, GRU or RNN, which trace as torch's own kernel"
     )
