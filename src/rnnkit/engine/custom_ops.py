@@ -25,9 +25,18 @@ from torch import Tensor
 from ..cells.base import Cell
 from .reference import SweepSpec, sweep
 
-__all__ = ["cell_key", "library_sweep"]
+__all__ = ["cell_key", "library_sweep", "onnx_translation_registered"]
 
 _CELLS: dict[str, Cell] = {}
+# whether torch's default ONNX exporter knows rnnkit::sweep (rnnkit.export.onnx_sweep sets it)
+_ONNX_TRANSLATION = {"registered": False}
+
+
+def onnx_translation_registered() -> bool:
+    """True once rnnkit.export.onnx_sweep has registered the operator's ONNX translation."""
+    return _ONNX_TRANSLATION["registered"]
+
+
 _COUNTER = itertools.count()
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.custom_ops import _cell
+from ..engine.custom_ops import _ONNX_TRANSLATION, _cell
 from .traced import traced_onnx
 
 __all__ = ["onnx_translations", "register_with_torch"]
@@ -132,4 +132,5 @@ def register_with_torch() -> bool:
         onnx_impl(torch.ops.rnnkit.sweep.default, no_compile=True)(_translate_sweep)
     except (ImportError, AttributeError, TypeError):
         return False
+    _ONNX_TRANSLATION["registered"] = True
     return True

@@ -43,7 +43,7 @@ from .._checks import (
 from ..cells.base import Cell
 from ..engine import run_stack, sweep
 from ..engine.compiled import SweepPlan, cannot_compile, compiled_sweep
-from ..engine.custom_ops import cell_key, library_sweep
+from ..engine.custom_ops import cell_key, library_sweep, onnx_translation_registered
 from ..engine.lower_precision import (
     LOWER_FROM_FEATURES,
     full_precision_reason,
@@ -347,9 +347,10 @@ class Recurrent(nn.Module):
         if torch.jit.is_tracing():
             return self._traced_forward(input, hx, lengths)
         if torch.compiler.is_compiling() and lengths is None:
-            # torch's ONNX translation of its own kernels fixes the time dimension; under the
-            # default ONNX exporter every layer goes as rnnkit::sweep (rnnkit.export.onnx_sweep)
-            if self.traces_as_torch_kernel and not torch.onnx.is_in_onnx_export():
+            # torch's ONNX translation of its own kernels fixes the time dimension; once
+            # rnnkit.export registered the operator's, every layer goes as rnnkit::sweep
+            as_operator = torch.onnx.is_in_onnx_export() and onnx_translation_registered()
+            if self.traces_as_torch_kernel and not as_operator:
                 # torch.compile and torch.export record torch's kernel as one operator
                 return self._traced_forward(input, hx, None)
             # (under torch.export the input is a FakeTensor: isinstance, not type)
