@@ -30,6 +30,10 @@ VARIANTS = [
     ("forecast", {"window": 6}),
     ("condlm", TEXT),
     ("condlm", {**TEXT, "cell": "gru", "condition_at": "state", "num_layers": 2}),
+    # cells torch has no kernel for: their sweeps exported as rnnkit::sweep Scans
+    ("classify", {**TEXT, "cell": "lnlstm", "pooling": "last"}),
+    ("transcribe", {"cell": "lngru"}),
+    ("forecast", {"window": 6, "cell": "jordan"}),
 ]
 
 

@@ -35,13 +35,36 @@ from torch import Tensor, nn
 
 from .. import _atomic as atomic
 from .padded import exportable_copy
-from .traced import traced_onnx
+from .traced import exported_onnx, traced_onnx
 
 __all__ = ["EXPORTABLE_TASKS", "FORMAT", "export_task_model"]
 
 FORMAT = "rnnkit.onnx_task"
 VERSION = 1
 EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast", "condlm", "seq2seq")
+
+
+def _as_operator(module: nn.Module) -> bool:
+    """Whether `module` runs as rnnkit::sweep operators under export (a PaddedEncoder of such
+    a layer, or the layer itself)."""
+    return getattr(module, "as_operator", False) or _is_sweep_layer(module)
+
+
+def _is_sweep_layer(module: nn.Module) -> bool:
+    """An rnnkit layer of a cell torch has no kernel for."""
+    from ..layers.recurrent import Recurrent
+
+    return isinstance(module, Recurrent) and not module.traces_as_torch_kernel
+
+
+def _summary(error: Exception) -> str:
+    """The exporter's own reason, in a few words: the first line of its exception summary."""
+    text = str(error)
+    marker = "## Exception summary"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:200]
 
 
 class _Graph(nn.Module):
@@ -349,12 +372,22 @@ def export_task_model(loaded, out: Path) -> dict:
     task, model = loaded.task, loaded.model.float().eval()
     graph_model = exportable_copy(model)
     call, names, inputs, outputs, axes, extra = GRAPHS[name](task, graph_model)
+    # layers of cells torch has no kernel for go as rnnkit::sweep operators, which only torch's
+    # default exporter writes (rnnkit.export.onnx_sweep); the others trace as torch's kernels
+    operators = [m for m in graph_model.modules() if _as_operator(m)]
     try:
-        graph = traced_onnx(_Graph(graph_model, call), inputs, names, outputs, axes)
-    except RuntimeError as error:
-        detail = " ".join(str(error).split())
+        write = exported_onnx if operators else traced_onnx
+        graph = write(_Graph(graph_model, call), inputs, names, outputs, axes)
+    except Exception as error:  # the exporters raise their own types
+        if not operators:
+            detail = " ".join(str(error).split())
+            raise NotImplementedError(
+                f"the {name} model cannot be exported to ONNX yet ({detail})"
+            ) from None
+        cell = next(type(m).__name__ for m in graph_model.modules() if _is_sweep_layer(m))
         raise NotImplementedError(
-            f"the {name} model cannot be exported to ONNX yet ({detail})"
+            f"a task model of {cell} layers cannot be exported to ONNX yet: torch.export "
+            f"failed on the {name} graph ({_summary(error)}); lstm, gru and rnn encoders export"
         ) from None
     description = {
         "format": FORMAT,

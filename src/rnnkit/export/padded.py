@@ -41,6 +41,34 @@ def _kernel_for(rnn: nn.Module, input_size: int, layer: int, suffix: str) -> nn.
     return kernel.to(rnn.weight_ih_l0.dtype)
 
 
+class _SweepKernel(nn.Module):
+    """One layer and direction of an rnnkit layer as the rnnkit::sweep operator over a padded
+    batch (B, T, F) -> ((B, T, R), None), from zero states, in the forward direction (the
+    encoder reverses each row itself)."""
+
+    def __init__(self, rnn: nn.Module, layer: int, direction: int) -> None:
+        super().__init__()
+        self.rnn, self.layer, self.direction = rnn, layer, direction
+
+    def forward(self, x: Tensor):
+        from ..engine.custom_ops import library_sweep
+        from ..engine.reference import SweepSpec
+
+        rnn = self.rnn
+        B, T, width = x.shape
+        data = x.transpose(0, 1).reshape(T * B, width)
+        zeros = tuple(x.new_zeros(B, size) for size in rnn.state_sizes())
+        run = library_sweep(rnn.__dict__["_library_key"])
+        out, _, _ = run(
+            SweepSpec(rnn.cell, ()),
+            data,
+            zeros[0],
+            zeros[1:],
+            rnn._weights_for(self.layer, self.direction),
+        )
+        return out.view(T, B, -1).transpose(0, 1), None
+
+
 def _along_time(x: Tensor, index: Tensor) -> Tensor:
     """x (B, T, F) with each row's steps taken in `index`'s (B, T) order."""
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -54,11 +82,12 @@ class PaddedEncoder(nn.Module):
         super().__init__()
         rnn = encoder.rnn
         name = type(rnn).__name__
-        if name not in KERNELS or getattr(rnn, "proj_size", 0):
+        if getattr(rnn, "proj_size", 0):
             raise NotImplementedError(
-                f"a task model of {name} layers cannot be exported to ONNX yet: lstm, gru and "
-                "rnn encoders can (they run torch's own kernels, which the exporters know)"
+                f"a task model of {name} layers with proj_size cannot be exported to ONNX yet"
             )
+        # torch's kernels where torch has one (every exporter knows them), else rnnkit::sweep
+        self.as_operator = name not in KERNELS
         self.directions = encoder.directions
         self.output_size = encoder.output_size
         kernels = []
@@ -66,7 +95,10 @@ class PaddedEncoder(nn.Module):
         for layer in range(rnn.num_layers):
             for direction in range(self.directions):
                 suffix = "_reverse" if direction else ""
-                kernels.append(_kernel_for(rnn, width, layer, suffix))
+                if self.as_operator:
+                    kernels.append(_SweepKernel(rnn, layer, direction))
+                else:
+                    kernels.append(_kernel_for(rnn, width, layer, suffix))
             width = rnn.hidden_size * self.directions
         self.kernels = nn.ModuleList(kernels)
         self.num_layers = rnn.num_layers
