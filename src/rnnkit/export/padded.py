@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..models.encoder import RecurrentEncoder
 
-__all__ = ["PaddedEncoder", "exportable_copy"]
+__all__ = ["AllRowsCharEncoder", "PaddedEncoder", "exportable_copy"]
 
 KERNELS = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN": nn.RNN}
 
@@ -126,11 +126,40 @@ class PaddedEncoder(nn.Module):
         return outputs, last
 
 
+class AllRowsCharEncoder(nn.Module):
+    """The tagger's CharEncoder on every word position at once: a position without characters
+    (sentence padding) is read as one padding character and its encoding zeroed, where the
+    model picks the real positions out first, a data-dependent shape torch.export cannot
+    follow. The real positions' encodings are the same."""
+
+    def __init__(self, chars: nn.Module) -> None:
+        super().__init__()
+        self.embedding, self.encoder = chars.embedding, chars.encoder
+        self.output_size = chars.output_size
+
+    def forward(self, chars: Tensor, char_lengths: Tensor) -> Tensor:
+        B, T, C = chars.shape
+        lengths = char_lengths.reshape(B * T)
+        _, last = self.encoder(self.embedding(chars.reshape(B * T, C)), lengths.clamp(min=1))
+        last = last * (lengths > 0).unsqueeze(1).to(last.dtype)
+        return last.reshape(B, T, self.output_size)
+
+
 def exportable_copy(model: nn.Module) -> nn.Module:
-    """A copy of `model` in eval mode with every RecurrentEncoder replaced by a PaddedEncoder."""
+    """A copy of `model` in eval mode with every RecurrentEncoder replaced by a PaddedEncoder
+    and the tagger's character encoder by AllRowsCharEncoder."""
+    from ..models.tagger import CharEncoder
+
     model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
+            if isinstance(child, CharEncoder):
+                child = AllRowsCharEncoder(child)
+                setattr(parent, name, child)
             if isinstance(child, RecurrentEncoder):
                 setattr(parent, name, PaddedEncoder(child))
+    for module in list(model.modules()):  # the encoders inside the replacements
+        for name, child in list(module.named_children()):
+            if isinstance(child, RecurrentEncoder):
+                setattr(module, name, PaddedEncoder(child))
     return model
