@@ -23,9 +23,8 @@ import torch.nn.functional as F
 __all__ = [
     "LOWER_FROM_FEATURES",
     "cpu_has_fast_bfloat16",
-    "full_precision_reason",
+    "lowering",
     "projected_sweep",
-    "projection_dtype",
 ]
 
 # The narrowest input whose projection is lowered. Measured on the 2-core AVX512-BF16 EPYC (one
@@ -45,26 +44,25 @@ def cpu_has_fast_bfloat16() -> bool:
         return False
 
 
-def projection_dtype(weight_dtype: torch.dtype, device: torch.device) -> torch.dtype | None:
-    """The dtype a sweep's input projection multiplies in under the current autocast (None: the
-    weights' own, as without autocast)."""
-    if device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
-        return None
-    if weight_dtype != torch.float32 or torch.get_autocast_dtype("cpu") != torch.bfloat16:
-        return None
-    return torch.bfloat16 if cpu_has_fast_bfloat16() else None
-
-
-def full_precision_reason(weight_dtype: torch.dtype) -> str:
-    """Why, under the current autocast, a sweep keeps the weights' dtype throughout."""
+def lowering(weight_dtype: torch.dtype, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """(the dtype a sweep's input projection multiplies in under the current autocast, or None
+    for the weights' own; what the call computes in, and why, for `explain()`)."""
     lower = torch.get_autocast_dtype("cpu")
-    if weight_dtype != torch.float32:
-        return f"autocast lowers float32 products, and these weights are {weight_dtype}"
-    if lower != torch.bfloat16:
-        return f"rnnkit's engines lower their products to bfloat16 only, not {lower}"
-    if not cpu_has_fast_bfloat16():
-        return "this CPU emulates bfloat16 products (no AVX512-BF16 or AMX): slower than float32"
-    return "no lower-precision path for this call"
+    if device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        reason = "autocast is off on the CPU"
+    elif weight_dtype != torch.float32:
+        reason = f"autocast lowers float32 products, and these weights are {weight_dtype}"
+    elif lower != torch.bfloat16:
+        reason = f"rnnkit's engines lower their products to bfloat16 only, not {lower}"
+    elif not cpu_has_fast_bfloat16():
+        reason = "this CPU emulates bfloat16 products (no AVX512-BF16 or AMX): slower than float32"
+    else:
+        return lower, (
+            f"under autocast the input projections of {LOWER_FROM_FEATURES} or more features "
+            f"multiply in {lower} (float32 accumulation); the recurrence and narrower "
+            f"projections compute in {weight_dtype}"
+        )
+    return None, f"under autocast it computes in {weight_dtype}, the weights' dtype ({reason})"
 
 
 def projected_sweep(sweep_fn: Callable, dtype: torch.dtype) -> Callable:

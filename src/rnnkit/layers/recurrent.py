@@ -44,12 +44,7 @@ from ..cells.base import Cell
 from ..engine import run_stack, sweep
 from ..engine.compiled import SweepPlan, cannot_compile, compiled_sweep
 from ..engine.custom_ops import cell_key, library_sweep, onnx_translation_registered
-from ..engine.lower_precision import (
-    LOWER_FROM_FEATURES,
-    full_precision_reason,
-    projected_sweep,
-    projection_dtype,
-)
+from ..engine.lower_precision import lowering, projected_sweep
 from ..engine.probes import claim_slot
 from ..engine.reference import SweepSpec
 from .calls import finish_call, prepare_call
@@ -378,19 +373,8 @@ class Recurrent(nn.Module):
         if choice.backend == "native":
             return self._native_forward(call.given, hx, call)
         if shape.autocast:  # rnnkit.engine.lower_precision
-            lower = projection_dtype(shape.dtype, shape.device)
+            lower, how = lowering(shape.dtype, shape.device)
             result = self._without_autocast(input, hx, lengths, lower)
-            if lower is not None:
-                how = (
-                    f"under autocast the input projections of {LOWER_FROM_FEATURES} or more "
-                    f"features multiply in {lower} (float32 accumulation); the recurrence "
-                    f"and narrower projections compute in {shape.dtype}"
-                )
-            else:
-                how = (
-                    f"under autocast it computes in {shape.dtype}, the weights' dtype "
-                    f"({full_precision_reason(shape.dtype)})"
-                )
             self.__dict__["_last_choice"] = Choice(choice.backend, f"{choice.reason}; {how}")
             return result
         sweep_fn = compiled_sweep if choice.backend == "compiled" else sweep
