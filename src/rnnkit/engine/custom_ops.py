@@ -25,16 +25,26 @@ from torch import Tensor
 from ..cells.base import Cell
 from .reference import SweepSpec, sweep
 
-__all__ = ["cell_key", "library_sweep", "onnx_translation_registered"]
+__all__ = [
+    "cell_key",
+    "library_sweep",
+    "mark_onnx_translation_registered",
+    "onnx_translation_registered",
+]
 
 _CELLS: dict[str, Cell] = {}
-# whether torch's default ONNX exporter knows rnnkit::sweep (rnnkit.export.onnx_sweep sets it)
-_ONNX_TRANSLATION = {"registered": False}
+# whether torch's default ONNX exporter knows rnnkit::sweep (rnnkit.export.onnx_sweep tells)
+_onnx_translation = False
 
 
 def onnx_translation_registered() -> bool:
     """True once rnnkit.export.onnx_sweep has registered the operator's ONNX translation."""
-    return _ONNX_TRANSLATION["registered"]
+    return _onnx_translation
+
+
+def mark_onnx_translation_registered() -> None:
+    global _onnx_translation
+    _onnx_translation = True
 
 
 _COUNTER = itertools.count()

@@ -42,11 +42,17 @@ class _Step(nn.Module):
 
     def forward(self, r, *rest):
         *carried, x = rest
-        m, new_carried = self.cell.equations(x, r, tuple(carried), self.weights)
-        projection = self.cell.output_activation
-        if projection is not None:
-            m = projection.forward(F.linear(m, self.weights[4], self.weights[5]))
-        return (m, *new_carried, m.clone())
+        return step_outputs(self.cell, x, r, tuple(carried), self.weights)
+
+
+def step_outputs(cell, x, r, carried: tuple, weights: tuple) -> tuple:
+    """One step as a Scan body returns it: (r_t, *carried_t, r_t), through the cell's
+    equations and its output projection, if any."""
+    m, new_carried = cell.equations(x, r, carried, weights)
+    projection = cell.output_activation
+    if projection is not None:
+        m = projection.forward(F.linear(m, weights[4], weights[5]))
+    return (m, *new_carried, m.clone())
 
 
 def _step_graph(layer, depth: int, direction: int, prefix: str):

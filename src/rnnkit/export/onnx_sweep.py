@@ -22,10 +22,10 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..engine.custom_ops import _ONNX_TRANSLATION, _cell
+from ..engine.custom_ops import _cell, mark_onnx_translation_registered
+from .onnx_layer import step_outputs
 from .traced import traced_onnx
 
 __all__ = ["onnx_translations", "register_with_torch"]
@@ -44,11 +44,7 @@ class _WeightedStep(nn.Module):
         k = self.cell.num_carried
         carried, x, given = rest[:k], rest[k], iter(rest[k + 1 :])
         weights = tuple(next(given) if here else None for here in self.present)
-        m, new_carried = self.cell.equations(x, r, tuple(carried), weights)
-        projection = self.cell.output_activation
-        if projection is not None:
-            m = projection.forward(F.linear(m, weights[4], weights[5]))
-        return (m, *new_carried, m.clone())
+        return step_outputs(self.cell, x, r, tuple(carried), weights)
 
 
 def _body(cell, present, widths: tuple[int, ...], input_size: int, weight_shapes, prefix: str):
@@ -132,5 +128,5 @@ def register_with_torch() -> bool:
         onnx_impl(torch.ops.rnnkit.sweep.default, no_compile=True)(_translate_sweep)
     except (ImportError, AttributeError, TypeError):
         return False
-    _ONNX_TRANSLATION["registered"] = True
+    mark_onnx_translation_registered()
     return True

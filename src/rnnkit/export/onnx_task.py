@@ -44,14 +44,9 @@ VERSION = 1
 EXPORTABLE_TASKS = ("classify", "tag", "transcribe", "forecast", "condlm", "seq2seq")
 
 
-def _as_operator(module: nn.Module) -> bool:
-    """Whether `module` runs as rnnkit::sweep operators under export (a PaddedEncoder of such
-    a layer, or the layer itself)."""
-    return getattr(module, "as_operator", False) or _is_sweep_layer(module)
-
-
 def _is_sweep_layer(module: nn.Module) -> bool:
-    """An rnnkit layer of a cell torch has no kernel for."""
+    """An rnnkit layer of a cell torch has no kernel for: it runs as rnnkit::sweep operators
+    under export (alone, or inside a PaddedEncoder's sweeps)."""
     from ..layers.recurrent import Recurrent
 
     return isinstance(module, Recurrent) and not module.traces_as_torch_kernel
@@ -374,7 +369,7 @@ def export_task_model(loaded, out: Path) -> dict:
     call, names, inputs, outputs, axes, extra = GRAPHS[name](task, graph_model)
     # layers of cells torch has no kernel for go as rnnkit::sweep operators, which only torch's
     # default exporter writes (rnnkit.export.onnx_sweep); the others trace as torch's kernels
-    operators = [m for m in graph_model.modules() if _as_operator(m)]
+    operators = [m for m in graph_model.modules() if _is_sweep_layer(m)]
     try:
         write = exported_onnx if operators else traced_onnx
         graph = write(_Graph(graph_model, call), inputs, names, outputs, axes)
@@ -384,7 +379,7 @@ def export_task_model(loaded, out: Path) -> dict:
             raise NotImplementedError(
                 f"the {name} model cannot be exported to ONNX yet ({detail})"
             ) from None
-        cell = next(type(m).__name__ for m in graph_model.modules() if _is_sweep_layer(m))
+        cell = type(operators[0]).__name__
         raise NotImplementedError(
             f"a task model of {cell} layers cannot be exported to ONNX yet: torch.export "
             f"failed on the {name} graph ({_summary(error)}); lstm, gru and rnn encoders export"

@@ -87,7 +87,7 @@ class PaddedEncoder(nn.Module):
                 f"a task model of {name} layers with proj_size cannot be exported to ONNX yet"
             )
         # torch's kernels where torch has one (every exporter knows them), else rnnkit::sweep
-        self.as_operator = name not in KERNELS
+        as_operator = name not in KERNELS
         self.directions = encoder.directions
         self.output_size = encoder.output_size
         kernels = []
@@ -95,7 +95,7 @@ class PaddedEncoder(nn.Module):
         for layer in range(rnn.num_layers):
             for direction in range(self.directions):
                 suffix = "_reverse" if direction else ""
-                if self.as_operator:
+                if as_operator:
                     kernels.append(_SweepKernel(rnn, layer, direction))
                 else:
                     kernels.append(_kernel_for(rnn, width, layer, suffix))
@@ -151,15 +151,10 @@ def exportable_copy(model: nn.Module) -> nn.Module:
     from ..models.tagger import CharEncoder
 
     model = copy.deepcopy(model).eval()
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, CharEncoder):
-                child = AllRowsCharEncoder(child)
-                setattr(parent, name, child)
-            if isinstance(child, RecurrentEncoder):
-                setattr(parent, name, PaddedEncoder(child))
-    for module in list(model.modules()):  # the encoders inside the replacements
-        for name, child in list(module.named_children()):
-            if isinstance(child, RecurrentEncoder):
-                setattr(module, name, PaddedEncoder(child))
+    # the character encoders first: the second pass then reaches the encoders they hold
+    for kind, replacement in ((CharEncoder, AllRowsCharEncoder), (RecurrentEncoder, PaddedEncoder)):
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, kind):
+                    setattr(parent, name, replacement(child))
     return model
