@@ -47,32 +47,26 @@ def exported_onnx(module: nn.Module, inputs, names, outputs, axes) -> bytes:
     """The ONNX model of `module` by torch's default (torch.export-based) exporter, for graphs
     holding rnnkit::sweep operators (rnnkit.export.onnx_sweep translates them), with the same
     arguments as traced_onnx."""
-    import os
-    import tempfile
-
     # each input's dynamic axes, their relations (equal batches) left to torch.export; one
     # entry, as rnnkit's graph modules take their inputs as *inputs
     shapes = (tuple({axis: torch.export.Dim.AUTO for axis in axes.get(n, {})} for n in names),)
     # the exporter prints its steps, the graph it failed on and its optimizer's notes; the
     # caller reports the outcome in one line
     printed = io.StringIO()
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(), torch.no_grad():
+    with (
+        warnings.catch_warnings(),
+        torch.no_grad(),
+        contextlib.redirect_stdout(printed),
+        contextlib.redirect_stderr(printed),
+        _quiet_logger("torch.onnx"),  # e.g. "torchvision is not installed", per op
+    ):
         warnings.simplefilter("ignore")
-        path = os.path.join(folder, "model.onnx")
-        with (
-            contextlib.redirect_stdout(printed),
-            contextlib.redirect_stderr(printed),
-            _quiet_logger("torch.onnx"),  # e.g. "torchvision is not installed", per op
-        ):
-            torch.onnx.export(
-                module,
-                tuple(inputs),
-                path,
-                input_names=list(names),
-                output_names=list(outputs),
-                dynamic_shapes=shapes,
-                verbose=False,
-                external_data=False,
-            )
-        with open(path, "rb") as file:
-            return file.read()
+        program = torch.onnx.export(
+            module,
+            tuple(inputs),
+            input_names=list(names),
+            output_names=list(outputs),
+            dynamic_shapes=shapes,
+            verbose=False,
+        )
+    return program.model_proto.SerializeToString()
