@@ -50,6 +50,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..activations import Activation
@@ -142,6 +143,17 @@ class Cell(ABC):
         the cell independently of the engines: the tests hold both engines to it, and the
         benchmarks time it as the loop a user would write by hand (rnnkit.baselines)."""
         raise NotImplementedError(f"{type(self).__name__} states no equations")
+
+    def advance(
+        self, x: Tensor, r_prev: Tensor, carried: tuple[Tensor, ...], weights: tuple
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One step of the recurrence through `equations`: (r_t, carried_t), where r_t is the
+        output projection g(W_out m_t + b_out) for a cell that has one and m_t otherwise."""
+        m, new_carried = self.equations(x, r_prev, carried, weights)
+        projection = self.output_activation
+        if projection is not None:
+            m = projection.forward(F.linear(m, weights[4], weights[5]))
+        return m, new_carried
 
     def probe_kinds(self) -> dict[str, str]:
         """The cell's probes: the activations its `equations` reports by name when given a dict

@@ -12,7 +12,6 @@ and one backward by autograd, and only when second derivatives are asked for.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["differentiable_backward", "equations_sweep"]
@@ -23,18 +22,15 @@ def equations_sweep(spec, data: Tensor, r0: Tensor, carried0, weights) -> tuple[
     through `spec.cell.equations` in packed layout (rnnkit.engine.reference's module
     docstring): step t advances the first batch_sizes[t] rows and leaves the rest."""
     cell = spec.cell
-    projection = cell.output_activation
     if weights[0] is None:  # `data` is X W_ih^T already (rnnkit.engine.lower_precision)
         identity = torch.eye(data.shape[1], dtype=data.dtype, device=data.device)
         weights = (identity, *weights[1:])
-    w_out, b_out = weights[4], weights[5]
     blocks = data.split(spec.batch_sizes)
     out: list[Tensor | None] = [None] * len(blocks)
     r, carried = r0, tuple(carried0)
     for t in spec.visit_order():
         n = spec.batch_sizes[t]
-        m, new_carried = cell.equations(blocks[t], r[:n], tuple(c[:n] for c in carried), weights)
-        new_r = m if projection is None else projection.forward(F.linear(m, w_out, b_out))
+        new_r, new_carried = cell.advance(blocks[t], r[:n], tuple(c[:n] for c in carried), weights)
         out[t] = new_r
         r = torch.cat((new_r, r[n:])) if n < r.shape[0] else new_r
         carried = tuple(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import _atomic as atomic
@@ -48,11 +47,8 @@ class _Step(nn.Module):
 def step_outputs(cell, x, r, carried: tuple, weights: tuple) -> tuple:
     """One step as a Scan body returns it: (r_t, *carried_t, r_t), through the cell's
     equations and its output projection, if any."""
-    m, new_carried = cell.equations(x, r, carried, weights)
-    projection = cell.output_activation
-    if projection is not None:
-        m = projection.forward(F.linear(m, weights[4], weights[5]))
-    return (m, *new_carried, m.clone())
+    r_new, new_carried = cell.advance(x, r, carried, weights)
+    return (r_new, *new_carried, r_new.clone())
 
 
 def _step_graph(layer, depth: int, direction: int, prefix: str):

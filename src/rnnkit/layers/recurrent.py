@@ -47,6 +47,7 @@ from ..engine.custom_ops import cell_key, library_sweep, onnx_translation_regist
 from ..engine.lower_precision import lowering, projected_sweep
 from ..engine.probes import claim_slot
 from ..engine.reference import SweepSpec
+from ..engine.traced_loop import traced_sweep
 from .calls import finish_call, prepare_call
 from .dispatch import CallShape, Choice, NativeKernel, choose_backend, explicit_backend
 
@@ -57,6 +58,11 @@ SLOTS = ("w_ih", "w_hh", "b_ih", "b_hh", "w_out", "b_out")
 # The order a layer registers its engine parameters (weights, then biases); JordanRNN's and the
 # layer-norm layers' state_dict order before the generic layer existed.
 _REGISTRATION_ORDER = ("w_ih", "w_hh", "w_out", "b_ih", "b_hh", "b_out")
+# what explain() says of a traced call of a cell torch has no kernel for
+TRACED_LOOP_REASON = (
+    "torch.jit.trace: each sweep is recorded as a TorchScript loop over time whose body is the "
+    "cell's traced step (rnnkit.engine.traced_loop), right for any batch and length"
+)
 # Attributes a pickle leaves out (rebuilt on use), so that torch.load(weights_only=True) meets
 # nothing but tensors and plain values.
 _TRANSIENT = ("_cell_instance", "_plans", "_last_choice", "_fast_ok")
@@ -352,7 +358,7 @@ class Recurrent(nn.Module):
             if isinstance(input, Tensor) and not self.__dict__.get("scan", False):
                 # the other cells' sweeps as rnnkit::sweep operators: rnnkit's engines would
                 # break the graph (the compiled one) or unroll into it (the reference)
-                return self._library_forward(input, hx)
+                return self._padded_forward(input, hx, library_sweep(self.__dict__["_library_key"]))
         scan = self.__dict__.get("scan", False)
         if lengths is None and type(input) is Tensor and not scan and projection is None:
             result = self._fast_forward(input, hx)
@@ -394,9 +400,10 @@ class Recurrent(nn.Module):
         )
         return finish_call(call, output, finals)
 
-    def _library_forward(self, input, hx):
-        """A padded call with each sweep as the rnnkit::sweep operator (rnnkit.engine.custom_ops),
-        for torch.compile and torch.export."""
+    def _padded_forward(self, input, hx, sweep_fn):
+        """A padded call with each sweep run by `sweep_fn` on (T * B, I) rows: the
+        rnnkit::sweep operator for torch.compile and torch.export (rnnkit.engine.custom_ops),
+        a TorchScript loop under a trace (rnnkit.engine.traced_loop)."""
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)
         if self.batch_first and batched:
@@ -413,15 +420,15 @@ class Recurrent(nn.Module):
             self.cell,
             self._weights_for,
             x.reshape(T * B, x.shape[2]),
-            # library_sweep reads only the direction: a (B,) * T tuple would fix an exported
-            # graph's length and batch
+            # the padded sweeps read only the direction: a (B,) * T tuple would fix an
+            # exported graph's length and batch
             (),
             states,
             num_layers=L,
             bidirectional=self.bidirectional,
             dropout=float(self.dropout),
             training=self.training,
-            sweep_fn=library_sweep(self.__dict__["_library_key"]),
+            sweep_fn=sweep_fn,
         )
         output = output.view(T, B, output.shape[1])
         if not batched:
@@ -431,12 +438,20 @@ class Recurrent(nn.Module):
         return output, (finals if len(finals) > 1 else finals[0])
 
     def _traced_forward(self, input, hx, lengths):
-        """Under torch.jit.trace (and the legacy ONNX exporter, which traces): only torch's own
-        kernel is recorded as what it is, one operator for any batch and length. rnnkit's
-        engines are not: the compiled sweep runs outside torch's operators (the trace would
-        replay this call's output as a constant) and the reference loop would be unrolled to
-        this call's length. Layers torch has a kernel for override this to run it."""
-        raise RuntimeError(untraceable(type(self).__name__, self.cell))
+        """Under torch.jit.trace (and the legacy ONNX exporter, which traces) each sweep is a
+        TorchScript loop over time (rnnkit.engine.traced_loop): rnnkit's engines are not
+        recorded as what they are (the compiled sweep runs outside torch's operators, so the
+        trace would replay this call's output as a constant; the reference loop would be
+        unrolled to this call's length). Layers torch has a kernel for override this to run it."""
+        owner = type(self).__name__
+        if lengths is not None or isinstance(input, PackedSequence):
+            raise RuntimeError(
+                f"{owner}: torch.jit.trace cannot record lengths= or a packed batch (the batch "
+                "is packed in Python, so the trace would keep this call's lengths); trace "
+                "padded calls, or run the layer eagerly for batches of varying lengths"
+            )
+        self.__dict__["_last_choice"] = Choice("traced loop", TRACED_LOOP_REASON)
+        return self._padded_forward(input, hx, traced_sweep)
 
     def _scan_forward(self, call):
         """Every layer and direction by the parallel scan of the cell's linear recurrence."""
@@ -775,16 +790,3 @@ def _check_projection(owner: str, cell: Cell, projection_size) -> None:
             f"{owner}: {type(cell).__name__} has no output projection; leave projection_size "
             f"at 0 (got {projection_size})"
         )
-
-
-def untraceable(owner: str, cell) -> str:
-    """The one-line refusal of a trace that could not record the layer's computation."""
-    return (
-        f"{owner}: torch.jit.trace (and torch.onnx.export(dynamo=False), which traces) cannot "
-        f"record the sweep of {type(cell).__name__}: the compiled engine runs outside torch's "
-        "operators and the reference loop would be unrolled to this input's length, so the "
-        "traced module would be wrong on other inputs; run the layer eagerly, write ONNX with "
-        "torch's default exporter (torch.onnx.export without dynamo=False, after import "
-        "rnnkit.export) or rnnkit.export.export_layer (any cell), or "
-        "trace rnnkit.LSTM, GRU or RNN, which trace as torch's own kernel"
-    )

@@ -22,7 +22,7 @@ from .recurrent import Recurrent, check_common
 # what explain() says of a traced call
 TRACING_REASON = (
     "torch.jit.trace: torch's kernel is recorded as one operator, right for any batch and "
-    "length; rnnkit's engines cannot be traced (torch.compile and torch.export record it too)"
+    "length (torch.compile and torch.export record it too)"
 )
 
 __all__ = ["GRU", "LSTM", "RNN"]
