@@ -1,8 +1,9 @@
 """Any rnnkit layer, of any registered cell, as an ONNX model with dynamic batch and time.
 
-torch's exporters can only write layers torch has a kernel for (LSTM, GRU, RNN): rnnkit's
-engines run outside torch's operators, and a trace would unroll the reference loop to one
-length. `export_layer` writes the recurrence as ONNX itself: each layer and direction is one
+torch's exporters write every layer too (the default one after `import rnnkit.export`, as
+Scans; the legacy one as Loops over a traced step, rnnkit.engine.traced_loop); `export_layer`
+needs neither and names the model's inputs and outputs by the layer's states. It writes the
+recurrence as ONNX itself: each layer and direction is one
 ONNX `Scan` over time, whose body is the cell's step (`Cell.equations`, the textbook form every
 engine is tested against, and the output projection r_t = g(W_out m_t + b_out) of the cells
 that have one) exported by torch with a dynamic batch. The backward direction scans in
