@@ -308,6 +308,15 @@ class TrainConfig:
     beta2: float = _setting(
         0.999, "AdamW's second-moment decay", "optimizer", metavar="B", minimum=0.0, below=1.0
     )
+    ema_decay: float = _setting(
+        0.0,
+        "evaluate, and keep in best/, the exponential moving average of the weights with this "
+        "decay per step (0.999: about the last 1,000 steps; rnnkit.train.averaging); 0: off",
+        "optimizer",
+        metavar="D",
+        minimum=0.0,
+        below=1.0,
+    )
     warmup_steps: int = _setting(
         100, "linear learning-rate warm-up steps", "optimizer", metavar="N", minimum=0
     )

@@ -38,6 +38,7 @@ from torch import nn
 from .. import _atomic as atomic
 from ..tasks.base import Task, TaskData, make_task
 from . import rundir
+from .averaging import WeightAverage
 from .checkpoint import (
     TrainingState,
     load_training_state,
@@ -296,6 +297,7 @@ class Run:
     precision: str = "float32"  # the resolved --precision: "float32" or "bfloat16"
     world: World = SINGLE  # the processes of a data-parallel run
     replicas: Replicas | None = None  # the model's data-parallel copies (None: one process)
+    average: WeightAverage | None = None  # --ema-decay's average of the weights
     notices: list = field(default_factory=list)  # said once the progress line is up
 
     def wall_time(self) -> float:
@@ -354,12 +356,13 @@ def evaluate_run(run: Run) -> dict:
 def _evaluate(run: Run) -> dict:
     started = time.perf_counter()
     clock, task = run.clock, run.task
-    was_training = run.model.training
-    run.model.eval()
+    model = run.model if run.average is None else run.average.model
+    was_training = model.training
+    model.eval()
     try:
-        result = task.evaluate_held_out(run.model, run.data)
+        result = task.evaluate_held_out(model, run.data)
     finally:
-        run.model.train(was_training)
+        model.train(was_training)
     row = {**_train_fields(run, clock.eval_window), **result}
     row["eval_time"] = time.perf_counter() - started
     clock.last_eval_step = clock.step
@@ -369,7 +372,7 @@ def _evaluate(run: Run) -> dict:
         clock.best_score, clock.best_step = score, clock.step
         clock.best_val_loss = result["val_loss"]
         clock.best_metrics = dict(result)
-        save_checkpoint(run.out / rundir.BEST, task, run.model, step=clock.step, metrics=result)
+        save_checkpoint(run.out / rundir.BEST, task, model, step=clock.step, metrics=result)
     run.log.append(row)
     plot_loss_curve(run.out / rundir.PLOT, clock.curve, run.log.rows)
     plot_grad_norm(run.out / rundir.GRAD_PLOT, _log_rows(run), run.config.clip)
@@ -408,6 +411,8 @@ def save_latest(run: Run) -> None:
         tensors[f"torch_rng.rank{rank}"] = state
     for i, tensor in enumerate(carry):
         tensors[f"carry.{i}"] = tensor
+    if run.average is not None:
+        tensors.update(run.average.state_tensors())
     try:
         _write_latest(run, tensors, trainer)
     finally:
@@ -437,6 +442,8 @@ def restore_latest(run: Run, directory: Path) -> None:
         torch.set_rng_state(_rank_generator(run, trainer, tensors))
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory}: the trainer state is damaged ({error!r})") from None
+    if run.average is not None:
+        run.average.load_state_tensors(tensors, str(directory))
     try:
         carry = run.task.restore_carry(carry, run.model)
     except ValueError as error:
@@ -546,6 +553,8 @@ def run_steps(run: Run, stop: StopRequest, stop_at_step: int | None = None) -> N
         if result.skipped:
             _skipped(run, result)
             continue
+        if run.average is not None:
+            run.average.update(run.model)
         if run.progress is not None:
             rate = clock.tokens / clock.train_time if clock.train_time > 0 else 0.0
             run.progress.update(
@@ -741,6 +750,8 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, w
         precision=resolve_precision(config.precision),
         world=world,
     )
+    if config.ema_decay > 0:
+        run.average = WeightAverage(model, config.ema_decay)
     if restoring:
         restore_latest(run, out / rundir.LATEST)
     if world.parallel:
