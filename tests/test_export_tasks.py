@@ -26,6 +26,7 @@ VARIANTS = [
     ("classify", {**TEXT, "ngram_buckets": 0, "pooling": "last", "cell": "gru"}),
     ("tag", TEXT),
     ("tag", {**TEXT, "crf": False, "char_features": False, "num_layers": 2}),
+    ("tag", {**TEXT, "feature_buckets": 0}),
     ("transcribe", {}),
     ("forecast", {"window": 6}),
     ("condlm", TEXT),
@@ -63,7 +64,8 @@ def torch_outputs(name: str, model, t: dict) -> list[np.ndarray]:
             )
             return [model(t["inputs"], t["lengths"], bag).numpy()]
         if name == "tag":
-            return [model(t["ids"], t["lengths"], t.get("chars"), t.get("char_lengths")).numpy()]
+            given = [t.get(k) for k in ("chars", "char_lengths", "feature_ids", "feature_offsets")]
+            return [model(t["ids"], t["lengths"], *given).numpy()]
         if name == "transcribe":
             log_probs, lengths = model(t["features"], t["lengths"])
             return [log_probs.numpy(), lengths.numpy()]

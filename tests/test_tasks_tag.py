@@ -126,6 +126,86 @@ def test_padding_does_not_change_tags(crf):
         assert model.decode(alone_e, torch.tensor([n]))[0] == together[b]
 
 
+def test_token_features_are_the_feature_crfs():
+    from rnnkit.data.token_features import feature_strings, hashed_token_features
+
+    words = ["Jan", "woont", "in", "Amsterdam", "2024"]
+    first = feature_strings(words, 0)
+    assert {"bias", "-2:pad", "-1:pad", "0:lower=jan", "0:title", "0:suf2=an"} <= set(first)
+    assert {"0:pre3=Jan", "0:shape=Xxx", "1:lower=woont", "2:lower=in"} <= set(first)
+    assert "2:suf1=n" not in first  # affixes only at -1..+1
+    last = set(feature_strings(words, 4))
+    assert {"0:digit", "0:shape=dddd", "1:pad", "-1:title", "-2:lower=in"} <= last
+    ids = hashed_token_features(words, 64)
+    assert len(ids) == 5 and all(i == sorted(set(i)) and max(i) < 64 for i in ids)
+    assert hashed_token_features(words, 64) == ids  # CRC-32: the same in every process
+
+
+def test_the_feature_path_matches_its_features_alone_when_the_network_says_nothing():
+    """With the head zeroed, the emissions are the sum of each token's feature weights; the
+    padding positions' empty bags add nothing."""
+    from rnnkit.tasks.tag import _feature_bags
+
+    torch.manual_seed(0)
+    config = TaggerConfig(vocab_size=30, num_tags=3, hidden_size=8, feature_buckets=50)
+    model = TaggingModel(config).eval()
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    torch.nn.init.normal_(model.features.weight)
+    features = [[[1, 4], [7]], [[2], [3, 9], [0, 5, 8]]]
+    bags = _feature_bags(features, 3)
+    ids = torch.tensor([[5, 6, 1], [7, 8, 9]])
+    emissions = model(ids, torch.tensor([2, 3]), None, None, **bags)
+    weight = model.features.weight
+    for b, sentence in enumerate(features):
+        for t, token in enumerate(sentence):
+            torch.testing.assert_close(emissions[b, t], weight[token].sum(0))
+    assert torch.equal(emissions[0, 2], torch.zeros(3))
+    with pytest.raises(ValueError, match="feature_ids and feature_offsets must be given"):
+        model(ids, torch.tensor([2, 3]))
+
+
+def test_the_feature_path_learns_a_spelling_cue_the_embeddings_cannot_see(
+    tmp_path, capsys, one_thread
+):
+    """Entities are the words ending in -ville, each seen once, beside as many words ending
+    in -town that are not: both are <unk> to the word embedding and no character encoder
+    runs, so only the suffix features tell them apart."""
+    import random
+
+    rng = random.Random(0)
+    filler = ["the", "a", "went", "to", "from", "and", "saw", "big"]
+
+    def sentences(n, start):
+        out = []
+        for k in range(n):
+            words = [rng.choice(filler) for _ in range(5)]
+            at, other = rng.sample(range(5), 2)
+            words[at] = f"q{start + k}ville"
+            words[other] = f"q{start + k}town"
+            out.append((words, ["B-LOC" if i == at else "O" for i in range(5)]))
+        return out
+
+    def write_conll(rows, name):
+        text = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*r, strict=True)) for r in rows)
+        return write(tmp_path / name, text + "\n")
+
+    train = write_conll(sentences(300, 0), "train.conll")
+    test = write_conll(sentences(60, 1000), "test.conll")
+    scores = {}
+    for buckets in (0, 4096):
+        out = tmp_path / f"run{buckets}"
+        args = ["train", "--task", "tag", "--data", str(train), "--out", str(out)]
+        args += ["--max-steps", "80", "--eval-every", "80", "--hidden-size", "16", "--lr", "1e-2"]
+        args += ["--no-char-features", "--feature-buckets", str(buckets), "--min-freq", "2"]
+        args += ["--backend", "native", "--quiet"]
+        assert main(args) == 0
+        capsys.readouterr()
+        assert main(["evaluate", "--checkpoint", str(out / "best"), "--data", str(test)]) == 0
+        scores[buckets] = json.loads(capsys.readouterr().out)["entity_f1"]
+    assert scores[4096] >= 0.9 and scores[4096] > scores[0] + 0.3
+
+
 # ---------------------------------------------------------------- learning
 
 
@@ -198,6 +278,7 @@ def test_crf_and_char_features_are_on_by_default_and_can_be_turned_off(tmp_path,
     """The defaults measured best on NER (benchmarks/task_defaults.py); --no-X turns one off."""
     config = task_config("tag")
     assert config.crf is True and config.char_features is True
+    assert config.feature_buckets == 2**18
     x, y = tagging_tasks.right_context(30, seed=1)
     data = write(tmp_path / "train.conll", conll(x, y))
     runs = {}

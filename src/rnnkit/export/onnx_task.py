@@ -122,10 +122,22 @@ def _tag(task, model):
         inputs += [t["chars"], t["char_lengths"]]
         axes |= {"chars": {0: "batch", 1: "steps", 2: "characters"}}
         axes |= {"char_lengths": {0: "batch", 1: "steps"}}
+    if "feature_ids" in t:
+        names += ["feature_ids", "feature_offsets"]
+        inputs += [t["feature_ids"], t["feature_offsets"]]
+        axes |= {"feature_ids": {0: "features"}, "feature_offsets": {0: "positions"}}
     axes["emissions"] = {0: "batch", 1: "steps"}
 
     def call(m, *given):
-        return m(*given)
+        named = dict(zip(names, given, strict=True))
+        return m(
+            named["ids"],
+            named["lengths"],
+            named.get("chars"),
+            named.get("char_lengths"),
+            named.get("feature_ids"),
+            named.get("feature_offsets"),
+        )
 
     extra = {"tags": list(task.tags)}
     if model.crf is not None:
@@ -214,6 +226,26 @@ def _preprocessing(task) -> dict:
             "ids": "the distinct hashes, ascending",
             "weights": "each id's count divided by the L2 norm of the counts",
             "offsets": "each text's first position in the concatenated ids",
+        }
+    if getattr(task, "feature_buckets", 0):
+        from ..data.token_features import AFFIX_CONTEXT, AFFIXES, CONTEXT, SHAPE_CHARS
+
+        spec["token_features"] = {
+            "buckets": task.feature_buckets,
+            "features": "for token i and each j = i-k (k = -context..context): 'k:pad' past "
+            "the sentence, else 'k:lower=<word j lower-cased>', 'k:title' / 'k:upper' / "
+            "'k:digit' when str.istitle / isupper / isdigit holds, and for |k| <= "
+            "affix_context 'k:pre{n}=<first n chars>' and 'k:suf{n}=<last n chars>' for n in "
+            "affixes and 'k:shape=<first shape_chars chars: upper X, lower x, digit d, others "
+            "kept>'; plus 'bias'",
+            "context": CONTEXT,
+            "affix_context": AFFIX_CONTEXT,
+            "affixes": list(AFFIXES),
+            "shape_chars": SHAPE_CHARS,
+            "hash": "zlib.crc32(feature.encode('utf-8')) % buckets",
+            "ids": "each token's distinct hashes, ascending, tokens in order",
+            "offsets": "for every position of the (batch, steps) grid, row by row, its first "
+            "index in the concatenated ids (positions past a sentence's end: empty bags)",
         }
     return spec
 

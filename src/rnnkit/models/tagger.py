@@ -8,6 +8,14 @@ embedding_dim, Hc char_hidden_size, H hidden_size, D directions, K tags.
         -> RecurrentEncoder (packed) (B, T, D*H) -> dropout -> linear -> emissions (B, T, K)
         -> softmax per token, or CRF (Viterbi decoding, optional BIO transition constraints)
 
+Feature path (`feature_buckets` > 0): each token's bag of hashed spelling and context features
+(rnnkit.data.token_features: the classical feature CRF's) through a linear map to the tags,
+added to the emissions, its weights zero at the start: with the CRF on top, the model holds a
+feature CRF and the network learns what it adds (Huang et al. 2015's BiLSTM-CRF with spelling
+and context features). The caller hashes the features: `feature_ids` (N,) and
+`feature_offsets` (B*T,), each position's first index into feature_ids, padding positions
+empty.
+
 Word dropout: while training, each token id is replaced by <unk> with probability
 `word_dropout`, so the <unk> embedding learns what unseen words look like at prediction time.
 """
@@ -49,6 +57,7 @@ class TaggerConfig:
     char_vocab_size: int = 0  # > 0: add character features (a char BiLSTM per word)
     char_embedding_dim: int = 24
     char_hidden_size: int = 24
+    feature_buckets: int = 0  # > 0: a linear path from hashed token features to the emissions
 
     def __post_init__(self) -> None:
         owner = "TaggingModel"
@@ -67,6 +76,7 @@ class TaggerConfig:
             ("char_vocab_size", 0),
             ("char_embedding_dim", 1),
             ("char_hidden_size", 1),
+            ("feature_buckets", 0),
         ):
             value = getattr(self, name)
             if not is_int(value) or value < low:
@@ -107,7 +117,8 @@ class CharEncoder(nn.Module):
 
 
 class TaggingModel(nn.Module):
-    """Call: (ids (B, T), lengths (B,), chars=None, char_lengths=None) -> emissions (B, T, K)."""
+    """Call: (ids (B, T), lengths (B,), chars=None, char_lengths=None, feature_ids=None,
+    feature_offsets=None) -> emissions (B, T, K)."""
 
     def __init__(self, config: TaggerConfig) -> None:
         super().__init__()
@@ -140,8 +151,20 @@ class TaggingModel(nn.Module):
         self.crf = (
             CRF(config.num_tags, config.allowed, config.allowed_start) if config.crf else None
         )
+        self.features = None
+        if config.feature_buckets > 0:
+            self.features = nn.EmbeddingBag(config.feature_buckets, config.num_tags, mode="sum")
+            nn.init.zeros_(self.features.weight)
 
-    def forward(self, ids: Tensor, lengths: Tensor, chars=None, char_lengths=None) -> Tensor:
+    def forward(
+        self,
+        ids: Tensor,
+        lengths: Tensor,
+        chars=None,
+        char_lengths=None,
+        feature_ids=None,
+        feature_offsets=None,
+    ) -> Tensor:
         if self.training and self.config.word_dropout > 0:
             drop = torch.rand(ids.shape) < self.config.word_dropout
             ids = ids.masked_fill(drop & (ids != self.config.padding_idx), self.config.unk_idx)
@@ -151,7 +174,17 @@ class TaggingModel(nn.Module):
                 raise ValueError("TaggingModel: this model reads characters; pass chars")
             x = torch.cat([x, self.chars(chars, char_lengths)], dim=-1)  # (B, T, E + 2Hc)
         outputs, _ = self.encoder(self.dropout(x), lengths)  # (B, T, D*H)
-        return self.head(self.dropout(outputs))  # (B, T, K)
+        emissions = self.head(self.dropout(outputs))  # (B, T, K)
+        if (self.features is None) != (feature_ids is None):
+            raise ValueError(
+                "TaggingModel: feature_ids and feature_offsets must be given when "
+                "feature_buckets > 0, and only then"
+            )
+        if self.features is not None:
+            B, T, K = emissions.shape
+            linear = self.features(feature_ids, feature_offsets)  # (B * T, K)
+            emissions = emissions + linear.reshape(B, T, K).to(emissions)
+        return emissions
 
     def loss(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
         """Mean over sentences of the CRF's NLL, or mean token cross-entropy without a CRF.
