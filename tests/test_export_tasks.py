@@ -19,6 +19,7 @@ from samples import write_sample
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+TAG_INPUTS = ("chars", "char_lengths", "feature_ids", "feature_offsets")  # after ids, lengths
 SETTINGS = {"hidden_size": 12, "batch_size": 8, "max_steps": 15, "threads": 1}
 TEXT = {"embedding_dim": 8}
 VARIANTS = [
@@ -64,7 +65,7 @@ def torch_outputs(name: str, model, t: dict) -> list[np.ndarray]:
             )
             return [model(t["inputs"], t["lengths"], bag).numpy()]
         if name == "tag":
-            given = [t.get(k) for k in ("chars", "char_lengths", "feature_ids", "feature_offsets")]
+            given = [t.get(k) for k in TAG_INPUTS]
             return [model(t["ids"], t["lengths"], *given).numpy()]
         if name == "transcribe":
             log_probs, lengths = model(t["features"], t["lengths"])
@@ -131,7 +132,7 @@ def test_a_crf_taggers_scores_decode_like_the_model(tmp_path):
     with torch.no_grad():
         t = batch.tensors
         expected = model.decode(
-            model(t["ids"], t["lengths"], t["chars"], t["char_lengths"]), t["lengths"]
+            model(t["ids"], t["lengths"], *(t[k] for k in TAG_INPUTS)), t["lengths"]
         )
     for b, n in enumerate(batch.tensors["lengths"].tolist()):
         path = viterbi(emissions[b, :n], crf["start"], crf["end"], crf["transitions"])
