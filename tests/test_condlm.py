@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from resumed_runs import whole_and_resumed
 from rnnkit.cells import CELLS
 from rnnkit.cli import main
 from rnnkit.models.conditioned_lm import (
@@ -287,11 +288,7 @@ def test_resume_continues_exactly(tmp_path, data, one_thread):
     """Condition dropout draws from torch's generator, which latest/ saves."""
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"hidden_size": 8, "condition_dropout": 0.5, **FAST}
-    whole = task_config("condlm", out=str(tmp_path / "whole"), **options)
-    train_task(whole, progress=False)
-    split = task_config("condlm", out=str(tmp_path / "split"), **options)
-    train_task(split, progress=False, stop_at_step=5)
-    train_task(split, resume=True, progress=False)
+    whole_and_resumed("condlm", tmp_path, options)
     a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
     b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
     for name in a:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from resumed_runs import whole_and_resumed
 from rnnkit.models.forecaster import (
     ForecasterConfig,
     ForecasterModel,
@@ -358,16 +359,10 @@ def test_a_separate_validation_series(one_thread):
 def test_resume_continues_exactly(tmp_path, one_thread):
     from safetensors.torch import load_file
 
-    from rnnkit.tasks import task_config, train_task
-
     data = write_named(tmp_path, "s.csv", csv_text(sine(80)))
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"dropout": 0.3, "hidden_size": 8, "num_layers": 2, "window": 6, "holdout": 10}
-    whole = task_config("forecast", out=str(tmp_path / "whole"), **options)
-    train_task(whole, progress=False)
-    split = task_config("forecast", out=str(tmp_path / "split"), **options)
-    train_task(split, progress=False, stop_at_step=5)
-    train_task(split, resume=True, progress=False)
+    whole_and_resumed("forecast", tmp_path, options)
     a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
     b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
     for name in a:

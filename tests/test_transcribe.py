@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from resumed_runs import whole_and_resumed
 from rnnkit.cli import main
 from rnnkit.data.audio import log_mel, mel_filterbank, read_wav, resample, spec_augment
 from rnnkit.models.transcriber import (
@@ -290,11 +291,7 @@ def test_dataset_normalization_is_saved_and_resume_is_exact(tmp_path, one_thread
     data = tone_corpus(tmp_path / "audio", 24, seed=3)
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"hidden_size": 8, "num_layers": 1, "spec_augment": True, "normalize": "dataset"}
-    whole = task_config("transcribe", out=str(tmp_path / "whole"), **options, **FAST)
-    train_task(whole, progress=False)
-    split = task_config("transcribe", out=str(tmp_path / "split"), **options, **FAST)
-    train_task(split, progress=False, stop_at_step=5)
-    train_task(split, resume=True, progress=False)
+    whole_and_resumed("transcribe", tmp_path, options | FAST)
     a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
     b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
     for name in a:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from resumed_runs import whole_and_resumed
 from rnnkit.cli import main
 from rnnkit.tasks import task_config, train_task
 from rnnkit.train.averaging import WeightAverage
@@ -49,11 +50,7 @@ def data(tmp_path):
 def test_best_holds_the_average_and_a_resume_continues_it(tmp_path, data, one_thread):
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"dropout": 0.3, "ema_decay": 0.5, **FAST}
-    whole = task_config("classify", out=str(tmp_path / "whole"), **options)
-    train_task(whole, progress=False)
-    split = task_config("classify", out=str(tmp_path / "split"), **options)
-    train_task(split, progress=False, stop_at_step=5)
-    train_task(split, resume=True, progress=False)
+    whole_and_resumed("classify", tmp_path, options)
     for kept in ("best", "latest"):
         a = load_file(tmp_path / "whole" / kept / "weights.safetensors")
         b = load_file(tmp_path / "split" / kept / "weights.safetensors")
