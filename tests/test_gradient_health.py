@@ -201,6 +201,14 @@ def test_an_update_that_breaks_the_weights_is_reported():
     for p in model.parameters():
         p.data.fill_(1e20)
     assert weights_finite(list(model.parameters()))
+    # finite weights whose sum overflows float32 are finite; one inf or nan among them is not
+    for p in model.parameters():
+        p.data.fill_(3e38)
+    params = list(model.parameters())
+    assert weights_finite(params)
+    for bad in (math.inf, -math.inf, math.nan):
+        params[-1].data.view(-1)[-1] = bad
+        assert not weights_finite(params)
 
 
 # ---------------------------------------------------------------- bad settings

@@ -58,10 +58,20 @@ def clip_gradients(params: list[nn.Parameter], clip: float, clip_value: float | 
 
 
 def weights_finite(params: list[nn.Parameter]) -> bool:
-    """Whether every weight is finite after an update (one reduction over all of them)."""
-    # the largest magnitude, not the L2 norm: squares of finite weights above 1e19 overflow
+    """Whether every weight is finite after an update, checked after every step.
+
+    A sum is finite only if every term is (an inf or nan term makes it inf or nan), and it is
+    the cheapest reduction: torch's inf-norm kernel took 10 ms a step over a 2.4M-weight
+    feature table (a quarter of a tagger's step), a sum 0.2 ms. A sum can also overflow from
+    finite weights near float32's limit; only then is the largest magnitude, which cannot
+    overflow, consulted.
+    """
     weights = [p.detach() for p in params]
-    return math.isfinite(float(nn.utils.get_total_norm(weights, norm_type=math.inf)))
+    if not weights:
+        return True
+    if math.isfinite(float(sum(w.sum() for w in weights))):
+        return True
+    return all(math.isfinite(float(w.abs().max())) for w in weights if w.numel())
 
 
 def skipped_cause(what: str, value: float, step: int) -> str:
