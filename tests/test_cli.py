@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
+from resumed_runs import assert_same_weights
 from rnnkit.cli import main, task_settings
 from rnnkit.train.config import run_options
 
@@ -402,11 +402,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     )
     assert done.returncode == 0, done.stderr
 
-    a = load_file(whole / "latest" / "weights.safetensors")
-    b = load_file(killed / "latest" / "weights.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(whole, killed)
     metrics_a = json.loads((whole / "metrics.json").read_text())
     metrics_b = json.loads((killed / "metrics.json").read_text())
     assert metrics_a["steps"] == metrics_b["steps"] == steps

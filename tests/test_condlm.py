@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
-from resumed_runs import whole_and_resumed
+from resumed_runs import assert_same_weights, whole_and_resumed
 from rnnkit.cells import CELLS
 from rnnkit.cli import main
 from rnnkit.models.conditioned_lm import (
@@ -288,8 +287,4 @@ def test_resume_continues_exactly(tmp_path, data, one_thread):
     """Condition dropout draws from torch's generator, which latest/ saves."""
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"hidden_size": 8, "condition_dropout": 0.5, **FAST}
-    whole_and_resumed("condlm", tmp_path, options)
-    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
-    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(*whole_and_resumed("condlm", tmp_path, options))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from resumed_runs import whole_and_resumed
+from resumed_runs import assert_same_weights, whole_and_resumed
 from rnnkit.models.forecaster import (
     ForecasterConfig,
     ForecasterModel,
@@ -357,16 +357,11 @@ def test_a_separate_validation_series(one_thread):
 
 
 def test_resume_continues_exactly(tmp_path, one_thread):
-    from safetensors.torch import load_file
 
     data = write_named(tmp_path, "s.csv", csv_text(sine(80)))
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"dropout": 0.3, "hidden_size": 8, "num_layers": 2, "window": 6, "holdout": 10}
-    whole_and_resumed("forecast", tmp_path, options)
-    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
-    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(*whole_and_resumed("forecast", tmp_path, options))
     whole_metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     split_metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert whole_metrics["rmse"] == split_metrics["rmse"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from resumed_runs import whole_and_resumed
+from resumed_runs import assert_same_weights, whole_and_resumed
 from rnnkit.cli import main
 from rnnkit.models.seq2seq import (
     ATTENTIONS,
@@ -371,14 +371,8 @@ def test_the_attention_flag_offers_every_model_attention():
 
 
 def test_resume_continues_exactly(tmp_path, one_thread):
-    from safetensors.torch import load_file
 
     data = write(tmp_path / "train.tsv", [f"{s}\t{t}" for s, t in reversal_pairs(200)])
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"dropout": 0.3, "hidden_size": 16, "embedding_dim": 8, "num_layers": 2}
-    whole_and_resumed("seq2seq", tmp_path, options)
-    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
-    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(*whole_and_resumed("seq2seq", tmp_path, options))

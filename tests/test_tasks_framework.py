@@ -5,9 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
+from resumed_runs import assert_same_weights
 from rnnkit.cli import main
 from rnnkit.tasks import TASKS, load_task_checkpoint, task_class, task_config, train_task
 from rnnkit.tasks.base import EpochOrder, split_tail
@@ -73,11 +72,7 @@ def test_resume_continues_exactly(tmp_path, data, one_thread):
     train_task(split, progress=False, stop_at_step=5)
     assert not (tmp_path / "split" / "metrics.json").exists()
     train_task(split, resume=True, progress=False)
-    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
-    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(tmp_path / "whole", tmp_path / "split")
     log_a = (tmp_path / "whole" / "log.jsonl").read_text().splitlines()
     log_b = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
     strip = lambda row: {k: v for k, v in json.loads(row).items() if "time" not in k}  # noqa: E731

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
-from resumed_runs import whole_and_resumed
+from resumed_runs import assert_same_weights, whole_and_resumed
 from rnnkit.cli import main
 from rnnkit.data.audio import log_mel, mel_filterbank, read_wav, resample, spec_augment
 from rnnkit.models.transcriber import (
@@ -291,10 +290,6 @@ def test_dataset_normalization_is_saved_and_resume_is_exact(tmp_path, one_thread
     data = tone_corpus(tmp_path / "audio", 24, seed=3)
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"hidden_size": 8, "num_layers": 1, "spec_augment": True, "normalize": "dataset"}
-    whole_and_resumed("transcribe", tmp_path, options | FAST)
-    a = load_file(tmp_path / "whole" / "latest" / "weights.safetensors")
-    b = load_file(tmp_path / "split" / "latest" / "weights.safetensors")
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    assert_same_weights(*whole_and_resumed("transcribe", tmp_path, options | FAST))
     state = json.loads((tmp_path / "whole" / "task.json").read_text())["state"]
     assert len(state["mean"]) == 80 and min(state["std"]) > 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from resumed_runs import whole_and_resumed
+from resumed_runs import assert_same_weights, whole_and_resumed
 from rnnkit.cli import main
 from rnnkit.tasks import task_config, train_task
 from rnnkit.train.averaging import WeightAverage
@@ -50,13 +50,9 @@ def data(tmp_path):
 def test_best_holds_the_average_and_a_resume_continues_it(tmp_path, data, one_thread):
     options = {"data": str(data), "max_steps": 8, "eval_every": 4, "save_every": 2}
     options |= {"dropout": 0.3, "ema_decay": 0.5, **FAST}
-    whole_and_resumed("classify", tmp_path, options)
+    runs = whole_and_resumed("classify", tmp_path, options)
     for kept in ("best", "latest"):
-        a = load_file(tmp_path / "whole" / kept / "weights.safetensors")
-        b = load_file(tmp_path / "split" / kept / "weights.safetensors")
-        assert a.keys() == b.keys()
-        for name in a:
-            assert torch.equal(a[name], b[name]), (kept, name)
+        assert_same_weights(*runs, kept)
     losses = [r["val_loss"] for r in _rows(tmp_path / "whole" / "log.jsonl") if "val_loss" in r]
     assert losses == [
         r["val_loss"] for r in _rows(tmp_path / "split" / "log.jsonl") if "val_loss" in r

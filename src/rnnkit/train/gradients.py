@@ -67,8 +67,6 @@ def weights_finite(params: list[nn.Parameter]) -> bool:
     overflow, consulted.
     """
     weights = [p.detach() for p in params]
-    if not weights:
-        return True
     if math.isfinite(float(sum(w.sum() for w in weights))):
         return True
     return all(math.isfinite(float(w.abs().max())) for w in weights if w.numel())
