@@ -8,7 +8,8 @@ logistic regression (scikit-learn), on real text that ships with the repository 
 The data: fragments of 8 consecutive words from three sources — Tiny Shakespeare and The Time
 Machine (shared/data) and CPython's pydoc topics (the built-in corpus) — 1,200 per source, taken
 from evenly spaced places, shuffled with a fixed seed; the last 20% are the test set. Every
-model sees the same split; rnnkit holds out the last 10% of its training part for best/.
+model sees the same split; rnnkit holds out the last 5% of its training part for best/
+(classify's --val-fraction).
 """
 
 from __future__ import annotations
