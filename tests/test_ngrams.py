@@ -76,43 +76,6 @@ def test_the_path_adds_a_linear_bag_model_to_the_logits():
         ClassifierConfig(num_classes=2, input_size=3, ngram_buckets=10)
 
 
-def test_ngram_dropout_leaves_out_grams_in_training_only_and_keeps_the_mean():
-    torch.manual_seed(0)
-    config = ClassifierConfig(
-        num_classes=2, vocab_size=20, hidden_size=4, dropout=0.0, ngram_buckets=8, ngram_dropout=0.5
-    )
-    model = SequenceClassifier(config)
-    with torch.no_grad():
-        model.ngrams.weight.normal_()
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-    inputs, lengths = torch.randint(4, 20, (1, 3)), torch.tensor([3])
-    bag = (torch.tensor([1, 2, 5]), torch.tensor([0]), torch.tensor([0.5, 0.5, 0.7]))
-    w = model.ngrams.weight.detach()
-    full = 0.5 * w[1] + 0.5 * w[2] + 0.7 * w[5]
-    model.eval()
-    assert torch.allclose(model(inputs, lengths, bag)[0], full, atol=1e-6)
-    model.train()
-    draws = torch.stack([model(inputs, lengths, bag)[0].detach() for _ in range(4000)])
-    # each draw is a subset of the grams scaled by 2; over many the mean is the whole bag
-    grams = ((0.5, 1), (0.5, 2), (0.7, 5))
-    subsets = torch.stack(
-        [
-            sum((2 * c * w[i] for j, (c, i) in enumerate(grams) if k >> j & 1), w[0] * 0)
-            for k in range(8)
-        ]
-    )
-    nearest = (draws[:, None, :] - subsets[None]).abs().amax(-1).min(-1).values
-    assert float(nearest.max()) < 1e-5
-    assert len({tuple(d.tolist()) for d in draws}) > 1
-    assert torch.allclose(draws.mean(0), full, atol=0.05 * float(full.abs().max()) + 0.02)
-    with pytest.raises(ValueError, match="ngram_dropout must be in"):
-        ClassifierConfig(num_classes=2, vocab_size=20, ngram_buckets=8, ngram_dropout=1.0)
-    task = ClassifyTask(task_config("classify", ngram_dropout=0.25))
-    task.fit(task.examples_from_python(["good film"], ["pos"]))
-    assert task.build_model().config.ngram_dropout == 0.25
-
-
 def test_task_batches_carry_each_texts_bag():
     task = ClassifyTask(task_config("classify", ngram_buckets=97))
     examples = task.examples_from_python(["good film", "a dull plot indeed"], ["pos", "neg"])

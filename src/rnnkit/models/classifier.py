@@ -19,9 +19,7 @@ N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram id
 logits, so the network learns what the recurrent path adds to a bag of n-grams (Wang and
 Manning 2012's NBSVM and fastText are strong on short texts; the sum starts as that linear
 model, its weights zero). The caller hashes the n-grams (`ngrams=(ids, offsets, weights)`, the
-flat form of nn.EmbeddingBag). N-gram dropout (training only): each n-gram of a text is left
-out with probability `ngram_dropout` and the rest scaled by 1 / (1 - p), the dropout on a linear
-model's features that regularizes rare features the most (Wager, Wang and Liang 2013).
+flat form of nn.EmbeddingBag).
 """
 
 from __future__ import annotations
@@ -55,7 +53,6 @@ class ClassifierConfig:
     word_dropout: float = 0.0  # token input: chance of reading a token as <unk> in training
     unk_idx: int = 0  # the Vocab's <unk>
     ngram_buckets: int = 0  # > 0: a linear n-gram path of this many hashed features
-    ngram_dropout: float = 0.0  # the chance of leaving an n-gram out of a training text's bag
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -89,8 +86,6 @@ class ClassifierConfig:
             )
         if not 0 <= self.word_dropout < 1:
             raise ValueError(f"{owner}: word_dropout must be in [0, 1); got {self.word_dropout}")
-        if not 0 <= self.ngram_dropout < 1:
-            raise ValueError(f"{owner}: ngram_dropout must be in [0, 1); got {self.ngram_dropout}")
         if not isinstance(self.bidirectional, bool):
             raise ValueError(f"{owner}: bidirectional must be True or False")
 
@@ -176,11 +171,7 @@ class SequenceClassifier(nn.Module):
             )
         if self.ngrams is not None:
             ids, offsets, weights = ngrams
-            weights = weights.to(logits)
-            p = self.config.ngram_dropout
-            if self.training and p > 0:
-                weights = weights * (torch.rand(weights.shape) >= p).to(weights) / (1 - p)
-            logits = logits + self.ngrams(ids, offsets, per_sample_weights=weights)
+            logits = logits + self.ngrams(ids, offsets, per_sample_weights=weights.to(logits))
         return logits
 
     @torch.no_grad()

@@ -90,17 +90,6 @@ class ClassifyTask(Task):
             minimum=0,
             metavar="N",
         ),
-        Option(
-            "ngram_dropout",
-            0.0,
-            "the probability that an n-gram of a training text is left out of its bag (the "
-            "rest scaled up to make up for it), a regularizer of the n-gram path",
-            kind=float,
-            minimum=0.0,
-            below=1.0,
-            metavar="P",
-            what="a probability",
-        ),
         WORD_DROPOUT,
         UNIDIRECTIONAL,
     )
@@ -280,7 +269,6 @@ class ClassifyTask(Task):
                 word_dropout=0.0 if self.numeric else self.word_dropout(),
                 unk_idx=self.vocab.unk_id if self.vocab is not None else 0,
                 ngram_buckets=self.ngram_buckets,
-                ngram_dropout=c.ngram_dropout if self.ngram_buckets else 0.0,
                 backend=c.backend,
             )
         )
