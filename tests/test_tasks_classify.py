@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier, pool
+from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.models.encoder import RecurrentEncoder
 from rnnkit.tasks import TaskModel, TextClassifier, task_config
 from rnnkit.tasks.classify import ClassifyTask
@@ -123,7 +123,7 @@ def test_encoder_last_state_is_the_output_at_each_end():
         assert torch.all(outputs[b, n:] == 0)  # nothing past the length
 
 
-@pytest.mark.parametrize("pooling", ["last", "mean", "max", "max+mean"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "jordan"])
 def test_padding_does_not_change_a_prediction(pooling, cell):
     torch.manual_seed(0)
@@ -144,21 +144,6 @@ def test_padding_does_not_change_a_prediction(pooling, cell):
     for b, seq in enumerate(seqs):
         alone = model(seq[None], torch.tensor([len(seq)]))
         assert torch.allclose(together[b], alone[0], atol=1e-6)
-
-
-def test_max_and_mean_pooling_side_by_side():
-    outputs = torch.tensor(
-        [[[1.0, -2.0], [3.0, 0.0], [9.0, 9.0]], [[-1.0, 4.0], [0.0, 0.0], [0.0, 0.0]]]
-    )
-    lengths = torch.tensor([2, 1])
-    last = torch.zeros(2, 2)
-    both = pool(outputs, last, lengths, "max+mean")
-    assert both.tolist() == [
-        [3.0, 0.0, 2.0, -1.0],
-        [-1.0, 4.0, -1.0, 4.0],
-    ]  # step 3 of 1 is padding
-    config = ClassifierConfig(num_classes=3, vocab_size=9, hidden_size=4, pooling="max+mean")
-    assert SequenceClassifier(config).head.in_features == 16  # 2 directions x 4, twice
 
 
 def test_bad_classifier_config():

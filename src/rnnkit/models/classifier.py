@@ -12,8 +12,7 @@ Word dropout (token input, training only): each token id becomes <unk> with prob
 training text had not.
 
 Pooling (padding excluded by the lengths): "last" the final state of each direction, "mean"
-the average over the real steps, "max" the element-wise maximum over them, "max+mean" both
-side by side, twice as wide (ULMFiT's concat pooling, Howard and Ruder 2018, less its last state).
+the average over the real steps, "max" the element-wise maximum over them.
 
 N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram ids, added to the
 logits, so the network learns what the recurrent path adds to a bag of n-grams (Wang and
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from .._checks import dataclass_from_dict, is_int
 from .encoder import RecurrentEncoder, check_encoder_args, length_mask
 
-POOLINGS = ("last", "mean", "max", "max+mean")
+POOLINGS = ("last", "mean", "max")
 
 
 @dataclass
@@ -98,20 +97,13 @@ class ClassifierConfig:
 
 
 def pool(outputs: Tensor, last: Tensor, lengths: Tensor, how: str) -> Tensor:
-    """(B, D*H) from outputs (B, T, D*H): "last" state, masked "mean" or masked "max"; for
-    "max+mean" the two side by side, (B, 2*D*H)."""
+    """(B, D*H) from outputs (B, T, D*H): "last" state, masked "mean" or masked "max"."""
     if how == "last":
         return last
     mask = length_mask(lengths.to(outputs.device), outputs.shape[1])[..., None]  # (B, T, 1)
-    mean = (outputs * mask).sum(1) / lengths.to(outputs)[:, None]
     if how == "mean":
-        return mean
-    peak = outputs.masked_fill(~mask, float("-inf")).amax(1)
-    return peak if how == "max" else torch.cat([peak, mean], -1)
-
-
-def pooled_size(encoder_size: int, how: str) -> int:
-    return 2 * encoder_size if how == "max+mean" else encoder_size
+        return (outputs * mask).sum(1) / lengths.to(outputs)[:, None]
+    return outputs.masked_fill(~mask, float("-inf")).amax(1)
 
 
 class SequenceClassifier(nn.Module):
@@ -138,9 +130,7 @@ class SequenceClassifier(nn.Module):
             dropout=config.dropout,
             backend=config.backend,
         )
-        self.head = nn.Linear(
-            pooled_size(self.encoder.output_size, config.pooling), config.num_classes
-        )
+        self.head = nn.Linear(self.encoder.output_size, config.num_classes)
         self.ngrams = None
         if config.ngram_buckets > 0:
             self.ngrams = nn.EmbeddingBag(config.ngram_buckets, config.num_classes, mode="sum")

@@ -78,8 +78,8 @@ class ClassifyTask(Task):
             "pooling",
             "max",
             "how the per-step outputs become one vector: the last state of each direction, "
-            "or the mean or max over the steps (padding excluded), or max and mean side by side",
-            choices=("last", "mean", "max", "max+mean"),
+            "or the mean or max over the steps (padding excluded)",
+            choices=("last", "mean", "max"),
         ),
         Option(
             "ngram_buckets",
