@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import rnnkit
+from rnnkit.layers.lengths import pad_packed
 
 I, H, O = 3, 5, 4
 LENGTHS = [2, 6, 1, 4]  # deliberately unsorted, with a length-1 and a full-length sequence
@@ -114,3 +117,37 @@ def test_lengths_refused_with_packed_or_unbatched_input():
         layer(packed, lengths=LENGTHS)
     with pytest.raises(ValueError, match="lengths= needs a batched 3-D padded input"):
         layer(torch.randn(T, I, dtype=torch.float64), lengths=[3])
+
+
+# ---------------------------------------------------------------- unpacking in one gather
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 9), min_size=1, max_size=7),
+    sort=st.booleans(),
+    batch_first=st.booleans(),
+    extra=st.integers(0, 3),
+)
+def test_pad_packed_is_torchs_unpacking_in_values_and_gradients(lengths, sort, batch_first, extra):
+    """rnnkit's pad_packed must give pad_packed_sequence's tensor and its gradient exactly."""
+    if sort:
+        lengths = sorted(lengths, reverse=True)
+    g = torch.Generator().manual_seed(len(lengths) * 31 + sum(lengths))
+    x = torch.randn(len(lengths), max(lengths), 3, generator=g, dtype=torch.float64)
+    x.requires_grad_(True)
+    packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=sort)
+    total = max(lengths) + extra
+    expected, _ = pad_packed_sequence(packed, batch_first=batch_first, total_length=total)
+    got = pad_packed(packed, total, batch_first)
+    assert torch.equal(got, expected)
+    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), x, retain_graph=True)
+    (grad_got,) = torch.autograd.grad((got * weights).sum(), x)
+    assert torch.equal(grad_got, grad_expected)
+
+
+def test_pad_packed_refuses_a_total_length_shorter_than_the_batch():
+    packed = pack_padded_sequence(torch.zeros(2, 4, 1), torch.tensor([4, 2]), batch_first=True)
+    with pytest.raises(ValueError, match="total_length 3 is shorter than the longest sequence"):
+        pad_packed(packed, 3)

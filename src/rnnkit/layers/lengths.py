@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from .._checks import describe
 
-__all__ = ["check_lengths", "pack_with_lengths", "unpack_output"]
+__all__ = ["check_lengths", "pack_with_lengths", "pad_packed", "unpack_output"]
 
 
 def check_lengths(owner: str, input, lengths, batch_first: bool) -> Tensor:
@@ -63,7 +63,39 @@ def pack_with_lengths(input: Tensor, lengths: Tensor, batch_first: bool) -> Pack
     return pack_padded_sequence(input, lengths, batch_first=batch_first, enforce_sorted=False)
 
 
+def pad_packed(packed: PackedSequence, total_length: int, batch_first: bool = True) -> Tensor:
+    """What `pad_packed_sequence(packed, batch_first, total_length=...)[0]` returns (zeros past
+    each length, the caller's order of sequences), gathered in one index_select.
+
+    torch's version copies into one slice of the padded tensor per distinct length, and
+    autograd's backward of each copy clones the whole padded gradient: cost grows with the
+    number of distinct lengths times B*T*H. On ChnSentiCorp's reviews (T ~ 400, ~50 distinct
+    lengths in a batch of 64) those clones were three quarters of a training step. Here the
+    backward is one index_add.
+    """
+    data, sizes = packed.data, packed.batch_sizes  # (N, H), (T,) on the CPU
+    steps, batch = len(sizes), int(sizes[0])
+    if total_length < steps:
+        raise ValueError(
+            f"pad_packed: total_length {total_length} is shorter than the longest sequence "
+            f"({steps} steps)"
+        )
+    # the packed row of (sorted position s, step t) is offsets[t] + s while s < sizes[t];
+    # every other place reads row N, a zero row appended to the data
+    offsets = torch.cumsum(sizes, 0) - sizes  # (T,)
+    position = torch.arange(batch)
+    if packed.unsorted_indices is not None:
+        position = packed.unsorted_indices.cpu()  # the caller's sequence i sits at position[i]
+    rows = offsets[None, :] + position[:, None]  # (B, T)
+    rows = torch.where(position[:, None] < sizes[None, :], rows, data.shape[0])
+    if total_length > steps:
+        rows = torch.cat([rows, rows.new_full((batch, total_length - steps), data.shape[0])], 1)
+    source = torch.cat([data, data.new_zeros(1, *data.shape[1:])])
+    padded = source.index_select(0, rows.reshape(-1).to(data.device))
+    padded = padded.view(batch, total_length, *data.shape[1:])  # (B, T, ...)
+    return padded if batch_first else padded.transpose(0, 1)
+
+
 def unpack_output(output: PackedSequence, batch_first: bool, steps: int) -> Tensor:
     """The packed output as a padded tensor with the input's number of steps."""
-    padded, _ = pad_packed_sequence(output, batch_first=batch_first, total_length=steps)
-    return padded
+    return pad_packed(output, steps, batch_first)

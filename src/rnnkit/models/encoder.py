@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from .._checks import BACKENDS, is_int, is_number
 from ..layers import make_layer
+from ..layers.lengths import pad_packed
 from .language_model import CELLS
 
 
@@ -92,7 +93,7 @@ class RecurrentEncoder(nn.Module):
             features, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         out, state = self.rnn(packed)
-        outputs, _ = pad_packed_sequence(out, batch_first=True, total_length=total)  # (B, T, DH)
+        outputs = pad_packed(out, total)  # (B, T, DH)
         h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H): LSTM's (h, c) -> h
         last = torch.cat(list(h[-self.directions :]), dim=-1)  # (B, D*H)
         return outputs, last

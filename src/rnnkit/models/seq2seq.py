@@ -32,12 +32,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pad_packed_sequence
 
 from .._checks import BACKENDS, dataclass_from_dict, is_int, is_number
 from ..data import pack
 from ..generate import beam_search
 from ..layers import GRU, LSTM, RNN
+from ..layers.lengths import pad_packed
 
 __all__ = [
     "ATTENTIONS",
@@ -199,7 +199,7 @@ class Seq2SeqModel(nn.Module):
         S = source.shape[1]
         embedded = self.dropout(self.source_embedding(source))  # (B, S, E)
         packed_out, final = self.encoder(pack(embedded, lengths))
-        outputs, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B,S,DH)
+        outputs = pad_packed(packed_out, S)  # (B, S, DH)
         return self.memory_and_state(outputs, final, lengths)
 
     def memory_and_state(self, outputs: Tensor, final, lengths: Tensor) -> tuple[Memory, State]:
