@@ -81,15 +81,16 @@ def pad_packed(packed: PackedSequence, total_length: int, batch_first: bool = Tr
             f"({steps} steps)"
         )
     # the packed row of (sorted position s, step t) is offsets[t] + s while s < sizes[t];
-    # every other place reads row N, a zero row appended to the data
-    offsets = torch.cumsum(sizes, 0) - sizes  # (T,)
+    # every other place, and every step past the longest (size 0), reads row N, a zero row
+    # appended to the data
+    sizes = torch.cat([sizes, sizes.new_zeros(total_length - steps)])  # (total_length,)
+    offsets = torch.cumsum(sizes, 0) - sizes
     position = torch.arange(batch)
     if packed.unsorted_indices is not None:
         position = packed.unsorted_indices.cpu()  # the caller's sequence i sits at position[i]
-    rows = offsets[None, :] + position[:, None]  # (B, T)
-    rows = torch.where(position[:, None] < sizes[None, :], rows, data.shape[0])
-    if total_length > steps:
-        rows = torch.cat([rows, rows.new_full((batch, total_length - steps), data.shape[0])], 1)
+    rows = torch.where(
+        position[:, None] < sizes[None, :], offsets[None, :] + position[:, None], data.shape[0]
+    )  # (B, total_length)
     source = torch.cat([data, data.new_zeros(1, *data.shape[1:])])
     padded = source.index_select(0, rows.reshape(-1).to(data.device))
     padded = padded.view(batch, total_length, *data.shape[1:])  # (B, T, ...)
