@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from .._checks import check_floating, check_tensor_matches, describe
-from .lengths import check_lengths, pack_with_lengths, unpack_output
+from .lengths import check_lengths, pack_with_lengths, pad_packed
 
 
 class LayerSpec(Protocol):
@@ -252,7 +252,7 @@ def finish_call(call: Call, output: Tensor, finals: tuple[Tensor, ...]):
     """(output, final states) in the caller's layout; one state alone, several as a tuple."""
     output, finals = from_packed_layout(call, output, finals)
     if call.padded_steps is not None:
-        output = unpack_output(output, call.batch_first, call.padded_steps)
+        output = pad_packed(output, call.padded_steps, call.batch_first)
     return output, (finals if len(finals) > 1 else finals[0])
 
 

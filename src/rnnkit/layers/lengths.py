@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from .._checks import describe
 
-__all__ = ["check_lengths", "pack_with_lengths", "pad_packed", "unpack_output"]
+__all__ = ["check_lengths", "pack_with_lengths", "pad_packed"]
 
 
 def check_lengths(owner: str, input, lengths, batch_first: bool) -> Tensor:
@@ -95,8 +95,3 @@ def pad_packed(packed: PackedSequence, total_length: int, batch_first: bool = Tr
     padded = source.index_select(0, rows.reshape(-1).to(data.device))
     padded = padded.view(batch, total_length, *data.shape[1:])  # (B, T, ...)
     return padded if batch_first else padded.transpose(0, 1)
-
-
-def unpack_output(output: PackedSequence, batch_first: bool, steps: int) -> Tensor:
-    """The packed output as a padded tensor with the input's number of steps."""
-    return pad_packed(output, steps, batch_first)

@@ -16,7 +16,7 @@ from .._checks import check_proj_size
 from ..activations import get_activation
 from ..cells import ElmanCell, GRUCell, LSTMCell
 from .dispatch import Choice, NativeKernel
-from .lengths import unpack_output
+from .lengths import pad_packed
 from .recurrent import Recurrent, check_common
 
 # what explain() says of a traced call
@@ -39,7 +39,7 @@ class _TorchLayer(Recurrent):
         # Skip Recurrent in the MRO: this reaches torch.nn's own forward.
         output, finals = super(Recurrent, self).forward(input, hx)
         if call.padded_steps is not None:
-            output = unpack_output(output, self.batch_first, call.padded_steps)
+            output = pad_packed(output, call.padded_steps, self.batch_first)
         return output, finals
 
     def _traced_forward(self, input, hx, lengths):
