@@ -28,6 +28,7 @@ VARIANTS = [
     ("tag", TEXT),
     ("tag", {**TEXT, "crf": False, "char_features": False, "num_layers": 2}),
     ("tag", {**TEXT, "feature_buckets": 0}),
+    ("tag", {**TEXT, "feature_scaling": "nb"}),
     ("transcribe", {}),
     ("forecast", {"window": 6}),
     ("condlm", TEXT),

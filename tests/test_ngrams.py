@@ -8,7 +8,10 @@ import sys
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from rnnkit.data.feature_ratios import log_count_ratios
 from rnnkit.data.ngrams import hashed_bag, ngrams
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.tasks import TextClassifier, task_config
@@ -125,8 +128,99 @@ def test_the_path_learns_beside_a_tiny_recurrent_one(one_thread):
         labels.append("pos" if i % 2 else "neg")
     clf = TextClassifier(max_steps=80, eval_every=40, hidden_size=4, lr=1e-2, **FAST)
     clf.fit(texts, labels)
-    weights = clf.model.ngrams.weight.detach()
+    weights = clf.model.ngram_weight().detach()
     great = hashed_bag(["great"], weights.shape[0])[0]
     # the bag of "great" alone points to pos
     assert float(weights[great].sum(0)[1] - weights[great].sum(0)[0]) > 0
     assert clf.evaluate(["the plot was great", "quite dull movie"], ["pos", "neg"])["accuracy"] == 1
+
+
+def test_log_count_ratios_by_hand():
+    # bucket 0 in both pos texts and one neg text, bucket 1 in one pos text, bucket 2 in none;
+    # the unlabelled text (-1) does not count
+    bags, labels = [[0, 1], [0], [0], [2, 1]], [1, 1, 0, -1]
+    r = log_count_ratios(bags, labels, buckets=3, classes=2, alpha=1.0)
+    pos = torch.tensor([1 + 2, 1 + 1, 1 + 0], dtype=torch.float64)
+    neg = torch.tensor([1 + 1, 1 + 0, 1 + 0], dtype=torch.float64)
+    expected = (pos / pos.sum()).log() - (neg / neg.sum()).log()
+    assert r.shape == (3, 2) and r.dtype == torch.float32
+    assert torch.allclose(r[:, 1], expected.float()) and torch.allclose(r[:, 0], -expected.float())
+    assert r[1, 1] > 0 > r[1, 0]  # the bucket only positive texts hold points to pos
+    with pytest.raises(ValueError, match="buckets and classes"):
+        log_count_ratios([], [], buckets=0, classes=2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda classes: st.tuples(
+            st.just(classes),
+            st.lists(
+                st.tuples(st.sets(st.integers(0, 9), max_size=6), st.integers(-1, classes - 1)),
+                max_size=12,
+            ),
+        )
+    )
+)
+def test_log_count_ratios_count_each_class_against_the_rest(case):
+    classes, texts = case
+    bags = [sorted(ids) for ids, _ in texts]
+    labels = [label for _, label in texts]
+    r = log_count_ratios(bags, labels, buckets=10, classes=classes, alpha=0.5).double()
+    for c in range(classes):
+        held = torch.zeros(10, dtype=torch.float64)
+        rest = torch.zeros(10, dtype=torch.float64)
+        for ids, label in zip(bags, labels, strict=True):
+            for i in ids:
+                if label == c:
+                    held[i] += 1
+                elif label >= 0:
+                    rest[i] += 1
+        p, q = held + 0.5, rest + 0.5
+        expected = (p / p.sum()).log() - (q / q.sum()).log()
+        assert torch.allclose(r[:, c], expected, atol=1e-6)
+    if classes == 2:
+        assert torch.allclose(r[:, 0], -r[:, 1], atol=1e-6)
+
+
+def test_the_ratios_scale_each_features_weight_per_class():
+    torch.manual_seed(0)
+    config = ClassifierConfig(
+        num_classes=2, vocab_size=20, hidden_size=8, ngram_buckets=12, ngram_ratios=True
+    )
+    model = SequenceClassifier(config).eval()
+    with torch.no_grad():
+        model.ngrams.weight.normal_()
+        model.ngram_ratios.normal_()
+    plain = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=20, hidden_size=8))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "ngram" not in k})
+    plain.eval()
+    inputs, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
+    bag = (torch.tensor([3, 7, 7, 9]), torch.tensor([0, 2]), torch.tensor([0.6, 0.8, 0.5, 2.0]))
+    w = model.ngrams.weight * model.ngram_ratios
+    expected = plain(inputs, lengths) + torch.stack(
+        [0.6 * w[3] + 0.8 * w[7], 0.5 * w[7] + 2 * w[9]]
+    )
+    assert torch.allclose(model(inputs, lengths, bag), expected, atol=1e-6)
+    # the ratios are the training texts' and travel with the weights; the optimizer leaves them
+    assert "ngram_ratios" in model.state_dict()
+    assert all(p is not model.ngram_ratios for p in model.parameters())
+    with pytest.raises(ValueError, match="set ngram_buckets > 0"):
+        ClassifierConfig(num_classes=2, vocab_size=5, ngram_ratios=True)
+
+
+def test_the_task_fills_the_ratios_from_its_training_texts():
+    from rnnkit.tasks.base import TaskData
+
+    task = ClassifyTask(task_config("classify", ngram_buckets=97))
+    examples = task.examples_from_python(["good film", "dull film", "good plot"], ["p", "n", "p"])
+    task.fit(examples)
+    model = task.build_model()
+    assert model.config.ngram_ratios  # the default
+    task.init_model(model, TaskData(train=examples, val=[], source={}))
+    bags = [task.encode(e)[2][0] for e in examples]
+    expected = log_count_ratios(bags, [1, 0, 1], 97, 2)
+    assert torch.equal(model.ngram_ratios, expected)
+    off = ClassifyTask(task_config("classify", ngram_buckets=97, ngram_scaling="none"))
+    off.fit(examples)
+    assert not off.build_model().config.ngram_ratios

@@ -141,28 +141,54 @@ def test_token_features_are_the_feature_crfs():
     assert hashed_token_features(words, 64) == ids  # CRC-32: the same in every process
 
 
-def test_the_feature_path_matches_its_features_alone_when_the_network_says_nothing():
-    """With the head zeroed, the emissions are the sum of each token's feature weights; the
-    padding positions' empty bags add nothing."""
+@pytest.mark.parametrize("ratios", [False, True])
+def test_the_feature_path_matches_its_features_alone_when_the_network_says_nothing(ratios):
+    """With the head zeroed, the emissions are the sum of each token's feature weights (with
+    the ratios, the weights times the ratios); the padding positions' empty bags add nothing."""
     from rnnkit.tasks.tag import _feature_bags
 
     torch.manual_seed(0)
-    config = TaggerConfig(vocab_size=30, num_tags=3, hidden_size=8, feature_buckets=50)
+    config = TaggerConfig(
+        vocab_size=30, num_tags=3, hidden_size=8, feature_buckets=50, feature_ratios=ratios
+    )
     model = TaggingModel(config).eval()
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)
     torch.nn.init.normal_(model.features.weight)
+    if ratios:
+        torch.nn.init.normal_(model.feature_ratios)
     features = [[[1, 4], [7]], [[2], [3, 9], [0, 5, 8]]]
     bags = _feature_bags(features, 3)
     ids = torch.tensor([[5, 6, 1], [7, 8, 9]])
     emissions = model(ids, torch.tensor([2, 3]), None, None, **bags)
-    weight = model.features.weight
+    weight = model.features.weight * (model.feature_ratios if ratios else 1.0)
     for b, sentence in enumerate(features):
         for t, token in enumerate(sentence):
             torch.testing.assert_close(emissions[b, t], weight[token].sum(0))
     assert torch.equal(emissions[0, 2], torch.zeros(3))
     with pytest.raises(ValueError, match="feature_ids and feature_offsets must be given"):
         model(ids, torch.tensor([2, 3]))
+
+
+def test_the_task_fills_the_feature_ratios_from_its_training_tokens():
+    from rnnkit.data.feature_ratios import log_count_ratios
+    from rnnkit.tasks.base import TaskData
+
+    sentences = [(["Ann", "went", "home"], ["B-PER", "O", "O"]), (["Bo", "sat"], ["B-PER", "O"])]
+    task = TagTask(task_config("tag", feature_buckets=211, feature_scaling="nb"))
+    examples = task.examples_from_python(*zip(*sentences, strict=True))
+    task.fit(examples)
+    model = task.build_model()
+    task.init_model(model, TaskData(train=examples, val=[], source={}))
+    bags, tags = [], []
+    for e in examples:
+        _, t, _, features = task.encode(e)
+        bags += features
+        tags += t.tolist()
+    assert torch.equal(model.feature_ratios, log_count_ratios(bags, tags, 211, len(task.tags)))
+    assert not TaggerConfig(vocab_size=3, num_tags=2, feature_buckets=4).feature_ratios
+    with pytest.raises(ValueError, match="set feature_buckets > 0"):
+        TaggerConfig(vocab_size=3, num_tags=2, feature_ratios=True)
 
 
 def test_the_feature_path_learns_a_spelling_cue_the_embeddings_cannot_see(

@@ -18,7 +18,11 @@ N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram id
 logits, so the network learns what the recurrent path adds to a bag of n-grams (Wang and
 Manning 2012's NBSVM and fastText are strong on short texts; the sum starts as that linear
 model, its weights zero). The caller hashes the n-grams (`ngrams=(ids, offsets, weights)`, the
-flat form of nn.EmbeddingBag).
+flat form of nn.EmbeddingBag). With `ngram_ratios` the path's weight for feature j and class c
+is V[j, c] * R[j, c], R a buffer the task fills with the training texts' naive-Bayes log-count
+ratios (rnnkit.data.feature_ratios; NBSVM's scaled features): the optimizer moves V,
+so an n-gram that tells the classes apart learns in proportion to how well it does, and one
+that occurs alike in all of them hardly moves.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ClassifierConfig:
     word_dropout: float = 0.0  # token input: chance of reading a token as <unk> in training
     unk_idx: int = 0  # the Vocab's <unk>
     ngram_buckets: int = 0  # > 0: a linear n-gram path of this many hashed features
+    ngram_ratios: bool = False  # the path's weights scaled per feature and class (NBSVM)
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -77,6 +82,10 @@ class ClassifierConfig:
             )
         if self.ngram_buckets > 0 and self.vocab_size == 0:
             raise ValueError(f"{owner}: the n-gram path (ngram_buckets > 0) needs token input")
+        if not isinstance(self.ngram_ratios, bool):
+            raise ValueError(f"{owner}: ngram_ratios must be True or False")
+        if self.ngram_ratios and self.ngram_buckets == 0:
+            raise ValueError(f"{owner}: ngram_ratios scale the n-gram path: set ngram_buckets > 0")
         if self.vocab_size > 0 and self.embedding_dim < 1:
             raise ValueError(f"{owner}: token input needs embedding_dim >= 1")
         if self.pooling not in POOLINGS:
@@ -135,6 +144,9 @@ class SequenceClassifier(nn.Module):
         if config.ngram_buckets > 0:
             self.ngrams = nn.EmbeddingBag(config.ngram_buckets, config.num_classes, mode="sum")
             nn.init.zeros_(self.ngrams.weight)
+            if config.ngram_ratios:
+                ratios = torch.ones(config.ngram_buckets, config.num_classes)
+                self.register_buffer("ngram_ratios", ratios)
 
     def features(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled (B, D*H) representation the linear layer reads."""
@@ -161,8 +173,20 @@ class SequenceClassifier(nn.Module):
             )
         if self.ngrams is not None:
             ids, offsets, weights = ngrams
-            logits = logits + self.ngrams(ids, offsets, per_sample_weights=weights.to(logits))
+            bag = nn.functional.embedding_bag(
+                ids, self.ngram_weight(), offsets, mode="sum", per_sample_weights=weights.to(logits)
+            )
+            logits = logits + bag
         return logits
+
+    def ngram_weight(self) -> Tensor:
+        """(buckets, C): the n-gram path's weight of each feature for each class, the ratios
+        applied."""
+        if self.ngrams is None:
+            raise ValueError("SequenceClassifier: this model has no n-gram path")
+        if self.config.ngram_ratios:
+            return self.ngrams.weight * self.ngram_ratios
+        return self.ngrams.weight
 
     @torch.no_grad()
     def predict_proba(self, inputs: Tensor, lengths: Tensor, ngrams: tuple | None = None) -> Tensor:

@@ -14,7 +14,9 @@ added to the emissions, its weights zero at the start: with the CRF on top, the 
 feature CRF and the network learns what it adds (Huang et al. 2015's BiLSTM-CRF with spelling
 and context features). The caller hashes the features: `feature_ids` (N,) and
 `feature_offsets` (B*T,), each position's first index into feature_ids, padding positions
-empty.
+empty. With `feature_ratios` each feature's weight for tag k is V[j, k] * R[j, k], R a buffer
+the task fills with the training tokens' naive-Bayes log-count ratios (that tag against the
+others; rnnkit.data.feature_ratios), as the classifier's n-gram path does.
 
 Word dropout: while training, each token id is replaced by <unk> with probability
 `word_dropout`, so the <unk> embedding learns what unseen words look like at prediction time.
@@ -58,6 +60,7 @@ class TaggerConfig:
     char_embedding_dim: int = 24
     char_hidden_size: int = 24
     feature_buckets: int = 0  # > 0: a linear path from hashed token features to the emissions
+    feature_ratios: bool = False  # the path's weights scaled per feature and tag (NBSVM)
 
     def __post_init__(self) -> None:
         owner = "TaggingModel"
@@ -83,6 +86,12 @@ class TaggerConfig:
                 raise ValueError(f"{owner}: {name} must be an int >= {low}; got {value!r}")
         if not 0 <= self.word_dropout < 1:
             raise ValueError(f"{owner}: word_dropout must be in [0, 1); got {self.word_dropout}")
+        if not isinstance(self.feature_ratios, bool):
+            raise ValueError(f"{owner}: feature_ratios must be True or False")
+        if self.feature_ratios and self.feature_buckets == 0:
+            raise ValueError(
+                f"{owner}: feature_ratios scale the feature path: set feature_buckets > 0"
+            )
         if (self.allowed is not None or self.allowed_start is not None) and not self.crf:
             raise ValueError(f"{owner}: transition constraints need crf=True")
 
@@ -155,6 +164,18 @@ class TaggingModel(nn.Module):
         if config.feature_buckets > 0:
             self.features = nn.EmbeddingBag(config.feature_buckets, config.num_tags, mode="sum")
             nn.init.zeros_(self.features.weight)
+            if config.feature_ratios:
+                ratios = torch.ones(config.feature_buckets, config.num_tags)
+                self.register_buffer("feature_ratios", ratios)
+
+    def feature_weight(self) -> Tensor:
+        """(buckets, K): the feature path's weight of each feature for each tag, the ratios
+        applied."""
+        if self.features is None:
+            raise ValueError("TaggingModel: this model has no feature path")
+        if self.config.feature_ratios:
+            return self.features.weight * self.feature_ratios
+        return self.features.weight
 
     def forward(
         self,
@@ -182,7 +203,9 @@ class TaggingModel(nn.Module):
             )
         if self.features is not None:
             B, T, K = emissions.shape
-            linear = self.features(feature_ids, feature_offsets)  # (B * T, K)
+            linear = F.embedding_bag(
+                feature_ids, self.feature_weight(), feature_offsets, mode="sum"
+            )  # (B * T, K)
             emissions = emissions + linear.reshape(B, T, K).to(emissions)
         return emissions
 

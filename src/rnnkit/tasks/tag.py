@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .._checks import Option
 from ..data import Vocab
+from ..data.feature_ratios import log_count_ratios
 from ..data.token_features import hashed_token_features
 from ..models.crf import bio_constraints
 from ..models.tagger import IGNORE, TaggerConfig, TaggingModel
@@ -80,6 +81,15 @@ class TagTask(Task):
             "this many features, added to the emissions (0 turns it off)",
             minimum=0,
             metavar="N",
+        ),
+        Option(
+            "feature_scaling",
+            "none",
+            "how the feature path weighs its features: 'nb' scales each feature's weight for "
+            "each tag by the feature's naive-Bayes log-count ratio in the training tokens (that "
+            "tag against the others; Wang and Manning 2012's NBSVM); 'none' leaves them as "
+            "they are",
+            choices=("nb", "none"),
         ),
         WORD_DROPOUT,
         UNIDIRECTIONAL,
@@ -254,12 +264,20 @@ class TagTask(Task):
                 allowed_start=start,
                 char_vocab_size=len(self.chars) if self.chars is not None else 0,
                 feature_buckets=self.feature_buckets,
+                feature_ratios=self.feature_buckets > 0 and c.feature_scaling == "nb",
             )
         )
 
     def init_model(self, model: TaggingModel, data) -> None:
         super().init_model(model, data)
         self.copy_word_vectors(model.embedding)
+        if model.config.feature_ratios:  # of the training tokens; saved with the weights
+            bags, tags = [], []
+            for _, sentence_tags, _, features in self.encoded(data, "train"):
+                bags += features
+                tags += sentence_tags.tolist()
+            ratios = log_count_ratios(bags, tags, self.feature_buckets, len(self.tags))
+            model.feature_ratios.copy_(ratios)
 
     # ------------------------------------------------------------ batches
 
