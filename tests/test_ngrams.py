@@ -128,7 +128,7 @@ def test_the_path_learns_beside_a_tiny_recurrent_one(one_thread):
         labels.append("pos" if i % 2 else "neg")
     clf = TextClassifier(max_steps=80, eval_every=40, hidden_size=4, lr=1e-2, **FAST)
     clf.fit(texts, labels)
-    weights = clf.model.ngram_weight().detach()
+    weights = clf.model.ngrams.effective_weight().detach()
     great = hashed_bag(["great"], weights.shape[0])[0]
     # the bag of "great" alone points to pos
     assert float(weights[great].sum(0)[1] - weights[great].sum(0)[0]) > 0
@@ -191,20 +191,20 @@ def test_the_ratios_scale_each_features_weight_per_class():
     model = SequenceClassifier(config).eval()
     with torch.no_grad():
         model.ngrams.weight.normal_()
-        model.ngram_ratios.normal_()
+        model.ngrams.ratios.normal_()
     plain = SequenceClassifier(ClassifierConfig(num_classes=2, vocab_size=20, hidden_size=8))
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if "ngram" not in k})
     plain.eval()
     inputs, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
     bag = (torch.tensor([3, 7, 7, 9]), torch.tensor([0, 2]), torch.tensor([0.6, 0.8, 0.5, 2.0]))
-    w = model.ngrams.weight * model.ngram_ratios
+    w = model.ngrams.weight * model.ngrams.ratios
     expected = plain(inputs, lengths) + torch.stack(
         [0.6 * w[3] + 0.8 * w[7], 0.5 * w[7] + 2 * w[9]]
     )
     assert torch.allclose(model(inputs, lengths, bag), expected, atol=1e-6)
     # the ratios are the training texts' and travel with the weights; the optimizer leaves them
-    assert "ngram_ratios" in model.state_dict()
-    assert all(p is not model.ngram_ratios for p in model.parameters())
+    assert "ngrams.ratios" in model.state_dict()
+    assert all(p is not model.ngrams.ratios for p in model.parameters())
     with pytest.raises(ValueError, match="set ngram_buckets > 0"):
         ClassifierConfig(num_classes=2, vocab_size=5, ngram_ratios=True)
 
@@ -220,7 +220,19 @@ def test_the_task_fills_the_ratios_from_its_training_texts():
     task.init_model(model, TaskData(train=examples, val=[], source={}))
     bags = [task.encode(e)[2][0] for e in examples]
     expected = log_count_ratios(bags, [1, 0, 1], 97, 2)
-    assert torch.equal(model.ngram_ratios, expected)
+    assert torch.equal(model.ngrams.ratios, expected)
     off = ClassifyTask(task_config("classify", ngram_buckets=97, ngram_scaling="none"))
     off.fit(examples)
     assert not off.build_model().config.ngram_ratios
+
+
+def test_a_linear_bag_loads_an_embedding_bags_weights():
+    """Models saved before the ratios held a plain nn.EmbeddingBag: the same state dict."""
+    from rnnkit.models.linear_bag import LinearBag
+
+    old = torch.nn.EmbeddingBag(10, 3, mode="sum")
+    bag = LinearBag(10, 3)
+    bag.load_state_dict(old.state_dict())
+    ids, offsets = torch.tensor([1, 4, 4, 9]), torch.tensor([0, 3])
+    assert torch.equal(bag(ids, offsets), old(ids, offsets))
+    assert list(LinearBag(10, 3, ratios=True).state_dict()) == ["weight", "ratios"]

@@ -156,12 +156,12 @@ def test_the_feature_path_matches_its_features_alone_when_the_network_says_nothi
     torch.nn.init.zeros_(model.head.bias)
     torch.nn.init.normal_(model.features.weight)
     if ratios:
-        torch.nn.init.normal_(model.feature_ratios)
+        torch.nn.init.normal_(model.features.ratios)
     features = [[[1, 4], [7]], [[2], [3, 9], [0, 5, 8]]]
     bags = _feature_bags(features, 3)
     ids = torch.tensor([[5, 6, 1], [7, 8, 9]])
     emissions = model(ids, torch.tensor([2, 3]), None, None, **bags)
-    weight = model.features.weight * (model.feature_ratios if ratios else 1.0)
+    weight = model.features.weight * (model.features.ratios if ratios else 1.0)
     for b, sentence in enumerate(features):
         for t, token in enumerate(sentence):
             torch.testing.assert_close(emissions[b, t], weight[token].sum(0))
@@ -185,7 +185,7 @@ def test_the_task_fills_the_feature_ratios_from_its_training_tokens():
         _, t, _, features = task.encode(e)
         bags += features
         tags += t.tolist()
-    assert torch.equal(model.feature_ratios, log_count_ratios(bags, tags, 211, len(task.tags)))
+    assert torch.equal(model.features.ratios, log_count_ratios(bags, tags, 211, len(task.tags)))
     assert not TaggerConfig(vocab_size=3, num_tags=2, feature_buckets=4).feature_ratios
     with pytest.raises(ValueError, match="set feature_buckets > 0"):
         TaggerConfig(vocab_size=3, num_tags=2, feature_ratios=True)

@@ -19,10 +19,9 @@ logits, so the network learns what the recurrent path adds to a bag of n-grams (
 Manning 2012's NBSVM and fastText are strong on short texts; the sum starts as that linear
 model, its weights zero). The caller hashes the n-grams (`ngrams=(ids, offsets, weights)`, the
 flat form of nn.EmbeddingBag). With `ngram_ratios` the path's weight for feature j and class c
-is V[j, c] * R[j, c], R a buffer the task fills with the training texts' naive-Bayes log-count
-ratios (rnnkit.data.feature_ratios; NBSVM's scaled features): the optimizer moves V,
-so an n-gram that tells the classes apart learns in proportion to how well it does, and one
-that occurs alike in all of them hardly moves.
+is V[j, c] * R[j, c], R the training texts' naive-Bayes log-count ratios (rnnkit.models.
+linear_bag, rnnkit.data.feature_ratios; NBSVM's scaled features): an n-gram that tells the
+classes apart learns fast, one that occurs alike in all of them hardly moves.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from torch import Tensor, nn
 
 from .._checks import dataclass_from_dict, is_int
 from .encoder import RecurrentEncoder, check_encoder_args, length_mask
+from .linear_bag import LinearBag
 
 POOLINGS = ("last", "mean", "max")
 
@@ -142,11 +142,7 @@ class SequenceClassifier(nn.Module):
         self.head = nn.Linear(self.encoder.output_size, config.num_classes)
         self.ngrams = None
         if config.ngram_buckets > 0:
-            self.ngrams = nn.EmbeddingBag(config.ngram_buckets, config.num_classes, mode="sum")
-            nn.init.zeros_(self.ngrams.weight)
-            if config.ngram_ratios:
-                ratios = torch.ones(config.ngram_buckets, config.num_classes)
-                self.register_buffer("ngram_ratios", ratios)
+            self.ngrams = LinearBag(config.ngram_buckets, config.num_classes, config.ngram_ratios)
 
     def features(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """The pooled (B, D*H) representation the linear layer reads."""
@@ -173,20 +169,8 @@ class SequenceClassifier(nn.Module):
             )
         if self.ngrams is not None:
             ids, offsets, weights = ngrams
-            bag = nn.functional.embedding_bag(
-                ids, self.ngram_weight(), offsets, mode="sum", per_sample_weights=weights.to(logits)
-            )
-            logits = logits + bag
+            logits = logits + self.ngrams(ids, offsets, per_sample_weights=weights.to(logits))
         return logits
-
-    def ngram_weight(self) -> Tensor:
-        """(buckets, C): the n-gram path's weight of each feature for each class, the ratios
-        applied."""
-        if self.ngrams is None:
-            raise ValueError("SequenceClassifier: this model has no n-gram path")
-        if self.config.ngram_ratios:
-            return self.ngrams.weight * self.ngram_ratios
-        return self.ngrams.weight
 
     @torch.no_grad()
     def predict_proba(self, inputs: Tensor, lengths: Tensor, ngrams: tuple | None = None) -> Tensor:

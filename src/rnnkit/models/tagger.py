@@ -16,7 +16,7 @@ and context features). The caller hashes the features: `feature_ids` (N,) and
 `feature_offsets` (B*T,), each position's first index into feature_ids, padding positions
 empty. With `feature_ratios` each feature's weight for tag k is V[j, k] * R[j, k], R a buffer
 the task fills with the training tokens' naive-Bayes log-count ratios (that tag against the
-others; rnnkit.data.feature_ratios), as the classifier's n-gram path does.
+others; rnnkit.models.linear_bag), as the classifier's n-gram path does.
 
 Word dropout: while training, each token id is replaced by <unk> with probability
 `word_dropout`, so the <unk> embedding learns what unseen words look like at prediction time.
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from .._checks import dataclass_from_dict, is_int
 from .crf import CRF
 from .encoder import RecurrentEncoder, check_encoder_args, length_mask
+from .linear_bag import LinearBag
 
 IGNORE = -100  # tag id of padding (and of unknown tags) for the softmax loss
 
@@ -162,20 +163,9 @@ class TaggingModel(nn.Module):
         )
         self.features = None
         if config.feature_buckets > 0:
-            self.features = nn.EmbeddingBag(config.feature_buckets, config.num_tags, mode="sum")
-            nn.init.zeros_(self.features.weight)
-            if config.feature_ratios:
-                ratios = torch.ones(config.feature_buckets, config.num_tags)
-                self.register_buffer("feature_ratios", ratios)
-
-    def feature_weight(self) -> Tensor:
-        """(buckets, K): the feature path's weight of each feature for each tag, the ratios
-        applied."""
-        if self.features is None:
-            raise ValueError("TaggingModel: this model has no feature path")
-        if self.config.feature_ratios:
-            return self.features.weight * self.feature_ratios
-        return self.features.weight
+            self.features = LinearBag(
+                config.feature_buckets, config.num_tags, config.feature_ratios
+            )
 
     def forward(
         self,
@@ -203,9 +193,7 @@ class TaggingModel(nn.Module):
             )
         if self.features is not None:
             B, T, K = emissions.shape
-            linear = F.embedding_bag(
-                feature_ids, self.feature_weight(), feature_offsets, mode="sum"
-            )  # (B * T, K)
+            linear = self.features(feature_ids, feature_offsets)  # (B * T, K)
             emissions = emissions + linear.reshape(B, T, K).to(emissions)
         return emissions
 

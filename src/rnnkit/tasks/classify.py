@@ -298,7 +298,7 @@ class ClassifyTask(Task):
                 self.ngram_buckets,
                 len(self.labels),
             )
-            model.ngram_ratios.copy_(ratios)
+            model.ngrams.ratios.copy_(ratios)
 
     # ------------------------------------------------------------ batches
 

@@ -277,7 +277,7 @@ class TagTask(Task):
                 bags += features
                 tags += sentence_tags.tolist()
             ratios = log_count_ratios(bags, tags, self.feature_buckets, len(self.tags))
-            model.feature_ratios.copy_(ratios)
+            model.features.ratios.copy_(ratios)
 
     # ------------------------------------------------------------ batches
 
