@@ -236,3 +236,25 @@ def test_a_linear_bag_loads_an_embedding_bags_weights():
     ids, offsets = torch.tensor([1, 4, 4, 9]), torch.tensor([0, 3])
     assert torch.equal(bag(ids, offsets), old(ids, offsets))
     assert list(LinearBag(10, 3, ratios=True).state_dict()) == ["weight", "ratios"]
+
+
+def test_the_scaled_bag_reads_the_product_of_weights_and_ratios_with_its_gradient():
+    """Values and gradients are those of an EmbeddingBag over the product weight * ratios;
+    rows no text holds get no gradient."""
+    from rnnkit.models.linear_bag import LinearBag
+
+    torch.manual_seed(0)
+    bag = LinearBag(40, 3, ratios=True)
+    torch.nn.init.normal_(bag.weight)
+    torch.nn.init.normal_(bag.ratios)
+    ids, offsets = torch.randint(0, 40, (30,)), torch.tensor([0, 4, 4, 17])
+    weights = torch.rand(30)
+    (got_grad,) = torch.autograd.grad((bag(ids, offsets, weights) ** 2).sum(), bag.weight)
+    full = torch.nn.functional.embedding_bag(
+        ids, bag.weight * bag.ratios, offsets, mode="sum", per_sample_weights=weights
+    )
+    (want_grad,) = torch.autograd.grad((full**2).sum(), bag.weight)
+    assert torch.equal(bag(ids, offsets, weights), full)
+    torch.testing.assert_close(got_grad, want_grad)
+    unread = sorted(set(range(40)) - set(ids.tolist()))
+    assert torch.equal(got_grad[unread], torch.zeros(len(unread), 3))  # rows no text holds
