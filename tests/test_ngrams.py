@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.data.feature_ratios import log_count_ratios
-from rnnkit.data.ngrams import hashed_bag, ngrams
+from rnnkit.data.ngrams import character_chunks, hashed_bag, ngrams
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.tasks import TextClassifier, task_config
 from rnnkit.tasks.classify import ClassifyTask
@@ -28,6 +28,24 @@ def test_ngrams_are_word_and_framed_character_grams():
     chars_york.append("c3:rk ")
     assert sorted(grams) == sorted(words + chars_new + chars_york)
     assert ngrams([], word_n=2) == []
+
+
+def test_a_run_of_han_words_is_one_chunk_of_characters():
+    comma = "\uff0c"  # the full-width comma: not Han, so it ends a run
+    words = ["我", "爱", "北京", "天安门", comma, "and", "QQ", "中文", "字"]
+    assert character_chunks(words) == ["我爱北京天安门", comma, "and", "QQ", "中文字"]
+    assert character_chunks(["New", "York"]) == ["New", "York"]
+    assert character_chunks([]) == []
+
+
+def test_character_grams_span_the_segmenters_cuts_only_with_han_runs():
+    spanning = ngrams(["我", "爱", "北京"], word_n=1, chars=(2, 2))
+    inside = ngrams(["我", "爱", "北京"], word_n=1, chars=(2, 2), han_runs=False)
+    chars = ["c2: 我", "c2:我爱", "c2:爱北", "c2:北京", "c2:京 "]
+    assert sorted(spanning) == sorted(["w1:我", "w1:爱", "w1:北京", *chars])
+    assert "c2:爱北" not in inside and "c2: 爱" in inside
+    # words of other scripts are framed one by one either way
+    assert ngrams(["New", "York"]) == ngrams(["New", "York"], han_runs=False)
 
 
 def test_bag_weights_have_unit_norm_and_collisions_add():
@@ -113,6 +131,23 @@ def test_a_run_saved_before_the_path_loads_without_it():
     again = ClassifyTask(task_config("classify"))
     again.load_state_dict(state)
     assert again.ngram_buckets == 0 and again.build_model().ngrams is None
+
+
+def test_chinese_bags_span_the_cuts_and_older_runs_keep_their_grams():
+    """A run saved before the Han-run chunks must hash the grams it was trained on."""
+    task = ClassifyTask(task_config("classify", ngram_buckets=4093))
+    examples = task.examples_from_python(["我爱北京天安门"], ["pos"])
+    task.fit(examples)
+    words = examples[0].tokens
+    assert words == ["我", "爱", "北京", "天安门"]
+    assert task.encode(examples[0])[2] == hashed_bag(words, 4093, han_runs=True)
+    state = task.state_dict()
+    assert state["ngram_han_runs"] is True
+    del state["ngram_han_runs"]
+    older = ClassifyTask(task_config("classify", ngram_buckets=4093))
+    older.load_state_dict(state)
+    assert older.encode(examples[0])[2] == hashed_bag(words, 4093, han_runs=False)
+    assert older.encode(examples[0])[2] != task.encode(examples[0])[2]
 
 
 def test_the_path_learns_beside_a_tiny_recurrent_one(one_thread):

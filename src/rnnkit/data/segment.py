@@ -23,17 +23,17 @@ import logging
 import re
 from functools import cache
 
-__all__ = ["HAN_RUN", "SEGMENTERS", "check_segmenter", "is_han", "segment_han"]
+__all__ = ["HAN_CHARACTERS", "HAN_RUN", "SEGMENTERS", "check_segmenter", "is_han", "segment_han"]
 
 SEGMENTERS = ("jieba", "char", "none")
 
 # Han ideographs: the unified block, extensions A to G and the compatibility block.
-_HAN = (
+HAN_CHARACTERS = (
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df\U0002a700-\U0002ebef"
     "\U00030000-\U0003134f"
 )
-HAN_RUN = re.compile(f"[{_HAN}]+")
-_HAN_CHAR = re.compile(f"[{_HAN}]")
+HAN_RUN = re.compile(f"[{HAN_CHARACTERS}]+")
+_HAN_CHAR = re.compile(f"[{HAN_CHARACTERS}]")
 
 
 def is_han(text: str) -> bool:

@@ -212,6 +212,7 @@ def _preprocessing(task) -> dict:
         spec["lookup"] = "the token's index in task_state's vocab tokens, else unk_id"
     if getattr(task, "ngram_buckets", 0):
         from ..data.ngrams import CHAR_RANGE, WORD_N
+        from ..data.segment import HAN_CHARACTERS
 
         spec["ngrams"] = {
             "buckets": task.ngram_buckets,
@@ -220,8 +221,13 @@ def _preprocessing(task) -> dict:
             "word_n": WORD_N,
             "char_range": list(CHAR_RANGE),
             "grams": "w{n}:<n consecutive words joined by a space> for n in 1..word_n, then "
-            "c{n}:<n consecutive characters of ' ' + word + ' '> for each word and n in "
+            "c{n}:<n consecutive characters of ' ' + chunk + ' '> for each chunk and n in "
             "char_range",
+            "chunks": "the words, each run of consecutive words wholly of Han characters "
+            f"(the regular expression [{HAN_CHARACTERS}]+) joined into one "
+            "(rnnkit.data.ngrams.character_chunks)"
+            if getattr(task, "ngram_han_runs", False)
+            else "the words",
             "hash": "zlib.crc32(gram.encode('utf-8')) % buckets",
             "ids": "the distinct hashes, ascending",
             "weights": "each id's count divided by the L2 norm of the counts",

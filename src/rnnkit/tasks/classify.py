@@ -140,6 +140,8 @@ class ClassifyTask(Task):
         self.std: list[float] | None = None
         self.segmenter = config.segmenter  # of Chinese text, with --tokens word
         self.ngram_buckets = 0  # set by fit() or a saved state
+        # the character n-grams span the cuts in a run of Chinese (rnnkit.data.ngrams)
+        self.ngram_han_runs = True
 
     def word_dropout(self) -> float:
         if self.config.word_dropout is None:
@@ -249,6 +251,7 @@ class ClassifyTask(Task):
             "std": self.std,
             "segmenter": self.segmenter,
             "ngram_buckets": self.ngram_buckets,
+            "ngram_han_runs": self.ngram_han_runs,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -258,6 +261,8 @@ class ClassifyTask(Task):
         # runs saved before segmenters kept a run of Chinese characters as one word
         self.segmenter = check_segmenter(state.get("segmenter", "none"))
         self.ngram_buckets = int(state.get("ngram_buckets", 0))  # runs before the n-gram path
+        # runs saved before took character n-grams inside each word only
+        self.ngram_han_runs = bool(state.get("ngram_han_runs", False))
         if self.vocab is None and self.mean is None:
             raise ValueError("neither a vocabulary nor a numeric scaler is stored")
 
@@ -313,7 +318,7 @@ class ClassifyTask(Task):
             return None
         # the n-grams are of words: character input is split back into them
         words = tokens if self.config.tokens == "word" else "".join(tokens).split()
-        return hashed_bag(words, self.ngram_buckets)
+        return hashed_bag(words, self.ngram_buckets, self.ngram_han_runs)
 
     def encode(self, example: Example) -> tuple:
         label = IGNORE
