@@ -195,22 +195,20 @@ def test_missing_and_corrupt_checkpoints_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_the_classify_example_rebuilds_the_inputs_from_model_json_alone(tmp_path):
-    """examples/onnx_classify.py (standard library, numpy, onnxruntime; no rnnkit) follows
-    model.json's preprocessing: its logits are rnnkit's on texts with punctuation, case and
-    unseen words."""
+def classify_example():
+    """examples/onnx_classify.py as a module."""
     import importlib.util
     from pathlib import Path
 
-    _, out = trained("classify", TEXT, tmp_path)
-    onnx_file = tmp_path / "cls.onnx"
-    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
     path = Path(__file__).resolve().parents[1] / "examples" / "onnx_classify.py"
     spec = importlib.util.spec_from_file_location("_example_onnx_classify", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    texts = ["The good film, a fine plot!", "dull", "bad bad plot of the unseen-word film"]
-    results = example.classify(str(onnx_file), texts)
+    return example
+
+
+def check_example_matches_rnnkit(out, onnx_file, texts) -> None:
+    results = classify_example().classify(str(onnx_file), texts)
     loaded = load_task_checkpoint(out)
     task, model = loaded.task, loaded.model.float().eval()
     from rnnkit.tasks.classify import Example
@@ -220,3 +218,57 @@ def test_the_classify_example_rebuilds_the_inputs_from_model_json_alone(tmp_path
     for (label, _, logits), want in zip(results, expected, strict=True):
         np.testing.assert_allclose(logits, want, atol=1e-4, rtol=1e-4)
         assert label == loaded.task.labels[int(want.argmax())]
+
+
+def test_the_classify_example_rebuilds_the_inputs_from_model_json_alone(tmp_path):
+    """examples/onnx_classify.py (standard library, numpy, onnxruntime; no rnnkit) follows
+    model.json's preprocessing: its logits are rnnkit's on texts with punctuation, case and
+    unseen words."""
+    _, out = trained("classify", TEXT, tmp_path)
+    onnx_file = tmp_path / "cls.onnx"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
+    texts = ["The good film, a fine plot!", "dull", "bad bad plot of the unseen-word film"]
+    check_example_matches_rnnkit(out, onnx_file, texts)
+
+
+CHINESE_REVIEWS = [  # with Chinese punctuation, which the tokenizer keeps as marks
+    ("pos", "这部电影很好看，演员也很出色。"),  # noqa: RUF001
+    ("neg", "剧情无聊，浪费了我两个小时。"),  # noqa: RUF001
+    ("pos", "我爱北京天安门，风景太美了！"),  # noqa: RUF001
+    ("neg", "服务态度很差，再也不来了。"),  # noqa: RUF001
+] * 6
+
+
+def chinese_classifier(tmp_path, **settings):
+    data = tmp_path / "reviews.tsv"
+    data.write_text("".join(f"{label}\t{text}\n" for label, text in CHINESE_REVIEWS), "utf-8")
+    out = tmp_path / "run"
+    config = task_config("classify", data=str(data), out=str(out), **SETTINGS, **TEXT, **settings)
+    train(config, progress=False)
+    onnx_file = tmp_path / "cls.onnx"
+    assert main(["export", "--checkpoint", str(out), "--out", str(onnx_file)]) == 0
+    return out, onnx_file
+
+
+@pytest.mark.parametrize("segmenter", ["jieba", "char"])
+def test_the_classify_example_cuts_chinese_as_the_model_did(segmenter, tmp_path):
+    """The example cuts a run of Chinese characters with the segmenter model.json names and
+    spans the cuts with the character n-grams: its logits are rnnkit's on Chinese text, mixed
+    with Latin words and unseen words."""
+    out, onnx_file = chinese_classifier(tmp_path, segmenter=segmenter)
+    assert load_task_checkpoint(out).task.segmenter == segmenter
+    texts = ["这部电影很好看", "无聊的rnnkit电影，我不爱。", "北京's 天安门 OK", "从未见过的词语"]  # noqa: RUF001
+    check_example_matches_rnnkit(out, onnx_file, texts)
+
+
+def test_the_classify_example_refuses_chinese_without_jieba(tmp_path, monkeypatch):
+    """A jieba model's text in Chinese is refused when jieba is missing, never cut otherwise;
+    text without Chinese characters needs no segmenter."""
+    import sys
+
+    _, onnx_file = chinese_classifier(tmp_path, segmenter="jieba")
+    example = classify_example()
+    monkeypatch.setitem(sys.modules, "jieba", None)  # import jieba raises ImportError
+    with pytest.raises(SystemExit, match="pip install jieba"):
+        example.classify(str(onnx_file), ["这部电影很好看"])
+    assert len(example.classify(str(onnx_file), ["a film"])) == 1

@@ -204,6 +204,14 @@ def _preprocessing(task) -> dict:
             "kept; a run of Chinese characters is further cut by the segmenter"
         )
         spec["segmenter"] = getattr(task, "segmenter", "none")
+        from ..data.segment import HAN_RUN
+
+        spec["han_run"] = HAN_RUN.pattern
+        spec["han_rule"] = (
+            "each match of han_run inside a token is cut by the segmenter (jieba: "
+            "jieba.Tokenizer().lcut(run, HMM=True); char: its characters; none: kept whole), "
+            "what is beside it tokenized again with word_pattern"
+        )
     elif tokens == "char":
         spec["char_rule"] = "one token per character"
     vocab = getattr(task, "vocab", None)
@@ -212,8 +220,9 @@ def _preprocessing(task) -> dict:
         spec["lookup"] = "the token's index in task_state's vocab tokens, else unk_id"
     if getattr(task, "ngram_buckets", 0):
         from ..data.ngrams import CHAR_RANGE, WORD_N
-        from ..data.segment import HAN_CHARACTERS
+        from ..data.segment import HAN_CHARACTERS, HAN_RUN
 
+        han_runs = bool(getattr(task, "ngram_han_runs", False))
         spec["ngrams"] = {
             "buckets": task.ngram_buckets,
             "words": "the tokens" if tokens == "word" else "''.join(tokens).split()",
@@ -226,8 +235,10 @@ def _preprocessing(task) -> dict:
             "chunks": "the words, each run of consecutive words wholly of Han characters "
             f"(the regular expression [{HAN_CHARACTERS}]+) joined into one "
             "(rnnkit.data.ngrams.character_chunks)"
-            if getattr(task, "ngram_han_runs", False)
+            if han_runs
             else "the words",
+            "han_runs": han_runs,
+            "han_run": HAN_RUN.pattern,
             "hash": "zlib.crc32(gram.encode('utf-8')) % buckets",
             "ids": "the distinct hashes, ascending",
             "weights": "each id's count divided by the L2 norm of the counts",
