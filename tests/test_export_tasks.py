@@ -25,6 +25,7 @@ TEXT = {"embedding_dim": 8}
 VARIANTS = [
     ("classify", TEXT),
     ("classify", {**TEXT, "ngram_buckets": 0, "pooling": "last", "cell": "gru"}),
+    ("classify", {**TEXT, "ngram_combination": "sum", "ngram_scaling": "none"}),
     ("tag", TEXT),
     ("tag", {**TEXT, "crf": False, "char_features": False, "num_layers": 2}),
     ("tag", {**TEXT, "feature_buckets": 0}),

@@ -293,3 +293,85 @@ def test_the_scaled_bag_reads_the_product_of_weights_and_ratios_with_its_gradien
     torch.testing.assert_close(got_grad, want_grad)
     unread = sorted(set(range(40)) - set(ids.tolist()))
     assert torch.equal(got_grad[unread], torch.zeros(len(unread), 3))  # rows no text holds
+
+
+def product_model(combination: str, weight: float = 0.5) -> SequenceClassifier:
+    torch.manual_seed(0)
+    config = ClassifierConfig(
+        num_classes=3,
+        vocab_size=20,
+        hidden_size=8,
+        ngram_buckets=12,
+        ngram_ratios=True,
+        ngram_combination=combination,
+        ngram_weight=weight,
+        dropout=0.0,
+    )
+    model = SequenceClassifier(config)
+    with torch.no_grad():
+        model.ngrams.weight.normal_()
+        model.ngrams.ratios.uniform_(0.5, 2)
+    return model
+
+
+def test_the_product_of_experts_multiplies_the_two_paths_probabilities():
+    """'product' with weight w: softmax(output) is p_rnn^(1-w) p_bag^w normalized, and the
+    argmax moves toward the bag as w grows; 'sum' adds the logits. The same weights each way."""
+    inputs, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
+    bag = (torch.tensor([3, 7, 7, 9]), torch.tensor([0, 2]), torch.tensor([0.6, 0.8, 0.5, 2.0]))
+    state = product_model("product").state_dict()
+    for w in (0.25, 0.5, 0.75):
+        product = product_model("product", w).eval()
+        product.load_state_dict(state)
+        rnn, linear = product.path_logits(inputs, lengths, bag)
+        joint = rnn.softmax(-1) ** (1 - w) * linear.softmax(-1) ** w
+        got = product(inputs, lengths, bag).softmax(-1)
+        assert torch.allclose(got, joint / joint.sum(-1, True), atol=1e-6)
+    summed = product_model("sum").eval()
+    summed.load_state_dict(state)
+    assert torch.allclose(summed(inputs, lengths, bag), rnn + linear, atol=1e-6)
+    with pytest.raises(ValueError, match="ngram_combination must be one of sum, product"):
+        ClassifierConfig(num_classes=2, vocab_size=5, ngram_combination="mean")
+    with pytest.raises(ValueError, match=r"ngram_weight must be in \(0, 1\)"):
+        ClassifierConfig(num_classes=2, vocab_size=5, ngram_weight=1.0)
+    with pytest.raises(ValueError, match="--ngram-weight"):
+        task_config("classify", ngram_weight=0.0)
+
+
+def test_each_expert_learns_from_its_own_loss():
+    """With 'product' the task's loss is the two paths' cross-entropies added: the bag's
+    gradient is that of its own loss, whatever the recurrent weights are."""
+    from rnnkit.tasks.base import TaskData
+
+    task = ClassifyTask(task_config("classify", ngram_buckets=12, dropout=0.0, hidden_size=8))
+    examples = task.examples_from_python(["good film", "dull film", "fine plot"], ["p", "n", "m"])
+    task.fit(examples)
+    model = task.build_model()
+    assert model.config.ngram_combination == "product"  # the default
+    assert model.config.ngram_weight == 0.75
+    task.init_model(model, TaskData(train=examples, val=[], source={}))
+    model.eval()  # no word dropout: the same recurrent logits on every call
+    batch = task.collate([task.encode(e) for e in examples])
+    t = batch.tensors
+    bag_args = (t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"])
+    rnn, linear = model.path_logits(t["inputs"], t["lengths"], bag_args)
+    loss = task.loss(model, batch)
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(loss, ce(rnn, t["labels"]) + ce(linear, t["labels"]))
+
+    def bag_gradient():
+        model.zero_grad()
+        task.loss(model, batch).backward()
+        return model.ngrams.weight.grad.clone()
+
+    before = bag_gradient()
+    assert before.abs().sum() > 0
+    with torch.no_grad():
+        model.head.weight.normal_()  # another recurrent path: the bag's gradient stays
+    assert torch.allclose(bag_gradient(), before)
+
+
+def test_a_model_saved_before_the_choice_adds_its_paths():
+    data = ClassifierConfig(num_classes=2, vocab_size=5, ngram_buckets=4).to_dict()
+    del data["ngram_combination"]
+    assert ClassifierConfig.from_dict(data).ngram_combination == "sum"
