@@ -315,8 +315,8 @@ def product_model(combination: str, weight: float = 0.5) -> SequenceClassifier:
 
 
 def test_the_product_of_experts_multiplies_the_two_paths_probabilities():
-    """'product' with weight w: softmax(output) is p_rnn^(1-w) p_bag^w normalized, and the
-    argmax moves toward the bag as w grows; 'sum' adds the logits. The same weights each way."""
+    """'product' with weight w: softmax(output) is p_rnn^(1-w) p_bag^w normalized; 'sum' adds
+    the logits. The same weights each way."""
     inputs, lengths = torch.randint(4, 20, (2, 5)), torch.tensor([5, 3])
     bag = (torch.tensor([3, 7, 7, 9]), torch.tensor([0, 2]), torch.tensor([0.6, 0.8, 0.5, 2.0]))
     state = product_model("product").state_dict()

@@ -193,6 +193,7 @@ def _preprocessing(task) -> dict:
     """How text becomes the graph's inputs, for a reimplementation outside rnnkit (the
     tokenizer, the vocabulary lookup, classify's hashed n-grams); examples/onnx_classify.py
     follows it with the standard library and onnxruntime alone."""
+    from ..data.segment import HAN_CHARACTERS, HAN_RUN
     from ..data.vocab import _WORD_PATTERN
 
     tokens = task.config.tokens
@@ -204,8 +205,6 @@ def _preprocessing(task) -> dict:
             "kept; a run of Chinese characters is further cut by the segmenter"
         )
         spec["segmenter"] = getattr(task, "segmenter", "none")
-        from ..data.segment import HAN_RUN
-
         spec["han_run"] = HAN_RUN.pattern
         spec["han_rule"] = (
             "each match of han_run inside a token is cut by the segmenter (jieba: "
@@ -220,7 +219,6 @@ def _preprocessing(task) -> dict:
         spec["lookup"] = "the token's index in task_state's vocab tokens, else unk_id"
     if getattr(task, "ngram_buckets", 0):
         from ..data.ngrams import CHAR_RANGE, WORD_N
-        from ..data.segment import HAN_CHARACTERS, HAN_RUN
 
         han_runs = bool(getattr(task, "ngram_han_runs", False))
         spec["ngrams"] = {

@@ -371,18 +371,22 @@ class ClassifyTask(Task):
         return Batch(tensors, size=len(items), tokens=int(lengths.sum()))
 
     @staticmethod
-    def _logits(model: SequenceClassifier, t: dict) -> Tensor:
-        ngrams = None
-        if "ngram_ids" in t:
-            ngrams = (t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"])
-        return model(t["inputs"], t["lengths"], ngrams)  # (B, C)
+    def _ngrams(t: dict) -> tuple | None:
+        """The batch's n-gram bags as the model takes them, or None without the path."""
+        if "ngram_ids" not in t:
+            return None
+        return (t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"])
+
+    @classmethod
+    def _logits(cls, model: SequenceClassifier, t: dict) -> Tensor:
+        return model(t["inputs"], t["lengths"], cls._ngrams(t))  # (B, C)
 
     def loss(self, model: SequenceClassifier, batch: Batch) -> Tensor:
         t = batch.tensors
-        if model.config.ngram_combination == "product" and "ngram_ids" in t:
+        bags = self._ngrams(t)
+        if model.config.ngram_combination == "product" and bags is not None:
             # two experts, each trained on its own loss; the output is their product
-            bag = (t["ngram_ids"], t["ngram_offsets"], t["ngram_weights"])
-            paths = model.path_logits(t["inputs"], t["lengths"], bag)
+            paths = model.path_logits(t["inputs"], t["lengths"], bags)
         else:
             paths = (self._logits(model, t),)
         if (t["labels"] == IGNORE).all():  # no known label in this batch: nothing to learn
