@@ -45,6 +45,11 @@ def segment(run: str, segmenter: str) -> list[str]:
 
 _TOKENIZERS: dict = {}
 
+OLDER_EXPORT = (
+    "model.json was written by an older rnnkit export that does not say how it cut Chinese "
+    "text; export the model again with `rnnkit export`"
+)
+
 
 def _jieba(jieba):
     if "jieba" not in _TOKENIZERS:  # its own dictionary, as rnnkit loads it
@@ -59,8 +64,10 @@ def tokenize(text: str, spec: dict) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     tokens = re.findall(spec["word_pattern"], text)
     han = spec.get("han_run")
-    if han is None:  # exported before Chinese segmentation: such a model never cut a run
-        return tokens
+    if han is None:  # a model.json of before the pattern was written down
+        if spec.get("segmenter", "none") == "none":  # such a model never cut a run
+            return tokens
+        raise SystemExit(OLDER_EXPORT)
     out = []
     for token in tokens:
         start = 0
@@ -75,7 +82,9 @@ def tokenize(text: str, spec: dict) -> list[str]:
 def chunks(words: list[str], spec: dict) -> list[str]:
     """The words the character n-grams are of: with han_runs, each run of consecutive words
     wholly of Chinese characters joined into one."""
-    if not spec.get("han_runs"):
+    if "han_runs" not in spec:  # its chunks may or may not have joined Han runs
+        raise SystemExit(OLDER_EXPORT)
+    if not spec["han_runs"]:
         return words
     out, joining = [], False
     for word in words:

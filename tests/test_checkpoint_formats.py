@@ -86,3 +86,60 @@ def test_an_earlier_language_model_run_loads_and_refuses_resume(tmp_path, capsys
     err = capsys.readouterr().err
     assert "run format version 1" in err and "start a new run" in err
     assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+
+
+def test_a_task_setting_a_saved_run_lacks_reads_as_what_the_run_did():
+    """A task setting added after runs were saved reads, in a stored config without it, as its
+    `saved_before` value (the behaviour of those runs), never as today's default; a stored
+    value is kept. Every `saved_before` is a value the setting takes."""
+    from rnnkit._checks import UNSET
+    from rnnkit.tasks.base import TASKS, task_class
+
+    older = TrainConfig.from_dict({"task": "classify", "options": {"pooling": "mean"}})
+    assert older.ngram_combination == "sum" and older.ngram_scaling == "none"
+    assert older.ngram_buckets == 0 and older.pooling == "mean"
+    assert TrainConfig(task="classify").ngram_combination == "product"  # a new run: the default
+    kept = TrainConfig.from_dict({"task": "classify", "options": {"ngram_scaling": "nb"}})
+    assert kept.ngram_scaling == "nb"
+    marked = 0
+    for task in TASKS:
+        for option in task_class(task).own_options:
+            if option.saved_before is not UNSET:
+                option.check(option.saved_before)
+                marked += 1
+    assert marked >= 5
+
+
+def test_a_classify_run_saved_before_the_combination_setting_resumes_as_it_was(tmp_path, capsys):
+    """A classify run whose config.json, checkpoints and task state predate the n-gram
+    path's scaling and its combination with the recurrent path (both then absent: the old
+    unscaled sum) resumes training that sum, and says so in its config.json; the new
+    defaults (product, NB-scaled) would build another model on the same weights."""
+    from samples import write_sample
+
+    data = write_sample("classify", tmp_path / "data")
+    out = tmp_path / "run"
+    settings = {"hidden_size": 12, "embedding_dim": 8, "batch_size": 8, "threads": 1}
+    config = TrainConfig(
+        task="classify", data=str(data), out=str(out), max_steps=3, **settings,
+        ngram_combination="sum", ngram_scaling="none",
+    )  # fmt: skip
+    train(config, progress=False)
+    run = json.loads((out / "config.json").read_text())
+    for name in ("ngram_combination", "ngram_weight", "ngram_scaling"):
+        del run["train"]["options"][name]
+    (out / "config.json").write_text(json.dumps(run))
+    for directory in (out / "best", out / "latest"):
+        meta = json.loads((directory / "checkpoint.json").read_text())
+        for name in ("ngram_combination", "ngram_weight", "ngram_ratios"):
+            del meta["model"][name]
+        for name in ("ngram_combination", "ngram_weight", "ngram_scaling"):
+            del meta["train"]["options"][name]
+        (directory / "checkpoint.json").write_text(json.dumps(meta))
+    assert main(["train", "--out", str(out), "--resume", "--max-steps", "6", "--quiet"]) == 0
+    options = json.loads((out / "config.json").read_text())["train"]["options"]
+    assert options["ngram_combination"] == "sum" and options["ngram_scaling"] == "none"
+    resumed = load_task_checkpoint(out / "latest")
+    assert resumed.meta["step"] == 6
+    assert resumed.model.config.ngram_combination == "sum"
+    assert not resumed.model.config.ngram_ratios

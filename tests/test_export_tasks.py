@@ -251,7 +251,7 @@ def chinese_classifier(tmp_path, **settings):
     return out, onnx_file
 
 
-@pytest.mark.parametrize("segmenter", ["jieba", "char"])
+@pytest.mark.parametrize("segmenter", ["jieba", "char", "none"])
 def test_the_classify_example_cuts_chinese_as_the_model_did(segmenter, tmp_path):
     """The example cuts a run of Chinese characters with the segmenter model.json names and
     spans the cuts with the character n-grams: its logits are rnnkit's on Chinese text, mixed
@@ -273,3 +273,25 @@ def test_the_classify_example_refuses_chinese_without_jieba(tmp_path, monkeypatc
     with pytest.raises(SystemExit, match="pip install jieba"):
         example.classify(str(onnx_file), ["这部电影很好看"])
     assert len(example.classify(str(onnx_file), ["a film"])) == 1
+
+
+def test_the_classify_example_refuses_a_model_json_that_does_not_say_how_it_cut(tmp_path):
+    """A model.json of an older export, which names its segmenter but not the Han-run pattern,
+    or has n-grams without saying whether their chunks join Han runs, is refused with one line
+    that says to export again, never guessed."""
+    import json
+
+    _, onnx_file = chinese_classifier(tmp_path, segmenter="jieba")
+    description_file = onnx_file.with_suffix(".json")
+    current = json.loads(description_file.read_text(encoding="utf-8"))
+    example = classify_example()
+    assert len(example.classify(str(onnx_file), ["这部电影很好看"])) == 1
+    for section, key in (((), "han_run"), (("ngrams",), "han_runs")):
+        older = json.loads(json.dumps(current))
+        spec = older["preprocessing"]
+        for name in section:
+            spec = spec[name]
+        del spec[key]
+        description_file.write_text(json.dumps(older), encoding="utf-8")
+        with pytest.raises(SystemExit, match="export the model again with `rnnkit export`"):
+            example.classify(str(onnx_file), ["这部电影很好看"])

@@ -128,6 +128,14 @@ def dataclass_from_dict(cls, data, what: str):
 # ---------------------------------------------------------------- options of runs and tasks
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()  # Option.saved_before of a setting every saved run has
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One setting of a run or a task: its default, its meaning and what values it takes.
@@ -137,6 +145,9 @@ class Option:
     once. `kind` is int, float, str or bool; a default of None means "not given" (the help says
     what is used then). Numbers take `minimum` (and `exclusive` to exclude it) and `below`
     (always excluded); strings may have `choices`; `path` marks a file or directory name.
+    A setting added after runs were already being saved names in `saved_before` what those
+    runs did, so that reading their config.json (to resume, evaluate or export) keeps their
+    behaviour rather than the new default.
     """
 
     name: str
@@ -150,6 +161,7 @@ class Option:
     below: float | None = None
     path: bool = False
     what: str = ""  # a word for the value in errors: "a probability", "a fraction"
+    saved_before: object = UNSET
 
     def __post_init__(self) -> None:
         if self.kind is None:

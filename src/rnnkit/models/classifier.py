@@ -14,14 +14,14 @@ training text had not.
 Pooling (padding excluded by the lengths): "last" the final state of each direction, "mean"
 the average over the real steps, "max" the element-wise maximum over them.
 
-N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram ids, added to the
-logits, so the network learns what the recurrent path adds to a bag of n-grams (Wang and
-Manning 2012's NBSVM and fastText are strong on short texts; the sum starts as that linear
-model, its weights zero). The caller hashes the n-grams (`ngrams=(ids, offsets, weights)`, the
-flat form of nn.EmbeddingBag). With `ngram_ratios` the path's weight for feature j and class c
-is V[j, c] * R[j, c], R the training texts' naive-Bayes log-count ratios (rnnkit.models.
-linear_bag, rnnkit.data.feature_ratios; NBSVM's scaled features): an n-gram that tells the
-classes apart learns fast, one that occurs alike in all of them hardly moves.
+N-gram path (`ngram_buckets` > 0): a linear model over a bag of hashed n-gram ids beside the
+recurrent path (Wang and Manning 2012's NBSVM and fastText are strong on short texts), its
+weights zero at the start; how the two paths meet is below. The caller hashes the n-grams
+(`ngrams=(ids, offsets, weights)`, the flat form of nn.EmbeddingBag). With `ngram_ratios`
+the path's weight for feature j and class c is V[j, c] * R[j, c], R the training texts'
+naive-Bayes log-count ratios (rnnkit.models.linear_bag, rnnkit.data.feature_ratios; NBSVM's
+scaled features): an n-gram that tells the classes apart learns fast, one that occurs alike
+in all of them hardly moves.
 
 How the two paths combine (`ngram_combination`): "sum" adds the n-gram logits to the recurrent
 ones and trains both through one loss, so the network learns what the bag misses; "product"
@@ -73,7 +73,8 @@ class ClassifierConfig:
     # how the n-gram path meets the recurrent one (module docstring); "sum" for models saved
     # before there was a choice
     ngram_combination: str = "sum"
-    ngram_weight: float = 0.5  # "product": the n-gram expert's share, in (0, 1)
+    # "product": the n-gram expert's share, in (0, 1); the task's default (docs/tasks.md)
+    ngram_weight: float = 0.75
     backend: str = "auto"
 
     def __post_init__(self) -> None:
@@ -197,7 +198,9 @@ class SequenceClassifier(nn.Module):
         if self.ngrams is None:
             return logits, None
         ids, offsets, weights = ngrams
-        return logits, self.ngrams(ids, offsets, per_sample_weights=weights.to(logits))
+        # the bag's own dtype: under bfloat16 autocast the head's logits are bfloat16, the bag
+        # float32, and embedding_bag wants its weights and the per-sample weights alike
+        return logits, self.ngrams(ids, offsets, per_sample_weights=weights.to(self.ngrams.weight))
 
     def forward(self, inputs: Tensor, lengths: Tensor, ngrams: tuple | None = None) -> Tensor:
         """The (B, C) logits of both paths combined (module docstring); `path_logits`' args."""

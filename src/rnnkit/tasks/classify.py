@@ -86,10 +86,11 @@ class ClassifyTask(Task):
             "ngram_buckets",
             2**18,
             "a linear path beside the recurrent one: a bag of the text's word 1-2-grams and "
-            "character 2-5-grams, hashed into this many features, added to the logits (text "
-            "input; 0 turns it off)",
+            "character 2-5-grams, hashed into this many features, met with the recurrent path "
+            "as --ngram-combination says (text input; 0 turns it off)",
             minimum=0,
             metavar="N",
+            saved_before=0,
         ),
         Option(
             "ngram_scaling",
@@ -102,6 +103,7 @@ class ClassifyTask(Task):
             "(that class against the others; Wang and Manning 2012's NBSVM), so telling "
             "n-grams learn fast and even ones hardly move; 'none' leaves them as they are",
             choices=("nb", "none"),
+            saved_before="none",
         ),
         Option(
             "ngram_combination",
@@ -114,6 +116,7 @@ class ClassifyTask(Task):
             "ensemble of the two); 'sum' adds the n-gram logits to the recurrent ones under one "
             "loss, so the network learns what the bag misses",
             choices=NGRAM_COMBINATIONS,
+            saved_before="sum",
         ),
         Option(
             "ngram_weight",

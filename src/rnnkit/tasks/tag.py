@@ -81,6 +81,7 @@ class TagTask(Task):
             "this many features, added to the emissions (0 turns it off)",
             minimum=0,
             metavar="N",
+            saved_before=0,
         ),
         Option(
             "feature_scaling",
@@ -90,6 +91,7 @@ class TagTask(Task):
             "tag against the others; Wang and Manning 2012's NBSVM); 'none' leaves them as "
             "they are",
             choices=("nb", "none"),
+            saved_before="none",
         ),
         WORD_DROPOUT,
         UNIDIRECTIONAL,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 
-from .._checks import Option, flag_name, suggest
+from .._checks import UNSET, Option, flag_name, suggest
 from ..initializers import INPUT_INITS, RECURRENT_INITS
 from ..models import CELLS
 from .precision import PRECISIONS
@@ -459,7 +459,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         """A config from `to_dict()`'s JSON, or from the flat JSON of rnnkit before the task
-        settings moved beside the tasks (every setting at the top level)."""
+        settings moved beside the tasks (every setting at the top level). A task setting the
+        JSON lacks takes its `saved_before` value if it has one (what runs did before the
+        setting existed), else its default."""
         if not isinstance(data, dict):
             raise ValueError(f"a train config must be a JSON object; got {type(data).__name__}")
         shared = {f.name for f in fields(cls)}
@@ -481,6 +483,9 @@ class TrainConfig:
                     )
             else:
                 raise ValueError(f"unknown train config keys: {name}")
+        for name, option in own.items():  # a setting the run was saved without
+            if name not in options and option.saved_before is not UNSET:
+                options[name] = option.saved_before
         return cls(**settings, options=options)
 
     def with_overrides(self, **changes) -> TrainConfig:
