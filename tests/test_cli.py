@@ -23,6 +23,7 @@ import torch
 
 from resumed_runs import assert_same_weights
 from rnnkit.cli import main, task_settings
+from rnnkit.tasks.base import TASKS
 from rnnkit.train.config import run_options
 
 TINY_OPTIONS = {"hidden-size": 16, "embedding-dim": 8, "seq-len": 16, "batch-size": 4}
@@ -113,6 +114,37 @@ def test_train_help_lists_every_option_with_its_default(capsys):
     # every task's own settings under the task's heading
     for task in ("lm", "classify", "tag", "seq2seq", "forecast", "condlm", "transcribe"):
         assert f"--task {task}" in out
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_train_help_with_a_task_shows_that_tasks_defaults(task, capsys):
+    """`rnnkit train --task X --help` shows X's own defaults of the run-wide settings (tag's
+    batch of 16, not the language model's 32), every other run-wide default as it is."""
+    from rnnkit.tasks.base import task_class
+
+    code, out, _ = cli(["train", "--task", task, "--help"], capsys)
+    assert code == 0
+    defaults = task_class(task).defaults
+    for option, _ in run_options():
+        default = defaults.get(option.name, option.default)
+        if default is not None and option.kind is not bool:
+            assert f"(default: {default})" in option_help(out, option.flag), option.flag
+    if task == "tag":
+        assert "(default: 16)" in option_help(out, "--batch-size")
+        assert f"(default: {defaults['max_epochs']})" in option_help(out, "--max-epochs")
+    assert cli(["train", f"--task={task}", "--help"], capsys)[1] == out
+
+
+def option_help(out: str, flag: str) -> str:
+    """The help of one flag in argparse's output: its line and the indented ones below it."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {flag} "))
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("    "):  # the next flag (two spaces), a heading or a gap
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
 
 
 @pytest.mark.parametrize("command", ["evaluate", "generate", "bench"])
@@ -407,3 +439,46 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     metrics_b = json.loads((killed / "metrics.json").read_text())
     assert metrics_a["steps"] == metrics_b["steps"] == steps
     assert metrics_a["val_loss"] == metrics_b["val_loss"]
+
+
+def test_ctrl_c_before_anything_is_saved_says_so(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the data is still being read leaves nothing to resume: the line says so,
+    and points to --resume only when the run directory holds a save."""
+    import rnnkit.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rnnkit.train, "train", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--max-steps", "3"]) == 130
+    said = capsys.readouterr().err.strip()
+    assert said == "rnnkit train: interrupted; nothing was saved yet: start it again"
+    (out / "latest").mkdir(parents=True)
+    assert main(["train", "--out", str(out), "--max-steps", "3"]) == 130
+    assert "continue with --resume from the last save" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_not_an_error(capsys, monkeypatch):
+    """`rnnkit predict ... | head -3`: the closed pipe ends the command quietly (141, the code
+    of SIGPIPE), not with "error: [Errno 32] Broken pipe"."""
+    from rnnkit import cli as cli_module
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setitem(cli_module.COMMANDS, "predict", closed)
+    assert main(["predict", "--checkpoint", "x", "--data", "y"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+def test_a_missing_data_file_points_to_the_built_in_corpus_only_for_the_language_model(
+    tmp_path, capsys
+):
+    missing = str(tmp_path / "missing.txt")
+    assert main(["train", "--data", missing, "--out", str(tmp_path / "a")]) == 2
+    assert "omit --data to train on the built-in corpus" in capsys.readouterr().err
+    argv = ["train", "--task", "classify", "--data", missing, "--out", str(tmp_path / "b")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "missing.txt does not exist; check the path" in err and "built-in" not in err

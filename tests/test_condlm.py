@@ -245,6 +245,20 @@ def test_command_line_errors(trained, capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_predict_refuses_a_blank_condition_line_that_would_shift_the_outputs(trained, capsys):
+    """One output line per input line: a blank line inside the file is a FILE:LINE error
+    (skipping it would print the later texts a line early); blank lines at its end are not."""
+    run = str(trained / "run")
+    conditions = trained / "gap.txt"
+    conditions.write_text("a\n\nx\n")
+    assert main(["predict", "--checkpoint", run, "--data", str(conditions)]) == 2
+    err = capsys.readouterr().err
+    assert "gap.txt:2: the condition is empty" in err and err.count("\n") == 1
+    conditions.write_text("a\nx\n\n\n")
+    assert main(["predict", "--checkpoint", run, "--data", str(conditions)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
 def test_evaluate_names_the_line_of_an_unseen_condition(trained, capsys):
     before = {p.name: p.read_bytes() for p in (trained / "run" / "best").iterdir()}
     path = trained / "unseen.tsv"

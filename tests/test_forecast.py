@@ -306,6 +306,9 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
     np.testing.assert_allclose([float(v) for v in lines], series[150:153], atol=2.0)
+    code = main(["predict", "--checkpoint", str(out), "--data", str(history), "--horizon", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--horizon must be a positive whole number of steps; got 0" in err
 
     assert main(["evaluate", "--checkpoint", str(out), "--data", str(data), "--holdout", "30"]) == 0
     result = json.loads(capsys.readouterr().out)

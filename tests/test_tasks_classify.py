@@ -93,6 +93,23 @@ def test_predict_inputs_accept_the_answer_column(tmp_path):
     inputs = task.read_inputs(path)
     assert [e.tokens for e in inputs] == [["good", "film"], ["awful", "film"]]
     assert all(e.label is None for e in inputs)
+    # a blank line is named with the form predict reads, not the training file's
+    with pytest.raises(ValueError, match=r"in.txt:2: the text is empty; every line needs a text"):
+        task.read_inputs(write(tmp_path / "in.txt", ["good film", ""]))
+    with pytest.raises(ValueError, match=r"in.txt:1: .* every line needs label<TAB>text"):
+        task.read_inputs(write(tmp_path / "in.txt", ["neg\t"]))
+
+
+def test_n_gram_settings_the_model_would_not_use_are_refused():
+    """Given settings that the resolved model leaves unused are one-line errors, not ignored."""
+    with pytest.raises(ValueError, match="--ngram-weight weighs the two experts"):
+        task_config("classify", ngram_combination="sum", ngram_weight=0.3)
+    with pytest.raises(ValueError, match="--ngram-weight sets the n-gram path, which "):
+        task_config("classify", ngram_buckets=0, ngram_weight=0.3)
+    with pytest.raises(ValueError, match=r"--ngram-scaling sets .* --tokens numbers leaves out"):
+        task_config("classify", tokens="numbers", ngram_scaling="none")
+    assert task_config("classify", ngram_weight=0.6).ngram_weight == 0.6
+    assert task_config("classify", ngram_combination="sum").ngram_weight == 0.75  # unused
 
 
 def test_options_of_other_tasks_are_rejected():
@@ -264,3 +281,26 @@ def test_cli_numeric_sequences(tmp_path, capsys, one_thread):
     assert "wrong.txt:1: 2 values per time step, but the model was trained on 3" in (
         capsys.readouterr().err
     )
+
+
+def test_a_held_out_part_of_labels_never_trained_is_refused_or_noticed(tmp_path, capsys):
+    """Held-out examples whose label the training part lacks cannot be scored: when all of
+    them are such, training is refused with one line before --out is written (their loss
+    would read 0.0, a perfect fit); when some are, a notice says how many, and the held-out
+    loss is the mean over the others."""
+    lines = sentiment_lines(57)
+    neutral = ["neutral\tso so", "neutral\tfine i guess", "neutral\tit was a film"]
+    every = write(tmp_path / "every.tsv", [*lines, *neutral])  # the last 3 of 60 held out
+    out = tmp_path / "run"
+    args = ["train", "--task", "classify", "--data", str(every), "--out", str(out)]
+    assert main([*args, "--max-steps", "2", "--hidden-size", "8", "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "lacks (neutral)" in err and "--val-data" in err and err.count("\n") == 1
+    assert not out.exists()
+    some = write(tmp_path / "some.tsv", [*lines, neutral[0], *lines[:2]])
+    args = ["train", "--task", "classify", "--data", str(some), "--out", str(out)]
+    assert main([*args, "--max-steps", "2", "--hidden-size", "8", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 3 held-out examples have a label the training part lacks" in captured.err
+    metrics = json.loads(captured.out)
+    assert metrics["unknown_labels"] == 1 and metrics["val_loss"] > 0.1

@@ -170,3 +170,55 @@ def test_every_task_trains_under_bfloat16_autocast(task, tmp_path):
     assert metrics["precision"] == "bfloat16" and metrics["steps"] == 3
     assert metrics["skipped_steps"] == 0 and math.isfinite(metrics["train_loss"])
     assert math.isfinite(metrics["val_loss"])
+
+
+def test_max_epochs_counts_passes_over_the_training_examples():
+    """--max-epochs E is E passes of the batch source's steps (the last pass's batches
+    rounded up), beside --max-steps and --max-time, whichever ends first; the default time
+    budget still holds when neither of those is given."""
+    config = TrainConfig(task="classify", max_epochs=2.5)
+    assert config.budget() == (None, 300.0)  # no batch source to count in yet
+    assert config.budget(steps_per_epoch=4) == (10, 300.0)
+    capped = TrainConfig(task="classify", max_epochs=2.0, max_steps=7, max_time=50.0)
+    assert capped.budget(steps_per_epoch=4) == (7, 50.0)
+    assert capped.budget(steps_per_epoch=3) == (6, 50.0)
+    assert EpochOrder(10, 4, seed=0).steps_per_epoch() == 3
+    assert EpochOrder(12, 4, seed=0).steps_per_epoch() == 3
+
+
+def test_a_run_of_max_epochs_ends_after_that_many_passes(tmp_path):
+    """A classify run of --max-epochs 2 over 57 training examples in batches of 8 (8 steps a
+    pass) stops at step 16, its cosine schedule ending there, however long --max-time is."""
+    data = tmp_path / "d.tsv"
+    data.write_text(lines(60))
+    config = task_config(
+        "classify", data=str(data), out=str(tmp_path / "run"), hidden_size=8, batch_size=8,
+        max_epochs=2, max_time=600.0, eval_every=100, warmup_steps=2, **FAST,
+    )  # fmt: skip
+    metrics = train(config, progress=False)
+    assert metrics["train_examples"] == 57 and metrics["steps"] == 16
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    last = [row for row in rows if row.get("step") == 16 and "lr" in row]
+    assert last and last[-1]["lr"] < 0.05 * config.lr  # the schedule ended with the passes
+
+
+def test_a_tasks_default_epoch_budget_gives_way_to_max_steps_not_to_max_time():
+    """tag stops after its measured number of passes unless a step count is asked for: a
+    long --max-time keeps the cap (it is there to stop short of overfitting)."""
+    default = task_class("tag").defaults["max_epochs"]
+    assert task_config("tag").max_epochs == default
+    assert task_config("tag", max_time=600.0).max_epochs == default
+    assert task_config("tag", max_steps=50).max_epochs is None
+    assert task_config("tag", max_steps=50, max_epochs=3.0).max_epochs == 3.0
+    assert task_config("classify").max_epochs is None
+
+
+def test_the_language_model_refuses_max_epochs(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the time machine " * 200)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(text), "--out", str(out), "--max-epochs", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--max-epochs" in err and "--max-steps or --max-time" in err and err.count("\n") == 1
+    assert not out.exists()

@@ -500,8 +500,12 @@ def test_resume_never_starts_over(tmp_path):
 def test_resume_keeps_settings_but_may_extend_the_budget(tmp_path):
     cfg = config(tmp_path, max_steps=10)
     train(cfg, progress=False)
-    with pytest.raises(ValueError, match=r"--hidden-size is 32 but the run was started with 16"):
+    started = r"--hidden-size is 32 but the run was started with 16"
+    with pytest.raises(ValueError, match=started) as error:
         train(cfg.with_overrides(hidden_size=32), resume=True, progress=False)
+    changeable = str(error.value).split("(only ")[1]  # every setting a resume may change
+    for flag in ("--max-time", "--max-steps", "--max-epochs", "--eval-every", "--log-every"):
+        assert flag in changeable
     metrics = train(cfg.with_overrides(max_steps=15), resume=True, progress=False)
     assert metrics["steps"] == 15
 
@@ -523,8 +527,12 @@ def test_resume_refuses_other_text(tmp_path):
     cfg = config(tmp_path, max_steps=5)
     train(cfg, progress=False)
     Path(cfg.data).write_text(prose(seed=1), encoding="utf-8")
-    with pytest.raises(ValueError, match="differs from the data the run started on"):
+    with pytest.raises(ValueError, match=r"the contents of .* changed since the run started"):
         train(cfg, resume=True, progress=False)
+    other = Path(cfg.data).with_name("other.txt")
+    other.write_text(prose(seed=2), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"other.txt differs from the data the run started on"):
+        train(cfg.with_overrides(data=str(other)), resume=True, progress=False)
 
 
 # ---------------------------------------------------------------- the run directory

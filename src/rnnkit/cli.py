@@ -6,10 +6,13 @@ Errors are one line on stderr with exit code 2; `--debug` shows the traceback in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from . import __version__
 
@@ -88,7 +91,8 @@ last checkpoint.
 
 Task models hold out the last --val-fraction of the examples (or --val-data FILE), keep best/ by
 the task's held-out figure (accuracy, entity F1, ...), and take defaults of their own for the
-settings not given (docs/tasks.md lists them). Settings of other tasks are rejected.
+settings not given (docs/tasks.md lists them; `rnnkit train --task X --help` shows X's).
+Settings of other tasks are rejected.
 
 Several processes or machines: torchrun --standalone --nproc_per_node N -m rnnkit train ...
 trains data-parallel (gloo); --batch-size is the global batch, split evenly across the
@@ -148,14 +152,18 @@ def task_settings() -> dict[str, tuple[object, list[str]]]:
     return found
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The run-wide settings by topic, then each task's own under its name."""
+def add_train_arguments(parser: argparse.ArgumentParser, task: str | None = None) -> None:
+    """The run-wide settings by topic, then each task's own under its name. With `task` (the
+    --task of the command line being helped), the run-wide defaults shown are that task's."""
     from .train.config import OPTION_GROUPS, run_options
 
+    defaults = _task_defaults(task)
     groups = {
         key: parser.add_argument_group(f"run: {title}") for key, title in OPTION_GROUPS.items()
     }
     for option, group in run_options():
+        if option.name in defaults:
+            option = dataclasses.replace(option, default=defaults[option.name])
         _add_option(groups[group], option)
     by_tasks: dict[tuple[str, ...], list] = {}
     for option, tasks in task_settings().values():
@@ -179,6 +187,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     session.add_argument(
         "--quiet", action="store_true", help="no progress bar and no evaluation lines on stderr"
     )
+
+
+def _task_defaults(task: str | None) -> dict:
+    """`task`'s own defaults of run-wide settings ({} for lm, None or a task not built)."""
+    from .tasks.base import available_tasks
+
+    cls = available_tasks().get(task) if task else None
+    return dict(cls.defaults) if cls is not None else {}
+
+
+def task_being_helped(argv: list[str]) -> str | None:
+    """The value of `--task` on a `train` command line (for its --help's defaults)."""
+    if "train" not in argv:
+        return None
+    for i, arg in enumerate(argv):
+        if arg == "--task" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--task="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def train_flag_names() -> list[str]:
@@ -465,7 +493,8 @@ def _add_debug(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(task: str | None = None) -> argparse.ArgumentParser:
+    """The command line; `task`: the --task whose defaults `rnnkit train --help` shows."""
     parser = _Parser(
         prog="rnnkit",
         description="Recurrent networks for PyTorch: layers with explicit, checked BPTT.",
@@ -482,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=TRAIN_EPILOG,
         formatter_class=_HelpFormatter,
     )
-    add_train_arguments(train)
+    add_train_arguments(train, task)
     _add_debug(train)
 
     evaluate = commands.add_parser(
@@ -570,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
             "encoder graph and a decoder step graph (model.decoder.onnx); model.json holds the "
             "task's vocabularies, labels and scalers and, for a CRF tagger, its scores "
             "(docs/tasks.md, Export). "
-            "Language models of every cell export; task models of lstm, gru and rnn cells."
+            "Models of every registered cell export (cells torch has no kernel for as an ONNX "
+            "Scan of rnnkit's step), but seq2seq models of lstm, gru and rnn cells only."
         ),
         epilog=(
             "examples:\n  rnnkit export --checkpoint runs/ts --out ts.onnx\n"
@@ -632,7 +662,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(task_being_helped(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     prog = f"rnnkit {args.command}"
     if _rank() > 0:  # which of torchrun's processes says it
@@ -653,11 +683,22 @@ def main(argv: list[str] | None = None) -> int:
                 return 130  # every rank stopped at that step: rank 0 says so
             hint = f" at step {error.step}; latest/ is saved: continue with --resume"
         elif args.command == "train":
-            hint = "; continue with --resume from the last save"
+            saved = Path(args.out, "latest").is_dir() if getattr(args, "out", None) else False
+            hint = (
+                "; continue with --resume from the last save"
+                if saved
+                else "; nothing was saved yet: start it again"
+            )
         else:
             hint = ""
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout stopped (`| head`): nothing is wrong, and nothing more to say;
+        # stdout goes to /dev/null so that Python's flush at exit does not fail again
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a process killed by the signal reports it
     except USER_ERRORS as error:
         if args.debug:
             raise

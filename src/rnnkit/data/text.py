@@ -52,9 +52,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     path = _as_path("read_text", path)
     codec = _codec_name(path, encoding)
     if not path.exists():
-        raise ValueError(
-            f"{path} does not exist; check the path (or omit --data to use the built-in corpus)"
-        )
+        raise ValueError(f"{path} does not exist; check the path")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; pass a text file, not a directory")
     try:

@@ -124,6 +124,9 @@ class EpochOrder:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return torch.randperm(self.n, generator=generator).tolist()
 
+    def steps_per_epoch(self) -> int:
+        return -(-self.n // self.batch_size)
+
     def next_indices(self) -> list[int]:
         if self.position >= self.n:
             self.epoch += 1
@@ -155,6 +158,10 @@ class ExampleBatches:
 
     def shard(self, world) -> None:
         self.world = world
+
+    def steps_per_epoch(self) -> int:
+        """Batches in one pass over the examples (the global batches, under torchrun too)."""
+        return self.order.steps_per_epoch()
 
     def next_batch(self) -> Batch:
         indices = self.order.next_indices()
@@ -216,6 +223,11 @@ class Task(ABC):
     def check_config(cls, config) -> None:
         """Optional: one-line ValueErrors for settings that do not go together for this task
         (each setting's own range is checked by its Option already)."""
+
+    @classmethod  # noqa: B027 (an optional hook)
+    def check_given(cls, given: dict, config) -> None:
+        """Optional: one-line ValueErrors for settings given (by name, on the command line or
+        to task_config) that `config` would leave unused. Not applied to stored runs."""
 
     # ------------------------------------------------------------ data
 
@@ -370,13 +382,23 @@ class Task(ABC):
 
     @torch.no_grad()
     def evaluate_held_out(self, model: nn.Module, data: TaskData) -> dict:
-        """{"val_loss", **task metrics} on the held-out part (model in eval mode)."""
+        """{"val_loss", **task metrics} on the held-out part (model in eval mode). The loss is
+        the mean over what each batch's loss averages (`loss_weight`: examples of a known
+        label, target tokens, ...), so a batch counts by what it holds."""
         items = self.encoded(data, "val")
         total, count = 0.0, 0
         for batch in batches_of(self, items, self.config.batch_size):
-            total += float(self.loss(model, batch)) * batch.size
-            count += batch.size
-        return {"val_loss": total / count, **self.evaluate(model, data.val)}
+            weight = self.loss_weight(batch)
+            total += float(self.loss(model, batch)) * weight
+            count += weight
+        # `check_held_out` refuses a held-out part with nothing to score
+        val_loss = total / count if count else float("nan")
+        return {"val_loss": val_loss, **self.evaluate(model, data.val)}
+
+    def check_held_out(self, data: TaskData) -> list[str]:
+        """Notices about the held-out part, once the task is fitted (said when training
+        starts); a ValueError if it cannot choose best/. Default: none."""
+        return []
 
     def describe_eval(self, row: dict) -> str:
         """The evaluation line on stderr."""

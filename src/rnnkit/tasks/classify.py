@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import Option
+from .._checks import Option, flag_name
 from ..data import Vocab, make_tokenizer
 from ..data.feature_ratios import log_count_ratios
 from ..data.ngrams import hashed_bag
@@ -183,13 +183,13 @@ class ClassifyTask(Task):
 
     # ------------------------------------------------------------ reading
 
-    def _tokens(self, text: str, where: str) -> list:
+    def _tokens(self, text: str, where: str, form: str = "label<TAB>text") -> list:
         if self.numeric:
             tokens = parse_numbers(text, where)
         else:
             tokens = make_tokenizer(self.config.tokens, self.segmenter).tokenize(text)
         if not tokens:
-            raise ValueError(f"{where}: the text is empty; every line needs label<TAB>text")
+            raise ValueError(f"{where}: the text is empty; every line needs {form}")
         if self.numeric and self.mean is not None and len(tokens[0]) != len(self.mean):
             raise ValueError(
                 f"{where}: {len(tokens[0])} values per time step, but the model was trained on "
@@ -229,7 +229,8 @@ class ClassifyTask(Task):
                     f"expected text or label<TAB>text, found {len(columns)} tab-separated columns",
                 )
             text = columns[-1]  # label<TAB>text: the answer is ignored
-            inputs.append(Example(self._tokens(text, f"{path}:{number}"), None))
+            form = "a text to classify" if len(columns) == 1 else "label<TAB>text"
+            inputs.append(Example(self._tokens(text, f"{path}:{number}", form), None))
         if not inputs:
             raise ValueError(f"{path} holds no inputs; expected one text per line")
         return inputs
@@ -396,8 +397,43 @@ class ClassifyTask(Task):
             return sum(logits.sum() for logits in paths) * 0.0
         return sum(F.cross_entropy(logits, t["labels"], ignore_index=IGNORE) for logits in paths)
 
+    @classmethod
+    def check_given(cls, given: dict, config) -> None:
+        path = [n for n in ("ngram_scaling", "ngram_combination", "ngram_weight") if n in given]
+        if path and (config.ngram_buckets == 0 or config.tokens == "numbers"):
+            off = "--ngram-buckets 0" if config.ngram_buckets == 0 else "--tokens numbers"
+            raise ValueError(
+                f"{flag_name(path[0])} sets the n-gram path, which {off} leaves out; drop it"
+            )
+        if "ngram_weight" in given and config.ngram_combination != "product":
+            raise ValueError(
+                "--ngram-weight weighs the two experts of --ngram-combination product; with "
+                f"{config.ngram_combination} the paths are added unweighted: drop it"
+            )
+
     def loss_weight(self, batch: Batch) -> float:
         return int((batch.tensors["labels"] != IGNORE).sum())  # the examples of known label
+
+    def check_held_out(self, data) -> list[str]:
+        unseen = [e.label for e in data.val if e.label not in self.labels]
+        if not unseen:
+            return []
+        names = ", ".join(sorted(set(unseen))[:5])
+        where = (
+            "--val-data"
+            if self.config.val_data
+            else f"the held-out part (the last {self.config.val_fraction:g} of the examples)"
+        )
+        if len(unseen) == len(data.val):
+            raise ValueError(
+                f"every example of {where} has a label the training part lacks ({names}): "
+                "nothing there can be scored; spread each label through the file (shuffle "
+                "it) or give --val-data with the training labels"
+            )
+        return [
+            f"{len(unseen)} of {len(data.val)} held-out examples have a label the training "
+            f"part lacks ({names}): they count as wrong and are left out of the held-out loss"
+        ]
 
     # ------------------------------------------------------------ inference
 

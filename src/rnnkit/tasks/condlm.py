@@ -195,9 +195,14 @@ class ConditionedLMTask(Task):
 
     def read_inputs(self, path) -> list[ConditionedExample]:
         inputs = []
-        for number, line in enumerate(read_lines(path, self.config.encoding), 1):
-            if not line.strip():
-                continue
+        lines = read_lines(path, self.config.encoding)
+        while lines and not lines[-1].strip():  # blank lines at the end align with nothing
+            lines.pop()
+        for number, line in enumerate(lines, 1):
+            if not line.strip():  # skipped, it would shift every later output a line up
+                raise line_error(
+                    path, number, "the condition is empty; give one condition per line"
+                )
             columns = line.split("\t")
             if len(columns) > 2:
                 raise line_error(

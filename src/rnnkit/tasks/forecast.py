@@ -396,6 +396,8 @@ class ForecastTask(Task):
 
     def predict(self, model: ForecasterModel, inputs: list[Point], horizon: int = 1) -> list[float]:
         """The next `horizon` values after the series in `inputs` (recursive forecasts)."""
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"--horizon must be a positive whole number of steps; got {horizon!r}")
         history = [p for p in inputs if p.value is not None]
         future = [p for p in inputs if p.value is None]
         K = model.config.n_exogenous

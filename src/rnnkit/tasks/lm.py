@@ -105,7 +105,7 @@ class LanguageModelTask(Task):
     def load_data(self, train=None, val=None) -> TaskData:
         config = self.config
         if train is None:
-            text = read_text(config.data, config.encoding) if config.data else builtin_corpus()
+            text = _read_data(config) if config.data else builtin_corpus()
             name = config.data or BUILTIN
         elif isinstance(train, str):
             text, name = train, PYTHON_SOURCE
@@ -346,6 +346,16 @@ class LMBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.stream.load_state_dict(state)
+
+
+def _read_data(config) -> str:
+    try:
+        return read_text(config.data, config.encoding)
+    except ValueError as error:
+        if "does not exist" not in str(error):
+            raise
+        # only the language model has a corpus of its own to fall back on
+        raise ValueError(f"{error} (or omit --data to train on the built-in corpus)") from None
 
 
 def planned_passes(config, train_tokens: int) -> float:

@@ -76,6 +76,7 @@ RESUMABLE_OVERRIDES = (
     "data",
     "max_time",
     "max_steps",
+    "max_epochs",
     "eval_every",
     "log_every",
     "save_every",
@@ -364,6 +365,19 @@ class TrainConfig:
         metavar="N",
         minimum=1,
     )
+    max_epochs: float | None = _setting(
+        None,
+        "training budget in passes over the training examples, beside --max-steps and "
+        "--max-time (whichever ends first), so that a long --max-time does not train past "
+        "the point where the model overfits; default: none, tag's measured on public data "
+        "(docs/tasks.md); a task's default gives way to a given --max-steps. The task "
+        "models only (not --task lm)",
+        "budget",
+        kind=float,
+        metavar="E",
+        minimum=0.0,
+        exclusive=True,
+    )
     eval_every: int = _setting(
         500,
         "evaluate on the held-out part every N steps (and always at the end)",
@@ -432,11 +446,16 @@ class TrainConfig:
             f"TrainConfig of task {self.__dict__.get('task')!r} has no setting {name!r}"
         )
 
-    def budget(self) -> tuple[int | None, float | None]:
-        """(max_steps, max_time) with the default time budget filled in."""
+    def budget(self, steps_per_epoch: int | None = None) -> tuple[int | None, float | None]:
+        """(max_steps, max_time) with the default time budget filled in; with
+        `steps_per_epoch` (the batch source's), --max-epochs as steps joins --max-steps."""
+        max_steps = self.max_steps
+        if self.max_epochs is not None and steps_per_epoch is not None:
+            epoch_steps = max(1, math.ceil(self.max_epochs * steps_per_epoch))
+            max_steps = epoch_steps if max_steps is None else min(max_steps, epoch_steps)
         if self.max_steps is None and self.max_time is None:
-            return None, DEFAULT_MAX_TIME
-        return self.max_steps, self.max_time
+            return max_steps, DEFAULT_MAX_TIME
+        return max_steps, self.max_time
 
     def resolved_beta1(self) -> float:
         """--beta1, or the default: DEFAULT_LM_BETA1 for the language model, 0.9 for tasks."""
@@ -576,7 +595,9 @@ def task_config(task: str = "lm", **given) -> TrainConfig:
     run-wide and the task's own alike.
 
     A task's default step budget gives way to a --max-time given without --max-steps (and a
-    default time budget to a given --max-steps), so --max-time means the same for every task.
+    default time budget to a given --max-steps), so --max-time means the same for every task;
+    a task's default epoch budget gives way to a given --max-steps, not to --max-time (it is
+    there to stop a long time budget short of overfitting).
     """
     from ..tasks.base import task_class
 
@@ -585,11 +606,15 @@ def task_config(task: str = "lm", **given) -> TrainConfig:
         defaults.pop("max_steps", None)
     if "max_steps" in given and "max_time" not in given:
         defaults.pop("max_time", None)
+    if "max_steps" in given:  # a step count asked for is trained whole
+        defaults.pop("max_epochs", None)
     settings = {**defaults, **given, "task": task}
     shared = {f.name for f in fields(TrainConfig)} - {"options"}
     run = {k: v for k, v in settings.items() if k in shared}
     options = {k: v for k, v in settings.items() if k not in shared}
-    return TrainConfig(**run, options=options)
+    config = TrainConfig(**run, options=options)
+    task_class(task).check_given(given, config)
+    return config
 
 
 # ---------------------------------------------------------------- checks across settings
@@ -614,6 +639,11 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"--recurrent-init chrono sets the gate biases of an LSTM or GRU cell (lstm, gru, "
             f"lnlstm, lngru); got --cell {config.cell}"
+        )
+    if config.max_epochs is not None and config.task == "lm":
+        raise ValueError(
+            "--max-epochs applies to the task models: --task lm reads its text as one stream; "
+            "give its budget as --max-steps or --max-time"
         )
     if config.word_vectors is not None and config.embedding_dim == 0:
         raise ValueError("--word-vectors needs a learned embedding; got --embedding-dim 0")

@@ -124,10 +124,11 @@ def check_resume_matches(stored: TrainConfig, given: TrainConfig) -> None:
         if name in RESUMABLE_OVERRIDES:
             continue
         if before.get(name) != value:
+            changeable = [flag_name(n) for n in RESUMABLE_OVERRIDES if n not in ("out", "data")]
             raise ValueError(
                 f"--resume: {flag_name(name)} is {value!r} but the run was started with "
-                f"{before.get(name)!r}; a resumed run keeps its settings (only --max-time, "
-                "--max-steps, --eval-every, --save-every and --threads may change)"
+                f"{before.get(name)!r}; a resumed run keeps its settings (only "
+                f"{', '.join(changeable[:-1])} and {changeable[-1]} may change)"
             )
 
 

@@ -303,8 +303,12 @@ class Run:
     def wall_time(self) -> float:
         return self.wall_at_start + (time.perf_counter() - self.session_start)
 
+    def budget(self) -> tuple[int | None, float | None]:
+        """(max_steps, max_time), --max-epochs counted in this run's steps per epoch."""
+        return self.config.budget(steps_per_epoch(self.config, self.source))
+
     def budget_spent(self) -> bool:
-        max_steps, max_time = self.config.budget()
+        max_steps, max_time = self.budget()
         if max_steps is not None and self.clock.step >= max_steps:
             return True
         return max_time is not None and self.clock.train_time >= max_time
@@ -607,7 +611,7 @@ def drive(run: Run, *, show: bool, stop_at_step: int | None) -> dict:
     finished run). Ctrl-C saves latest/ at the step reached and re-raises."""
     clock, out, world = run.clock, run.out, run.world
     run.log = RunLog.resume(out / rundir.LOG, clock.step, writes=world.main)
-    max_steps, max_time = run.config.budget()
+    max_steps, max_time = run.budget()
     run.progress = Progress(
         show and world.main,
         max_steps=max_steps,
@@ -659,9 +663,24 @@ def keeping_torch_state(threads: int | None, train: Callable[[], dict]) -> dict:
             torch.set_num_threads(before)
 
 
-def lr_schedule(config: TrainConfig) -> LRSchedule:
-    """The learning-rate schedule of `config` over its budget."""
-    max_steps, max_time = config.budget()
+def steps_per_epoch(config: TrainConfig, source) -> int | None:
+    """The optimizer steps of one pass over the training examples when --max-epochs needs
+    them (None without it); a batch source without epochs refuses the setting."""
+    if config.max_epochs is None:
+        return None
+    count = getattr(source, "steps_per_epoch", None)
+    if count is None:
+        raise ValueError(
+            f"--max-epochs: --task {config.task}'s batches are not counted in epochs; give "
+            "the budget as --max-steps or --max-time"
+        )
+    return count()
+
+
+def lr_schedule(config: TrainConfig, source=None) -> LRSchedule:
+    """The learning-rate schedule of `config` over its budget (--max-epochs counted in the
+    steps of `source`, the run's batch source)."""
+    max_steps, max_time = config.budget(steps_per_epoch(config, source))
     return LRSchedule(
         config.lr, config.warmup_steps, config.schedule, max_steps=max_steps, max_time=max_time
     )
@@ -686,6 +705,9 @@ def _prepare(config: TrainConfig, resume: bool, force: bool, train, val, world: 
             raise ValueError(
                 f"--resume: {data.source['data']} differs from the data the run started on "
                 f"({stored.source.get('data')}); resume on the same data"
+                if data.source["data"] != stored.source.get("data")
+                else f"--resume: the contents of {data.source['data']} changed since the run "
+                "started (its SHA-256 differs); resume on the data it started on"
             )
     else:
         task.fit(data.train)
@@ -742,7 +764,7 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, w
         data=data,
         model=model,
         optimizer=optimizer,
-        schedule=lr_schedule(config),
+        schedule=lr_schedule(config, source),
         source=source,
         clock=Clock(),
         log=RunLog(out / rundir.LOG, writes=world.main),
@@ -750,6 +772,7 @@ def _train(config: TrainConfig, resume, force, show, stop_at_step, train, val, w
         precision=resolve_precision(config.precision),
         world=world,
     )
+    run.notices.extend(task.check_held_out(data))
     if config.ema_decay > 0:
         run.average = WeightAverage(model, config.ema_decay)
     if restoring:
