@@ -218,9 +218,17 @@ def test_cli_train_predict_evaluate(tmp_path, capsys, one_thread):
 
     test = write(tmp_path / "test.tsv", sentiment_lines(60, seed=1))
     assert main(["evaluate", "--checkpoint", str(out), "--data", str(test)]) == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     assert result["task"] == "classify" and result["accuracy"] >= 0.8
     assert 0 <= result["macro_f1"] <= 1
+    assert captured.err == ""
+    # a file of none of the model's labels is scored, and said to be the wrong file, likely
+    other = write(tmp_path / "other.tsv", ["B-PER\tthe film", "O\ta plot"])
+    assert main(["evaluate", "--checkpoint", str(out), "--data", str(other)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["unknown_labels"] == 2
+    assert "warning: no label in" in captured.err and "is it the right file" in captured.err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -127,4 +127,21 @@ def run_task_evaluate(args: argparse.Namespace) -> int:
     loaded.model.eval()
     result = {"task": loaded.task.name, **loaded.task.evaluate(loaded.model, examples, **options)}
     print(json.dumps(result, indent=2))
+    _warn_if_nothing_known(args, result)
     return 0
+
+
+# the answers a file holds, and the count of those the model never saw, by the metrics' names
+_KNOWN_ANSWERS = {"unknown_labels": ("examples", "label"), "unknown_tags": ("tokens", "tag")}
+
+
+def _warn_if_nothing_known(args: argparse.Namespace, result: dict) -> None:
+    """Scores of a file none of whose answers the model was trained on are scores of the wrong
+    file, most likely (another task's, another tag set): say so beside them."""
+    for unknown, (total, what) in _KNOWN_ANSWERS.items():
+        if result.get(unknown) and result[unknown] == result.get(total):
+            print(
+                f"rnnkit evaluate: warning: no {what} in {args.data} is one the model was "
+                f"trained on; is it the right file for this {result['task']} model?",
+                file=sys.stderr,
+            )

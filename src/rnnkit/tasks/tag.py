@@ -115,7 +115,7 @@ class TagTask(Task):
         # CoNLL-2002 Dutch, seed 0: 5 / 7 / 10 passes 0.7919 / 0.8050 / 0.8015, no limit in
         # 600 s (22 passes) 0.7857; 7 passes over seeds 0-2 0.8057 against 0.8005 for 180 s
         # unlimited; on its first 1,500 sentences 7 / 20 / 40 / 60 passes 0.606 / 0.601 / 0.616
-        # / 0.609 (docs/tasks.md "Defaults by measurement")
+        # / 0.609; with --max-time 180 (time ending 2 of 3 runs first) 0.8041 (docs/tasks.md)
         "max_epochs": 7,
     }
 
