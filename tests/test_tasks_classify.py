@@ -108,6 +108,10 @@ def test_n_gram_settings_the_model_would_not_use_are_refused():
         task_config("classify", ngram_buckets=0, ngram_weight=0.3)
     with pytest.raises(ValueError, match=r"--ngram-scaling sets .* --tokens numbers leaves out"):
         task_config("classify", tokens="numbers", ngram_scaling="none")
+    with pytest.raises(ValueError, match=r"--ngram-buckets sets .* --tokens numbers leaves out"):
+        task_config("classify", tokens="numbers", ngram_buckets=1024)
+    with pytest.raises(ValueError, match=r"--feature-scaling sets the feature path, which"):
+        task_config("tag", feature_buckets=0, feature_scaling="nb")
     assert task_config("classify", ngram_weight=0.6).ngram_weight == 0.6
     assert task_config("classify", ngram_combination="sum").ngram_weight == 0.75  # unused
 

@@ -211,6 +211,28 @@ def test_a_tasks_default_epoch_budget_gives_way_to_max_steps_not_to_max_time():
     assert task_config("tag", max_steps=50).max_epochs is None
     assert task_config("tag", max_steps=50, max_epochs=3.0).max_epochs == 3.0
     assert task_config("classify").max_epochs is None
+    # a given --max-epochs replaces a task's default step budget (forecast's 1,000 steps)
+    assert task_config("forecast").max_steps == 1000
+    assert task_config("forecast", max_epochs=50.0).max_steps is None
+
+
+def test_a_resume_given_max_steps_trains_them_past_the_epoch_limit(tmp_path, capsys):
+    """A tag run stopped by its default 7 passes, resumed with --max-steps, trains to that
+    step (the steps asked for, as for a new run); resumed with --max-time alone it is done."""
+    data = write_sample("tag", tmp_path / "data")
+    out = tmp_path / "run"
+    config = task_config(
+        "tag", data=str(data), out=str(out), hidden_size=8, batch_size=8, max_time=120.0,
+        eval_every=1000, **FAST,
+    )  # fmt: skip
+    first = train(config, progress=False)
+    per_pass = -(-first["train_examples"] // 8)
+    assert first["steps"] == 7 * per_pass
+    args = ["train", "--out", str(out), "--resume", "--quiet"]
+    assert main([*args, "--max-time", "240"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 7 * per_pass
+    assert main([*args, "--max-steps", str(7 * per_pass + 3)]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 7 * per_pass + 3
 
 
 def test_the_language_model_refuses_max_epochs(tmp_path, capsys):

@@ -391,7 +391,8 @@ class Task(ABC):
             weight = self.loss_weight(batch)
             total += float(self.loss(model, batch)) * weight
             count += weight
-        # `check_held_out` refuses a held-out part with nothing to score
+        # nothing to score (every held-out answer unknown): classify's check_held_out refuses
+        # that before training; for the other tasks the loss is NaN and the metrics say why
         val_loss = total / count if count else float("nan")
         return {"val_loss": val_loss, **self.evaluate(model, data.val)}
 

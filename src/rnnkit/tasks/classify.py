@@ -400,6 +400,8 @@ class ClassifyTask(Task):
     @classmethod
     def check_given(cls, given: dict, config) -> None:
         path = [n for n in ("ngram_scaling", "ngram_combination", "ngram_weight") if n in given]
+        if config.tokens == "numbers" and "ngram_buckets" in given and config.ngram_buckets:
+            path.insert(0, "ngram_buckets")
         if path and (config.ngram_buckets == 0 or config.tokens == "numbers"):
             off = "--ngram-buckets 0" if config.ngram_buckets == 0 else "--tokens numbers"
             raise ValueError(
@@ -415,20 +417,20 @@ class ClassifyTask(Task):
         return int((batch.tensors["labels"] != IGNORE).sum())  # the examples of known label
 
     def check_held_out(self, data) -> list[str]:
+        from ..train.distributed import on_every_rank  # every rank sees the same split
+
         unseen = [e.label for e in data.val if e.label not in self.labels]
         if not unseen:
             return []
-        names = ", ".join(sorted(set(unseen))[:5])
-        where = (
-            "--val-data"
-            if self.config.val_data
-            else f"the held-out part (the last {self.config.val_fraction:g} of the examples)"
-        )
+        names = ", ".join(sorted({"no label" if u is None else str(u) for u in unseen})[:5])
+        where = "--val-data" if self.config.val_data else "the held-out part"
         if len(unseen) == len(data.val):
-            raise ValueError(
-                f"every example of {where} has a label the training part lacks ({names}): "
-                "nothing there can be scored; spread each label through the file (shuffle "
-                "it) or give --val-data with the training labels"
+            raise on_every_rank(
+                ValueError(
+                    f"every example of {where} has a label the training part lacks ({names}): "
+                    "nothing there can be scored; spread each label through the file (shuffle "
+                    "it) or give --val-data with the training labels"
+                )
             )
         return [
             f"{len(unseen)} of {len(data.val)} held-out examples have a label the training "

@@ -119,6 +119,14 @@ class TagTask(Task):
         "max_epochs": 7,
     }
 
+    @classmethod
+    def check_given(cls, given: dict, config) -> None:
+        if "feature_scaling" in given and config.feature_buckets == 0:
+            raise ValueError(
+                "--feature-scaling sets the feature path, which --feature-buckets 0 leaves out; "
+                "drop it"
+            )
+
     def __init__(self, config) -> None:
         if config.tokens != "word":
             raise ValueError(

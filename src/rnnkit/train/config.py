@@ -369,9 +369,10 @@ class TrainConfig:
         None,
         "training budget in passes over the training examples, beside --max-steps and "
         "--max-time (whichever ends first), so that a long --max-time does not train past "
-        "the point where the model overfits; default: none, tag's measured on public data "
-        "(docs/tasks.md); a task's default gives way to a given --max-steps. The task "
-        "models only (not --task lm)",
+        "the point where the model overfits (the 300 s default time budget still holds "
+        "unless --max-time or --max-steps is given); tag sets one, measured on public data "
+        "(docs/tasks.md), which gives way to a given --max-steps; a given --max-epochs "
+        "replaces a task's default step budget. The task models only (not --task lm)",
         "budget",
         kind=float,
         metavar="E",
@@ -597,7 +598,8 @@ def task_config(task: str = "lm", **given) -> TrainConfig:
     A task's default step budget gives way to a --max-time given without --max-steps (and a
     default time budget to a given --max-steps), so --max-time means the same for every task;
     a task's default epoch budget gives way to a given --max-steps, not to --max-time (it is
-    there to stop a long time budget short of overfitting).
+    there to stop a long time budget short of overfitting), and a task's default step budget
+    to a given --max-epochs.
     """
     from ..tasks.base import task_class
 
@@ -608,6 +610,8 @@ def task_config(task: str = "lm", **given) -> TrainConfig:
         defaults.pop("max_time", None)
     if "max_steps" in given:  # a step count asked for is trained whole
         defaults.pop("max_epochs", None)
+    if "max_epochs" in given and "max_steps" not in given:
+        defaults.pop("max_steps", None)
     settings = {**defaults, **given, "task": task}
     shared = {f.name for f in fields(TrainConfig)} - {"options"}
     run = {k: v for k, v in settings.items() if k in shared}

@@ -103,6 +103,8 @@ def config_for_resume(out: str, overrides: dict) -> TrainConfig:
     check_out(Path(out), resume=True, force=False)
     stored = read_run(Path(out))
     check_resumable(Path(out), stored)
+    if "max_steps" in overrides and "max_epochs" not in overrides:
+        overrides = {**overrides, "max_epochs": None}  # as task_config: the steps asked for
     return stored.config.with_overrides(**{"out": out, **overrides})
 
 
@@ -124,11 +126,12 @@ def check_resume_matches(stored: TrainConfig, given: TrainConfig) -> None:
         if name in RESUMABLE_OVERRIDES:
             continue
         if before.get(name) != value:
-            changeable = [flag_name(n) for n in RESUMABLE_OVERRIDES if n not in ("out", "data")]
+            changeable = [flag_name(n) for n in RESUMABLE_OVERRIDES if n != "out"]
             raise ValueError(
                 f"--resume: {flag_name(name)} is {value!r} but the run was started with "
                 f"{before.get(name)!r}; a resumed run keeps its settings (only "
-                f"{', '.join(changeable[:-1])} and {changeable[-1]} may change)"
+                f"{', '.join(changeable[:-1])} and {changeable[-1]} may change; --data to a "
+                "file of the same contents)"
             )
 
 

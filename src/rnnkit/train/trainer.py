@@ -670,9 +670,11 @@ def steps_per_epoch(config: TrainConfig, source) -> int | None:
         return None
     count = getattr(source, "steps_per_epoch", None)
     if count is None:
-        raise ValueError(
-            f"--max-epochs: --task {config.task}'s batches are not counted in epochs; give "
-            "the budget as --max-steps or --max-time"
+        raise on_every_rank(
+            ValueError(
+                f"--max-epochs: --task {config.task}'s batches are not counted in epochs; give "
+                "the budget as --max-steps or --max-time"
+            )
         )
     return count()
 
