@@ -42,17 +42,18 @@ def _codec_name(path: Path, encoding) -> str:
         ) from None
 
 
-def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", if_missing: str = "") -> str:
     """The text of the file at `path`, decoded with `encoding`, newlines kept as they are.
 
     A leading UTF-8 byte-order mark is dropped: it marks the encoding and is not text (Project
     Gutenberg files start with one). Raises ValueError, naming the path and the fix, for a missing
     file, a directory, an empty file, a binary file (NUL bytes) and bytes `encoding` cannot decode.
+    `if_missing` is the caller's other way out, added to the missing file's message.
     """
     path = _as_path("read_text", path)
     codec = _codec_name(path, encoding)
     if not path.exists():
-        raise ValueError(f"{path} does not exist; check the path")
+        raise ValueError(f"{path} does not exist; check the path{if_missing}")
     if path.is_dir():
         raise ValueError(f"{path} is a directory; pass a text file, not a directory")
     try:

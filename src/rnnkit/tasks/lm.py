@@ -40,6 +40,7 @@ from ..models import LanguageModel, LanguageModelConfig
 from .base import PYTHON_SOURCE, Batch, Task, TaskData
 
 BUILTIN = "builtin:pydoc_topics"
+OR_BUILTIN = " (or omit --data to train on the built-in corpus)"  # for a missing --data
 BOUNDARIES = ("none", "line")  # how a text's tokens are framed: as they are, or per line
 
 # The automatic dropout (`--dropout` not given), by passes over the training text: see
@@ -105,7 +106,10 @@ class LanguageModelTask(Task):
     def load_data(self, train=None, val=None) -> TaskData:
         config = self.config
         if train is None:
-            text = _read_data(config) if config.data else builtin_corpus()
+            if config.data:  # only the language model has a corpus of its own to fall back on
+                text = read_text(config.data, config.encoding, if_missing=OR_BUILTIN)
+            else:
+                text = builtin_corpus()
             name = config.data or BUILTIN
         elif isinstance(train, str):
             text, name = train, PYTHON_SOURCE
@@ -346,16 +350,6 @@ class LMBatches:
 
     def load_state_dict(self, state: dict) -> None:
         self.stream.load_state_dict(state)
-
-
-def _read_data(config) -> str:
-    try:
-        return read_text(config.data, config.encoding)
-    except ValueError as error:
-        if "does not exist" not in str(error):
-            raise
-        # only the language model has a corpus of its own to fall back on
-        raise ValueError(f"{error} (or omit --data to train on the built-in corpus)") from None
 
 
 def planned_passes(config, train_tokens: int) -> float:
